@@ -1,0 +1,119 @@
+package loopdetect
+
+import "strings"
+
+// Kind is what a message is, for counting purposes.
+type Kind string
+
+// The kinds a message can have. Exactly one is primary in a [Verdict].
+const (
+	// KindOrdinary is mail written by a person or an ordinary program.
+	KindOrdinary Kind = "ordinary"
+	// KindBounce is a delivery status notification or any MTA's
+	// non-delivery report (RFC 3464, RFC 3461 4.1), including delay and
+	// success notices (see Verdict.DSNAction).
+	KindBounce Kind = "bounce"
+	// KindForwardedNDR is a bounce that a person or a mailbox rule sent on as
+	// new mail: the engine of the forwarding-rule storm.
+	KindForwardedNDR Kind = "forwarded-ndr"
+	// KindAutoReply is an out-of-office, vacation or other automatic
+	// response (RFC 3834).
+	KindAutoReply Kind = "auto-reply"
+)
+
+// Kinds lists every kind, for validation and documentation.
+var Kinds = []Kind{KindOrdinary, KindBounce, KindForwardedNDR, KindAutoReply}
+
+// DSN actions (RFC 3464 2.3.3), normalized.
+const (
+	DSNFailed    = "failed"
+	DSNDelayed   = "delayed"
+	DSNDelivered = "delivered"
+)
+
+// Signal is one piece of evidence: what fired, where, and the value seen.
+type Signal struct {
+	// Name is a short stable identifier, e.g. "null-sender" or "subject-forwarded-ndr".
+	Name string `json:"name"`
+	// Where names the place it was seen: "envelope", "header:Subject", "body", "part:2".
+	Where string `json:"where"`
+	// Value is the text that matched, shortened for logs.
+	Value string `json:"value,omitempty"`
+}
+
+// Verdict is the classifier's answer for one message.
+type Verdict struct {
+	Kind Kind `json:"kind"`
+	// DSNAction is failed, delayed or delivered for bounces when it can be
+	// told; empty otherwise.
+	DSNAction string `json:"dsn_action,omitempty"`
+	// Signals is every piece of evidence that fired, primary or not.
+	Signals []Signal `json:"signals"`
+	// LoopSigns are the signals that a loop is already running (hop count,
+	// X-Loop, forward depth, NDR of an NDR). They are independent of Kind.
+	LoopSigns []Signal `json:"loop_signs,omitempty"`
+	// Hops is the number of Received header fields (RFC 5321 4.4).
+	Hops int `json:"hops"`
+	// ForwardDepth is how many forward prefixes the subject carries.
+	ForwardDepth int `json:"forward_depth,omitempty"`
+	// OriginalMessageID is the Message-ID of the message an NDR refers to.
+	OriginalMessageID string `json:"original_message_id,omitempty"`
+	// OriginalRecipient is the recipient the NDR says could not be reached.
+	OriginalRecipient string `json:"original_recipient,omitempty"`
+}
+
+// Has reports whether a signal of that name fired.
+func (v *Verdict) Has(name string) bool {
+	for _, s := range v.Signals {
+		if s.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// Explain renders the evidence in one line for logs.
+func (v *Verdict) Explain() string {
+	var b strings.Builder
+	b.WriteString(string(v.Kind))
+	for i, s := range v.Signals {
+		if i == 0 {
+			b.WriteString(": ")
+		} else {
+			b.WriteString(", ")
+		}
+		b.WriteString(s.Name)
+		if s.Value != "" {
+			b.WriteString("=")
+			b.WriteString(quoteShort(s.Value))
+		}
+	}
+	return b.String()
+}
+
+func (v *Verdict) add(name, where, value string) {
+	v.Signals = append(v.Signals, Signal{Name: name, Where: where, Value: shorten(value)})
+}
+
+const maxSignalValue = 120
+
+func shorten(s string) string {
+	if len(s) <= maxSignalValue {
+		return s
+	}
+	// Cut on a rune boundary.
+	cut := maxSignalValue
+	for cut > 0 && !isRuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
+}
+
+func isRuneStart(b byte) bool { return b&0xC0 != 0x80 }
+
+func quoteShort(s string) string {
+	if strings.ContainsAny(s, " \t\"") {
+		return `"` + strings.ReplaceAll(s, `"`, `'`) + `"`
+	}
+	return s
+}

@@ -1,0 +1,337 @@
+// Package policy reads, checks and applies loopbreaker's TOML policy: the
+// local domains, the quarantine mailbox and the rules that say which messages
+// are counted by which key, how many a window lets through and what happens
+// to the rest.
+//
+// It is pure: matching a message against a rule needs no I/O. Counting is
+// the state package's job, deciding the engine's.
+package policy
+
+import (
+	_ "embed"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"slices"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/loopbreaker/loopbreaker/loopdetect"
+)
+
+//go:embed default.toml
+var defaultPolicy string
+
+// DefaultText is the built-in policy, with its comments, as
+// `loopbreaker default-policy` prints it.
+func DefaultText() string { return defaultPolicy }
+
+// Default parses the built-in policy.
+func Default() *Policy {
+	p, err := Parse("(built-in)", []byte(defaultPolicy))
+	if err != nil {
+		// The built-in policy is tested; failing here is a build defect.
+		panic("built-in policy does not parse: " + err.Error())
+	}
+	return p
+}
+
+// Policy is a parsed and checked policy.
+type Policy struct {
+	// LocalDomains are the domains whose recipients are inside. A leading
+	// dot (".corp.example") also takes the subdomains.
+	LocalDomains []string `toml:"local_domains"`
+	// LocalNetworks are the client networks that count as inside (CIDR).
+	LocalNetworks []string `toml:"local_networks"`
+	// QuarantineMailbox receives redirected messages.
+	QuarantineMailbox string `toml:"quarantine_mailbox"`
+	// AdminAddress is told when a block starts.
+	AdminAddress string `toml:"admin_address"`
+	// BodyLimit is how many body bytes the recognizer reads.
+	BodyLimit int `toml:"body_limit"`
+	// StateFile is the bbolt file; flags override it.
+	StateFile string `toml:"state_file"`
+	// Rules are applied in order; every matching rule counts, the first one
+	// over its limit acts.
+	Rules []Rule `toml:"rule"`
+
+	// Source is where the policy came from, for messages.
+	Source string `toml:"-"`
+	// Warnings are findings that did not stop the policy from loading.
+	Warnings []string `toml:"-"`
+
+	localNets []netip.Prefix
+}
+
+// Rule is one limit.
+type Rule struct {
+	Name string `toml:"name"`
+	// Kinds are the recognizer's kinds (bounce, forwarded-ndr, auto-reply,
+	// ordinary) or loop-sign or any.
+	Kinds []string `toml:"kinds"`
+	// Direction selects the recipients the rule looks at.
+	Direction Direction `toml:"direction"`
+	// Senders and Recipients, when set, restrict the rule to envelope
+	// addresses matching one of the patterns (see MatchAddress).
+	Senders    []string `toml:"senders"`
+	Recipients []string `toml:"recipients"`
+	// MinHops restricts the rule to messages with at least that many
+	// Received fields.
+	MinHops int `toml:"min_hops"`
+	// Key is what is counted: components joined by "+", e.g. "sender",
+	// "sender+recipient", "original-message".
+	Key string `toml:"key"`
+	// Limit messages per Window pass; the next and all during the block get
+	// Action. A limit of 0 acts on every matching message.
+	Limit  int      `toml:"limit"`
+	Window Duration `toml:"window"`
+	Action Action   `toml:"action"`
+	// BlockFor is how long the key stays blocked once over the limit.
+	BlockFor Duration `toml:"block_for"`
+	// SMTPText replaces the reply text of reject and tempfail.
+	SMTPText string `toml:"smtp_text"`
+	// Exempt senders, recipients (patterns) and domains are never counted.
+	ExemptSenders    []string `toml:"exempt_senders"`
+	ExemptRecipients []string `toml:"exempt_recipients"`
+	ExemptDomains    []string `toml:"exempt_domains"`
+	// AllowBroad accepts a rule that could block ordinary mail.
+	AllowBroad bool `toml:"allow_broad"`
+
+	keyParts []string
+}
+
+// KeyParts is Key split into its components, "pair" expanded.
+func (r *Rule) KeyParts() []string { return r.keyParts }
+
+// Error is a problem at a place in a policy file.
+type Error struct {
+	File      string
+	Line, Col int
+	Msg       string
+}
+
+func (e *Error) Error() string {
+	if e.Line > 0 {
+		return fmt.Sprintf("%s:%d:%d: %s", e.File, e.Line, e.Col, e.Msg)
+	}
+	return fmt.Sprintf("%s: %s", e.File, e.Msg)
+}
+
+// Errors is every problem found in one file.
+type Errors []*Error
+
+func (es Errors) Error() string {
+	s := make([]string, len(es))
+	for i, e := range es {
+		s[i] = e.Error()
+	}
+	return strings.Join(s, "\n")
+}
+
+// Load reads and checks the policy file at path.
+func Load(path string) (*Policy, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading policy: %w", err)
+	}
+	return Parse(path, b)
+}
+
+// Parse parses and checks a policy. name is used in error positions. Every
+// error is a *Error or Errors with file:line:col.
+func Parse(name string, data []byte) (*Policy, error) {
+	var p Policy
+	md, err := toml.Decode(string(data), &p)
+	if err != nil {
+		var pe toml.ParseError
+		if errors.As(err, &pe) {
+			return nil, &Error{File: name, Line: pe.Position.Line, Col: max(pe.Position.Col, 1), Msg: pe.Message}
+		}
+		return nil, &Error{File: name, Msg: err.Error()}
+	}
+	idx := indexKeys(data)
+	var errs Errors
+	for _, k := range md.Undecoded() {
+		line, col := idx.claim(k)
+		errs = append(errs, &Error{File: name, Line: line, Col: col, Msg: fmt.Sprintf("unknown field %q", k.String())})
+	}
+	p.Source = name
+	errs = append(errs, p.check(name, idx)...)
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	return &p, nil
+}
+
+// check validates values, normalizes them and fills defaults.
+func (p *Policy) check(file string, idx *keyIndex) Errors {
+	var errs Errors
+	at := func(path, msg string, args ...any) {
+		line, col := idx.pos(path)
+		errs = append(errs, &Error{File: file, Line: line, Col: col, Msg: fmt.Sprintf(msg, args...)})
+	}
+	for i, d := range p.LocalDomains {
+		p.LocalDomains[i] = strings.ToLower(strings.TrimSpace(d))
+		if p.LocalDomains[i] == "" || strings.ContainsAny(d, "@ ") {
+			at("local_domains", "bad local domain %q", d)
+		}
+	}
+	for _, n := range p.LocalNetworks {
+		pfx, err := netip.ParsePrefix(strings.TrimSpace(n))
+		if err != nil {
+			at("local_networks", "bad network %q: %v", n, err)
+			continue
+		}
+		p.localNets = append(p.localNets, pfx.Masked())
+	}
+	p.QuarantineMailbox = strings.TrimSpace(p.QuarantineMailbox)
+	if p.QuarantineMailbox != "" && !strings.Contains(p.QuarantineMailbox, "@") {
+		at("quarantine_mailbox", "quarantine_mailbox %q is not an address", p.QuarantineMailbox)
+	}
+	if p.BodyLimit < 0 {
+		at("body_limit", "body_limit must not be negative")
+	}
+	if p.BodyLimit == 0 {
+		p.BodyLimit = loopdetect.DefaultBodyLimit
+	}
+	seen := map[string]bool{}
+	for i := range p.Rules {
+		r := &p.Rules[i]
+		pre := fmt.Sprintf("rule[%d].", i)
+		ruleAt := func(field, msg string, args ...any) {
+			path := pre + field
+			if _, ok := idx.exact[path]; !ok {
+				path = fmt.Sprintf("rule[%d]", i)
+			}
+			at(path, msg, args...)
+		}
+		switch {
+		case r.Name == "":
+			ruleAt("name", "rule %d has no name", i+1)
+		case strings.ContainsAny(r.Name, "\x00 \t"):
+			ruleAt("name", "rule name %q must not contain spaces", r.Name)
+		case seen[r.Name]:
+			ruleAt("name", "rule name %q used twice", r.Name)
+		}
+		seen[r.Name] = true
+		if len(r.Kinds) == 0 {
+			ruleAt("kinds", "rule %q: kinds is required (%s)", r.Name, strings.Join(validKinds(), ", "))
+		}
+		for _, k := range r.Kinds {
+			if !slices.Contains(validKinds(), k) {
+				ruleAt("kinds", "rule %q: unknown kind %q (want %s)", r.Name, k, strings.Join(validKinds(), ", "))
+			}
+		}
+		if r.Direction == "" {
+			r.Direction = DirectionAny
+		}
+		r.keyParts = nil
+		for _, part := range strings.Split(r.Key, "+") {
+			part = strings.TrimSpace(part)
+			switch {
+			case part == KeyPair:
+				r.keyParts = append(r.keyParts, KeySender, KeyRecipient)
+			case slices.Contains(keyComponents, part):
+				r.keyParts = append(r.keyParts, part)
+			default:
+				ruleAt("key", "rule %q: unknown key %q (want %s, joined with +)", r.Name, part, strings.Join(keyComponents, ", "))
+			}
+		}
+		if r.Action == ActionNone {
+			ruleAt("action", "rule %q: action is required (%s)", r.Name, joinActions())
+		}
+		if r.Limit < 0 {
+			ruleAt("limit", "rule %q: limit %d is negative", r.Name, r.Limit)
+		}
+		if r.Limit > 0 && r.Window.D() <= 0 {
+			ruleAt("window", "rule %q: a limit of %d needs a window longer than zero", r.Name, r.Limit)
+		}
+		if r.Limit > 1_000_000 {
+			ruleAt("limit", "rule %q: limit %d is too large (at most 1000000)", r.Name, r.Limit)
+		}
+		if r.BlockFor.D() < 0 {
+			ruleAt("block_for", "rule %q: block_for is negative", r.Name)
+		}
+		if r.MinHops < 0 {
+			ruleAt("min_hops", "rule %q: min_hops is negative", r.Name)
+		}
+		if msg := r.broad(); msg != "" {
+			if r.AllowBroad {
+				p.Warnings = append(p.Warnings, fmt.Sprintf("%s: rule %q %s (allowed by allow_broad)", file, r.Name, msg))
+			} else {
+				ruleAt("kinds", "rule %q %s; set allow_broad = true if that is meant", r.Name, msg)
+			}
+		}
+	}
+	return errs
+}
+
+func validKinds() []string {
+	ks := []string{KindAny, KindLoopSign}
+	for _, k := range loopdetect.Kinds {
+		ks = append(ks, string(k))
+	}
+	return ks
+}
+
+// broad says why a rule could act on ordinary mail, or "".
+func (r *Rule) broad() string {
+	if r.Action == ActionMonitor || r.Action == ActionTag || r.MinHops > 0 {
+		return ""
+	}
+	for _, k := range r.Kinds {
+		if k == KindAny || k == string(loopdetect.KindOrdinary) {
+			return fmt.Sprintf("matches ordinary mail (kind %q) and would %s it", k, r.Action)
+		}
+	}
+	return ""
+}
+
+// Overrides are the command line's say over the file.
+type Overrides struct {
+	LocalDomains      []string
+	QuarantineMailbox string
+}
+
+// Apply sets what the overrides give.
+func (p *Policy) Apply(o Overrides) {
+	if len(o.LocalDomains) > 0 {
+		p.LocalDomains = nil
+		for _, d := range o.LocalDomains {
+			if d = strings.ToLower(strings.TrimSpace(d)); d != "" {
+				p.LocalDomains = append(p.LocalDomains, d)
+			}
+		}
+	}
+	if o.QuarantineMailbox != "" {
+		p.QuarantineMailbox = strings.TrimSpace(o.QuarantineMailbox)
+	}
+}
+
+// Notes are the warnings about the policy as it stands (after Apply): what
+// will work differently from what a reader of the file may expect.
+func (p *Policy) Notes() []string {
+	notes := append([]string(nil), p.Warnings...)
+	if len(p.LocalDomains) == 0 {
+		notes = append(notes, "local_domains is empty: every recipient counts as outside and inbound rules match nothing")
+	}
+	for i := range p.Rules {
+		r := &p.Rules[i]
+		if r.Action == ActionRedirect && p.QuarantineMailbox == "" {
+			notes = append(notes, fmt.Sprintf("rule %q redirects but quarantine_mailbox is not set: it quarantines to the hold queue instead", r.Name))
+		}
+	}
+	return notes
+}
+
+// Rule returns the rule of that name.
+func (p *Policy) Rule(name string) (*Rule, bool) {
+	for i := range p.Rules {
+		if p.Rules[i].Name == name {
+			return &p.Rules[i], true
+		}
+	}
+	return nil, false
+}

@@ -1,0 +1,133 @@
+package policy
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/loopbreaker/loopbreaker/loopdetect"
+)
+
+func TestDefaultPolicyParses(t *testing.T) {
+	p := Default()
+	r, ok := p.Rule("forward-storm")
+	if !ok {
+		t.Fatal("no forward-storm rule")
+	}
+	if r.Limit != 25 || r.Window.D().Minutes() != 15 || r.Action != ActionRedirect || r.BlockFor.D().Minutes() != 60 || r.Direction != DirectionOutbound {
+		t.Fatalf("forward-storm = %+v", r)
+	}
+	for _, name := range []string{"bounces-to-recipient", "ndrs-per-original", "autoreply-pingpong", "hop-ceiling"} {
+		if _, ok := p.Rule(name); !ok {
+			t.Errorf("default policy lacks %s", name)
+		}
+	}
+}
+
+func TestParseErrorsHavePositions(t *testing.T) {
+	tests := []struct {
+		name string
+		src  string
+		want string // substring, including file:line:col
+	}{
+		{"syntax", "local_domains = [\"a\"\nquarantine_mailbox = \"x\"\n", "p.toml:2:"},
+		{"unknown top-level field", "local_domains = []\nquarantine_mailbx = \"q@x\"\n", `p.toml:2:1: unknown field "quarantine_mailbx"`},
+		{"unknown rule field", rule("limt = 3"), `p.toml:8:1: unknown field "rule.limt"`},
+		{"bad duration", strings.Replace(rule(""), `window = "15m"`, `window = "15 minutes"`, 1), "p.toml:5:"},
+		{"bad action", strings.Replace(rule(""), `action = "redirect"`, `action = "bounce-it"`, 1), `unknown action "bounce-it"`},
+		{"bad kind", strings.Replace(rule(""), `kinds = ["forwarded-ndr"]`, `kinds = ["fwd"]`, 1), `p.toml:3:1: rule "r": unknown kind "fwd"`},
+		{"bad key", strings.Replace(rule(""), `key = "sender"`, `key = "sender+subject"`, 1), `p.toml:6:1: rule "r": unknown key "subject"`},
+		{"negative limit", strings.Replace(rule(""), `limit = 3`, `limit = -1`, 1), `p.toml:4:1: rule "r": limit -1 is negative`},
+		{"limit without window", strings.Replace(rule(""), `window = "15m"`, `window = "0s"`, 1), "needs a window"},
+		{"broad rule", strings.Replace(rule(""), `kinds = ["forwarded-ndr"]`, `kinds = ["any"]`, 1), "allow_broad"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse("p.toml", []byte(tt.src))
+			if err == nil {
+				t.Fatal("no error")
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error %q does not contain %q", err, tt.want)
+			}
+			var pe *Error
+			var pes Errors
+			if !errors.As(err, &pe) && !errors.As(err, &pes) {
+				t.Fatalf("error type %T", err)
+			}
+		})
+	}
+}
+
+func rule(extra string) string {
+	return "local_domains = [\"corp.example\"]\n[[rule]]\nkinds = [\"forwarded-ndr\"]\nlimit = 3\nwindow = \"15m\"\nkey = \"sender\"\naction = \"redirect\"\n" + extra + "\nname = \"r\"\n"
+}
+
+func TestBroadRuleAllowedWithOverride(t *testing.T) {
+	src := strings.Replace(rule("allow_broad = true"), `kinds = ["forwarded-ndr"]`, `kinds = ["any"]`, 1)
+	p, err := Parse("p.toml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Notes()) == 0 || !strings.Contains(strings.Join(p.Notes(), "\n"), "allow_broad") {
+		t.Fatalf("no warning: %v", p.Notes())
+	}
+}
+
+func TestMatchAndKeys(t *testing.T) {
+	p := Default()
+	p.Apply(Overrides{LocalDomains: []string{"Corp.Example"}, QuarantineMailbox: "q@corp.example"})
+	fwd, _ := p.Rule("forward-storm")
+	pair, _ := p.Rule("autoreply-pingpong")
+	msg := &loopdetect.Message{Envelope: loopdetect.Envelope{
+		Sender:     "Alice@Corp.Example",
+		Recipients: []string{"typo@Outside.example", "bob@corp.example"},
+	}}
+	v := &loopdetect.Verdict{Kind: loopdetect.KindForwardedNDR}
+	rcpts, ok := p.Match(fwd, msg, v)
+	if !ok || len(rcpts) != 1 || rcpts[0] != "typo@outside.example" {
+		t.Fatalf("outbound recipients = %v %v", rcpts, ok)
+	}
+	if keys := fwd.Keys(msg, v, rcpts); len(keys) != 1 || keys[0] != "alice@corp.example" {
+		t.Fatalf("keys = %q", keys)
+	}
+	// Ordinary mail never matches the storm rule.
+	if _, ok := p.Match(fwd, msg, &loopdetect.Verdict{Kind: loopdetect.KindOrdinary}); ok {
+		t.Fatal("ordinary mail matched forward-storm")
+	}
+	// Only local recipients: not outbound.
+	local := &loopdetect.Message{Envelope: loopdetect.Envelope{Sender: "alice@corp.example", Recipients: []string{"bob@corp.example"}}}
+	if _, ok := p.Match(fwd, local, v); ok {
+		t.Fatal("local-only forward matched an outbound rule")
+	}
+	ar := &loopdetect.Verdict{Kind: loopdetect.KindAutoReply}
+	rcpts, _ = p.Match(pair, msg, ar)
+	if keys := pair.Keys(msg, ar, rcpts); len(keys) != 2 || keys[0] != "alice@corp.example typo@outside.example" {
+		t.Fatalf("pair keys = %q", keys)
+	}
+	// No original Message-ID: the per-original rule does not count it.
+	orig, _ := p.Rule("ndrs-per-original")
+	if keys := orig.Keys(msg, v, rcpts); keys != nil {
+		t.Fatalf("keys without original = %q", keys)
+	}
+}
+
+func TestMatchAddress(t *testing.T) {
+	tests := []struct {
+		pattern, addr string
+		want          bool
+	}{
+		{"helpdesk@corp.example", "helpdesk@corp.example", true},
+		{"@corp.example", "x@corp.example", true},
+		{"corp.example", "x@corp.example", true},
+		{"corp.example", "x@sub.corp.example", false},
+		{"*-bounces@lists.example", "dev-bounces@lists.example", true},
+		{"<>", "", true},
+		{"<>", "a@b", false},
+	}
+	for _, tt := range tests {
+		if got := MatchAddress(tt.pattern, tt.addr); got != tt.want {
+			t.Errorf("MatchAddress(%q, %q) = %v", tt.pattern, tt.addr, got)
+		}
+	}
+}

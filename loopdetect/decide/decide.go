@@ -1,0 +1,202 @@
+// Package decide is loopbreaker's decision core: it classifies a message,
+// matches it against the policy's rules, counts it under each matching
+// rule's keys and returns what to do. It knows nothing of the milter
+// protocol; the milter package translates its Decision into replies and
+// message modifications.
+package decide
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"mime"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/emersion/go-message/charset"
+
+	"github.com/loopbreaker/loopbreaker/loopdetect"
+	"github.com/loopbreaker/loopbreaker/loopdetect/policy"
+	"github.com/loopbreaker/loopbreaker/state"
+)
+
+// Store counts and keeps blocks; *state.Store is the implementation.
+type Store interface {
+	Hit(ctx context.Context, r state.Request) (state.Result, error)
+	Blocked(rule, key string) (state.Block, bool)
+}
+
+// Engine decides. It is safe for concurrent use; the policy can be swapped
+// while messages are being decided.
+type Engine struct {
+	policy atomic.Pointer[policy.Policy]
+	store  Store
+	log    *slog.Logger
+}
+
+// New returns an engine over the policy and the store.
+func New(p *policy.Policy, store Store, log *slog.Logger) *Engine {
+	if log == nil {
+		log = slog.Default()
+	}
+	e := &Engine{store: store, log: log}
+	e.policy.Store(p)
+	return e
+}
+
+// Policy is the policy in force.
+func (e *Engine) Policy() *policy.Policy { return e.policy.Load() }
+
+// SetPolicy swaps the policy atomically; messages being decided finish with
+// the one they started with. Counts are kept by rule name, so a rule whose
+// limit changes keeps its counts.
+func (e *Engine) SetPolicy(p *policy.Policy) { e.policy.Store(p) }
+
+// Hit is one rule's count for one key of a message.
+type Hit struct {
+	Rule    string
+	Key     string
+	Count   int
+	Limit   int
+	Blocked bool
+}
+
+// Decision is what to do with one message, and why.
+type Decision struct {
+	Verdict loopdetect.Verdict
+	// Action is policy.ActionNone when the message goes on untouched.
+	Action policy.Action
+	// Rule, Key, Count and Limit name the rule that acts.
+	Rule  string
+	Key   string
+	Count int
+	Limit int
+	// Window is the acting rule's window.
+	Window time.Duration
+	// NewBlock says this message started the block.
+	NewBlock bool
+	// Until is when the block ends.
+	Until time.Time
+	// Reply is the SMTP reply text for reject and tempfail, beginning with an
+	// enhanced status code (RFC 3463).
+	Reply string
+	// QuarantineMailbox is where redirect sends the message.
+	QuarantineMailbox string
+	// Hits are all counts taken, including rules that did not act.
+	Hits []Hit
+	// Monitored names monitor rules that were over their limit.
+	Monitored []string
+	// StoreErr is set when counting failed; the message was let through.
+	StoreErr error
+}
+
+// Decide classifies msg and applies the policy to it. A failure of the
+// store lets the message through (fail open) and is reported in StoreErr:
+// a loop breaker must never stop ordinary mail because its own state broke.
+func (e *Engine) Decide(ctx context.Context, msg *loopdetect.Message) Decision {
+	p := e.policy.Load()
+	v := loopdetect.Classify(msg, loopdetect.Options{})
+	d := Decision{Verdict: v}
+	subject := ""
+	for i := range p.Rules {
+		r := &p.Rules[i]
+		rcpts, ok := p.Match(r, msg, &v)
+		if !ok {
+			continue
+		}
+		keys := r.Keys(msg, &v, rcpts)
+		for _, key := range keys {
+			if subject == "" {
+				subject = decodeSubject(msg.Header.Get("Subject"))
+			}
+			res, err := e.count(ctx, r, key, subject)
+			if err != nil {
+				d.StoreErr = err
+				e.log.ErrorContext(ctx, "counting failed; letting the message through", "rule", r.Name, "key", key, "err", err)
+				if !res.Blocked {
+					continue
+				}
+			}
+			d.Hits = append(d.Hits, Hit{Rule: r.Name, Key: key, Count: res.Count, Limit: r.Limit, Blocked: res.Blocked})
+			if !res.Blocked {
+				continue
+			}
+			if r.Action == policy.ActionMonitor {
+				d.Monitored = append(d.Monitored, r.Name)
+				continue
+			}
+			if d.Action != policy.ActionNone {
+				continue // an earlier rule acts already
+			}
+			d.Action = r.Action
+			d.Rule, d.Key, d.Count, d.Limit, d.Window = r.Name, key, res.Count, r.Limit, r.Window.D()
+			d.NewBlock, d.Until = res.NewBlock, res.Block.Until
+		}
+	}
+	if d.Action == policy.ActionRedirect {
+		d.QuarantineMailbox = p.QuarantineMailbox
+		if d.QuarantineMailbox == "" {
+			d.Action = policy.ActionQuarantine
+		}
+	}
+	if d.Action == policy.ActionReject || d.Action == policy.ActionTempfail {
+		r, _ := p.Rule(d.Rule)
+		d.Reply = reply(r, &d)
+	}
+	return d
+}
+
+// count takes one hit. A limit of 0 acts on every message without keeping a
+// block (and without a disk write per message).
+func (e *Engine) count(ctx context.Context, r *policy.Rule, key, subject string) (state.Result, error) {
+	if r.Limit == 0 && r.BlockFor.D() <= 0 {
+		return state.Result{Count: 1, Blocked: true}, nil
+	}
+	window := r.Window.D()
+	if window <= 0 {
+		window = time.Second
+	}
+	return e.store.Hit(ctx, state.Request{
+		Rule: r.Name, Key: key, Window: window, Limit: r.Limit,
+		BlockFor: r.BlockFor.D(), Subject: subject,
+	})
+}
+
+// reply builds the SMTP text of a reject or tempfail: the rule's own text,
+// or one that tells the sender what was counted and for how long.
+func reply(r *policy.Rule, d *Decision) string {
+	enh := "5.7.1"
+	if d.Action == policy.ActionTempfail {
+		enh = "4.7.1"
+	}
+	if r != nil && r.SMTPText != "" {
+		t := r.SMTPText
+		if len(t) < 5 || !(t[0] == '4' || t[0] == '5') || t[1] != '.' {
+			t = enh + " " + t
+		} else if d.Action == policy.ActionTempfail && t[0] == '5' {
+			t = "4" + t[1:]
+		} else if d.Action == policy.ActionReject && t[0] == '4' {
+			t = "5" + t[1:]
+		}
+		return t
+	}
+	var kinds string
+	if r != nil {
+		kinds = strings.Join(r.Kinds, "/")
+	}
+	s := fmt.Sprintf("%s loopbreaker: mail loop suspected: more than %d %s messages for %s in %s (rule %s)",
+		enh, d.Limit, kinds, d.Key, d.Window, d.Rule)
+	if !d.Until.IsZero() {
+		s += "; blocked until " + d.Until.UTC().Format(time.RFC3339)
+	}
+	return s
+}
+
+func decodeSubject(s string) string {
+	dec := mime.WordDecoder{CharsetReader: charset.Reader}
+	if out, err := dec.DecodeHeader(s); err == nil {
+		return out
+	}
+	return s
+}

@@ -1,0 +1,141 @@
+package decide
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/loopbreaker/loopbreaker/loopdetect"
+	"github.com/loopbreaker/loopbreaker/loopdetect/policy"
+	"github.com/loopbreaker/loopbreaker/state"
+)
+
+func newEngine(t *testing.T) *Engine {
+	t.Helper()
+	st, err := state.Open(filepath.Join(t.TempDir(), "state.db"), state.Options{FlushInterval: -1, SweepInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	p := policy.Default()
+	p.Apply(policy.Overrides{LocalDomains: []string{"corp.example"}, QuarantineMailbox: "quarantine@corp.example"})
+	return New(p, st, nil)
+}
+
+func message(t *testing.T, from, to, subject string) *loopdetect.Message {
+	t.Helper()
+	raw := "From: " + from + "\r\nTo: " + to + "\r\nSubject: " + subject + "\r\n\r\nbody\r\n"
+	m, err := loopdetect.ReadMessage(strings.NewReader(raw), loopdetect.Envelope{Sender: from, Recipients: []string{to}}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func TestForwardStormRedirectsAfterLimit(t *testing.T) {
+	e := newEngine(t)
+	ctx := context.Background()
+	var passed, redirected int
+	for i := 0; i < 40; i++ {
+		d := e.Decide(ctx, message(t, "alice@corp.example", "typo@outside.example", "FW: Mail delivery failed: returning message to sender"))
+		switch d.Action {
+		case policy.ActionNone:
+			passed++
+		case policy.ActionRedirect:
+			redirected++
+			if d.QuarantineMailbox != "quarantine@corp.example" || d.Rule != "forward-storm" || d.Key != "alice@corp.example" {
+				t.Fatalf("decision %+v", d)
+			}
+			if (i == 25) != d.NewBlock {
+				t.Fatalf("message %d NewBlock=%v", i, d.NewBlock)
+			}
+		default:
+			t.Fatalf("unexpected action %q", d.Action)
+		}
+	}
+	if passed != 25 || redirected != 15 {
+		t.Fatalf("passed %d redirected %d, want 25 and 15", passed, redirected)
+	}
+	// Ordinary mail of the same sender flows during the block.
+	if d := e.Decide(ctx, message(t, "alice@corp.example", "typo@outside.example", "lunch?")); d.Action != policy.ActionNone {
+		t.Fatalf("ordinary mail got %q", d.Action)
+	}
+	// Another sender is counted on its own.
+	if d := e.Decide(ctx, message(t, "bob@corp.example", "x@outside.example", "FW: failure notice")); d.Action != policy.ActionNone || d.Hits[0].Count != 1 {
+		t.Fatalf("bob: %+v", d)
+	}
+	// Forwarded NDRs to local recipients are not outbound.
+	if d := e.Decide(ctx, message(t, "alice@corp.example", "helpdesk@corp.example", "FW: failure notice")); d.Action != policy.ActionNone || len(d.Hits) != 0 {
+		t.Fatalf("local forward: %+v", d)
+	}
+}
+
+func TestRedirectWithoutMailboxQuarantines(t *testing.T) {
+	e := newEngine(t)
+	p := policy.Default()
+	p.Apply(policy.Overrides{LocalDomains: []string{"corp.example"}})
+	e.SetPolicy(p)
+	var d Decision
+	for i := 0; i < 26; i++ {
+		d = e.Decide(context.Background(), message(t, "alice@corp.example", "typo@outside.example", "FW: Undeliverable: x"))
+	}
+	if d.Action != policy.ActionQuarantine {
+		t.Fatalf("action %q, want quarantine", d.Action)
+	}
+}
+
+func TestRejectReplyTellsWhy(t *testing.T) {
+	src := `local_domains = ["corp.example"]
+[[rule]]
+name = "fw"
+kinds = ["forwarded-ndr"]
+direction = "outbound"
+key = "sender"
+limit = 1
+window = "1h"
+action = "reject"
+block_for = "1h"
+`
+	p, err := policy.Parse("t.toml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEngine(t)
+	e.SetPolicy(p)
+	e.Decide(context.Background(), message(t, "alice@corp.example", "typo@outside.example", "FW: failure notice"))
+	d := e.Decide(context.Background(), message(t, "alice@corp.example", "typo@outside.example", "FW: failure notice"))
+	if d.Action != policy.ActionReject || !strings.HasPrefix(d.Reply, "5.7.1 loopbreaker: mail loop suspected: more than 1 forwarded-ndr messages for alice@corp.example in 1h0m0s (rule fw); blocked until ") {
+		t.Fatalf("reply %q", d.Reply)
+	}
+}
+
+type brokenStore struct{}
+
+func (brokenStore) Hit(context.Context, state.Request) (state.Result, error) {
+	return state.Result{}, errors.New("disk full")
+}
+func (brokenStore) Blocked(string, string) (state.Block, bool) { return state.Block{}, false }
+
+func TestStoreFailureFailsOpen(t *testing.T) {
+	p := policy.Default()
+	p.Apply(policy.Overrides{LocalDomains: []string{"corp.example"}})
+	e := New(p, brokenStore{}, nil)
+	for i := 0; i < 30; i++ {
+		d := e.Decide(context.Background(), message(t, "alice@corp.example", "typo@outside.example", "FW: failure notice"))
+		if d.Action != policy.ActionNone || d.StoreErr == nil {
+			t.Fatalf("decision with a broken store: %+v", d)
+		}
+	}
+}
+
+func TestHopCeilingActsWithoutState(t *testing.T) {
+	e := newEngine(t)
+	raw := strings.Repeat("Received: from a by b; Mon, 23 Nov 2026 10:00:00 +0000\r\n", 31) + "Subject: hi\r\n\r\n"
+	m, _ := loopdetect.ReadMessage(strings.NewReader(raw), loopdetect.Envelope{Sender: "a@x.example", Recipients: []string{"b@corp.example"}}, 0)
+	d := e.Decide(context.Background(), m)
+	if d.Action != policy.ActionQuarantine || d.Rule != "hop-ceiling" {
+		t.Fatalf("%+v", d)
+	}
+}

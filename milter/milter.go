@@ -1,0 +1,228 @@
+// Package milter connects loopbreaker's decision core to an MTA over the
+// milter protocol (Sendmail's libmilter protocol, version 6, as Postfix and
+// Sendmail speak it), using github.com/d--j/go-milter.
+//
+// It only translates: it gathers the envelope, the headers and a bounded
+// first part of the body into a loopdetect.Message, asks the decide.Engine
+// at end of message, and turns the Decision into a reply and modifications.
+package milter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"time"
+
+	gomilter "github.com/d--j/go-milter"
+	"github.com/emersion/go-message/textproto"
+
+	"github.com/loopbreaker/loopbreaker/loopdetect"
+	"github.com/loopbreaker/loopbreaker/loopdetect/decide"
+	"github.com/loopbreaker/loopbreaker/loopdetect/policy"
+)
+
+// Limits on what one message may make us hold, whatever the MTA sends.
+const (
+	maxHeaderBytes  = 1 << 20
+	maxHeaderFields = 10000
+)
+
+// Actions are the modifications loopbreaker asks for (SMFIF_*): add a
+// header (tag, redirect), add and delete recipients (redirect), quarantine.
+const Actions = gomilter.OptAddHeader | gomilter.OptAddRcpt | gomilter.OptRemoveRcpt | gomilter.OptQuarantine
+
+// Protocol lists the events loopbreaker does not need, and the replies it
+// does not send, so the MTA skips them (SMFIP_*). It needs MAIL, RCPT, the
+// headers and the start of the body; it answers RCPT (to refuse a blocked
+// recipient early, and to return Continue, never Accept, which would end
+// its part in the message) and body chunks (to skip the rest of a long body).
+const Protocol = gomilter.OptNoConnect | gomilter.OptNoHelo | gomilter.OptNoData | gomilter.OptNoUnknown |
+	gomilter.OptNoEOH | gomilter.OptNoHeaderReply | gomilter.OptNoMailReply | gomilter.OptSkip
+
+// Server is a milter server in front of an engine.
+type Server struct {
+	srv    *gomilter.Server
+	engine *decide.Engine
+	log    *slog.Logger
+}
+
+// NewServer returns a server that decides with engine.
+func NewServer(engine *decide.Engine, log *slog.Logger) *Server {
+	if log == nil {
+		log = slog.Default()
+	}
+	s := &Server{engine: engine, log: log}
+	s.srv = gomilter.NewServer(
+		gomilter.WithDynamicMilter(func(version uint32, action gomilter.OptAction, protocol gomilter.OptProtocol, _ gomilter.DataSize) gomilter.Milter {
+			return &session{engine: engine, log: log, protocol: protocol}
+		}),
+		gomilter.WithActions(Actions),
+		gomilter.WithProtocols(Protocol),
+		gomilter.WithNegotiationCallback(negotiate(log)),
+		gomilter.WithMacroRequest(gomilter.StageMail, []gomilter.MacroName{gomilter.MacroAuthAuthen, gomilter.MacroClientAddr}),
+		gomilter.WithMacroRequest(gomilter.StageEOM, []gomilter.MacroName{gomilter.MacroQueueId}),
+	)
+	return s
+}
+
+// negotiate takes what both sides offer instead of failing the connection
+// when an older MTA lacks an option: the milter then runs with less (a
+// missing quarantine action is logged and falls back at decision time).
+func negotiate(log *slog.Logger) gomilter.NegotiationCallbackFunc {
+	return func(mtaVersion, milterVersion uint32, mtaActions, milterActions gomilter.OptAction, mtaProtocol, milterProtocol gomilter.OptProtocol, offered gomilter.DataSize) (uint32, gomilter.OptAction, gomilter.OptProtocol, gomilter.DataSize, error) {
+		version := min(mtaVersion, milterVersion)
+		if version < 2 {
+			return 0, 0, 0, 0, fmt.Errorf("milter: MTA speaks protocol version %d, need at least 2", mtaVersion)
+		}
+		actions := milterActions & mtaActions
+		if missing := milterActions &^ mtaActions; missing != 0 {
+			log.Warn("MTA does not offer some actions; the policy's matching actions fall back", "missing", missing.String())
+		}
+		if milterActions&gomilter.OptSetMacros != 0 && mtaActions&gomilter.OptSetMacros != 0 {
+			actions |= gomilter.OptSetMacros
+		}
+		return version, actions, milterProtocol & mtaProtocol, offered, nil
+	}
+}
+
+// Serve accepts milter connections on ln until Shutdown. Every connection is
+// guarded against invalid framing before the library reads it.
+func (s *Server) Serve(ln net.Listener) error {
+	err := s.srv.Serve(guardListener{Listener: ln, log: s.log})
+	if errors.Is(err, gomilter.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Shutdown stops accepting and waits for the sessions in progress, until ctx
+// ends; then it closes them.
+func (s *Server) Shutdown(ctx context.Context) error { return s.srv.Shutdown(ctx) }
+
+// session is one MTA connection; it may carry several messages.
+type session struct {
+	gomilter.NoOpMilter
+	engine   *decide.Engine
+	log      *slog.Logger
+	protocol gomilter.OptProtocol
+
+	env         loopdetect.Envelope
+	header      textproto.Header
+	headerBytes int
+	headerCut   bool
+	body        []byte
+	bodyCut     bool
+	bodyLimit   int
+}
+
+func (s *session) reset() {
+	s.env = loopdetect.Envelope{}
+	s.header = textproto.Header{}
+	s.headerBytes, s.headerCut = 0, false
+	s.body, s.bodyCut = nil, false
+	s.bodyLimit = s.engine.Policy().BodyLimit
+}
+
+func (s *session) MailFrom(from string, _ string, m gomilter.Modifier) (*gomilter.Response, error) {
+	s.reset()
+	s.env.Sender = from
+	s.env.AuthUser = m.Get(gomilter.MacroAuthAuthen)
+	s.env.ClientIP = strings.Trim(m.Get(gomilter.MacroClientAddr), "[]")
+	return gomilter.RespContinue, nil
+}
+
+// RcptTo records the recipient. It returns Continue, never Accept: Accept
+// here would end the milter's part in the message, and with it the chance
+// to act at end of message.
+func (s *session) RcptTo(rcpt string, _ string, _ gomilter.Modifier) (*gomilter.Response, error) {
+	s.env.Recipients = append(s.env.Recipients, rcpt)
+	return gomilter.RespContinue, nil
+}
+
+func (s *session) Header(name, value string, _ gomilter.Modifier) (*gomilter.Response, error) {
+	s.headerBytes += len(name) + len(value) + 4
+	if s.headerBytes > maxHeaderBytes || s.header.Len() >= maxHeaderFields {
+		s.headerCut = true
+		return gomilter.RespContinue, nil
+	}
+	s.header.Add(name, strings.TrimLeft(value, " \t"))
+	return gomilter.RespContinue, nil
+}
+
+func (s *session) BodyChunk(chunk []byte, _ gomilter.Modifier) (*gomilter.Response, error) {
+	room := s.bodyLimit - len(s.body)
+	if room > 0 {
+		if len(chunk) > room {
+			chunk = chunk[:room]
+			s.bodyCut = true
+		}
+		s.body = append(s.body, chunk...)
+	} else {
+		s.bodyCut = true
+	}
+	if s.bodyCut && s.protocol&gomilter.OptSkip != 0 {
+		return gomilter.RespSkip, nil
+	}
+	return gomilter.RespContinue, nil
+}
+
+func (s *session) Abort(_ gomilter.Modifier) error {
+	s.reset()
+	return nil
+}
+
+func (s *session) EndOfMessage(m gomilter.Modifier) (resp *gomilter.Response, err error) {
+	start := time.Now()
+	env := s.env
+	env.QueueID = m.Get(gomilter.MacroQueueId)
+	ctx := context.Background()
+	log := s.log.With("queue_id", env.QueueID)
+	defer func() {
+		// Nothing a message contains may take the daemon down or get
+		// ordinary mail refused: a failure here accepts the message.
+		if r := recover(); r != nil {
+			log.Error("decision failed; accepting the message", "panic", fmt.Sprint(r))
+			resp, err = gomilter.RespAccept, nil
+		}
+		s.reset()
+	}()
+	msg := &loopdetect.Message{Envelope: env, Header: s.header, Body: s.body, BodyTruncated: s.bodyCut}
+	d := s.engine.Decide(ctx, msg)
+	resp = apply(m, &d, &env, log)
+	logDecision(ctx, log, &d, &env, s.headerCut, time.Since(start))
+	return resp, nil
+}
+
+func logDecision(ctx context.Context, log *slog.Logger, d *decide.Decision, env *loopdetect.Envelope, headerCut bool, took time.Duration) {
+	attrs := []any{
+		"kind", string(d.Verdict.Kind), "sender", env.Sender, "recipients", len(env.Recipients),
+		"took", took.Round(time.Microsecond),
+	}
+	if headerCut {
+		attrs = append(attrs, "header_truncated", true)
+	}
+	if d.Action == policy.ActionNone {
+		if len(d.Hits) > 0 || len(d.Monitored) > 0 || d.Verdict.Kind != loopdetect.KindOrdinary {
+			for _, h := range d.Hits {
+				attrs = append(attrs, "rule_"+h.Rule, fmt.Sprintf("%d/%d", h.Count, h.Limit))
+			}
+			if len(d.Monitored) > 0 {
+				attrs = append(attrs, "monitor_over_limit", strings.Join(d.Monitored, ","))
+			}
+			log.InfoContext(ctx, "pass", append(attrs, "evidence", d.Verdict.Explain())...)
+			return
+		}
+		log.DebugContext(ctx, "pass", attrs...)
+		return
+	}
+	attrs = append(attrs, "action", string(d.Action), "rule", d.Rule, "key", d.Key,
+		"count", d.Count, "limit", d.Limit, "window", d.Window, "evidence", d.Verdict.Explain())
+	if d.NewBlock {
+		log.WarnContext(ctx, "block started", append(attrs, "until", d.Until.UTC().Format(time.RFC3339))...)
+		return
+	}
+	log.InfoContext(ctx, "acted", attrs...)
+}

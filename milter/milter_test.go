@@ -1,0 +1,168 @@
+package milter
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	gomilter "github.com/d--j/go-milter"
+
+	"github.com/loopbreaker/loopbreaker/loopdetect/decide"
+	"github.com/loopbreaker/loopbreaker/loopdetect/policy"
+	"github.com/loopbreaker/loopbreaker/state"
+)
+
+func startServer(t *testing.T) string {
+	t.Helper()
+	st, err := state.Open(filepath.Join(t.TempDir(), "state.db"), state.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := policy.Default()
+	p.Apply(policy.Overrides{LocalDomains: []string{"corp.example"}, QuarantineMailbox: "quarantine@corp.example"})
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	srv := NewServer(decide.New(p, st, log), log)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+		st.Close()
+	})
+	return ln.Addr().String()
+}
+
+type result struct {
+	act  *gomilter.Action
+	mods []gomilter.ModifyAction
+}
+
+// send runs one message through a milter session the way an MTA does.
+func send(t *testing.T, addr, from string, rcpts []string, headers [][2]string, body string) result {
+	t.Helper()
+	c := gomilter.NewClient("tcp", addr, gomilter.WithActions(gomilter.OptAddHeader|gomilter.OptAddRcpt|gomilter.OptRemoveRcpt|gomilter.OptQuarantine|gomilter.OptChangeHeader|gomilter.OptSetMacros))
+	macros := gomilter.NewMacroBag()
+	s, err := c.Session(macros)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	check := func(a *gomilter.Action, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a.Type != gomilter.ActionContinue {
+			t.Fatalf("early action %v", a)
+		}
+	}
+	check(s.Conn("mx.example", gomilter.FamilyInet, 25, "192.0.2.1"))
+	check(s.Helo("mx.example"))
+	check(s.Mail("<"+from+">", ""))
+	for _, r := range rcpts {
+		check(s.Rcpt("<"+r+">", ""))
+	}
+	check(s.DataStart())
+	for _, h := range headers {
+		if _, err := s.HeaderField(h[0], h[1], nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check(s.HeaderEnd())
+	mods, act, err := s.BodyReadFrom(strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return result{act: act, mods: mods}
+}
+
+func TestZeroLengthPacketDoesNotKillTheServer(t *testing.T) {
+	addr := startServer(t)
+	for _, frame := range [][]byte{{0, 0, 0, 0}, {0xff, 0xff, 0xff, 0xff}} {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Write(frame); err != nil {
+			t.Fatal(err)
+		}
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if n, err := c.Read(make([]byte, 1)); err == nil {
+			t.Fatalf("connection with invalid frame %x still open (read %d bytes)", frame, n)
+		}
+		c.Close()
+	}
+	// The daemon is alive and serves the next session normally.
+	r := send(t, addr, "alice@corp.example", []string{"bob@outside.example"}, [][2]string{{"Subject", "hello"}}, "hi\r\n")
+	if r.act.Type != gomilter.ActionAccept || len(r.mods) != 0 {
+		t.Fatalf("after bad frames: %v %v", r.act, r.mods)
+	}
+}
+
+func TestStormIsRedirectedAfterLimitOverTheProtocol(t *testing.T) {
+	addr := startServer(t)
+	fwd := [][2]string{{"From", "Alice <alice@corp.example>"}, {"Subject", "FW: Mail delivery failed: returning message to sender"}}
+	var passed, redirected int
+	for i := 0; i < 40; i++ {
+		r := send(t, addr, "alice@corp.example", []string{"typo@outside.example"}, fwd, "forwarded\r\n")
+		if r.act.Type != gomilter.ActionAccept {
+			t.Fatalf("message %d: action %v", i, r.act)
+		}
+		if len(r.mods) == 0 {
+			passed++
+			continue
+		}
+		var added, deleted string
+		var origHeader bool
+		for _, m := range r.mods {
+			switch m.Type {
+			case gomilter.ActionAddRcpt:
+				added = m.Rcpt
+			case gomilter.ActionDelRcpt:
+				deleted = m.Rcpt
+			case gomilter.ActionAddHeader:
+				if m.HeaderName == HeaderOriginalRecipients && strings.Contains(m.HeaderValue, "typo@outside.example") {
+					origHeader = true
+				}
+			}
+		}
+		if added != "<quarantine@corp.example>" || deleted != "<typo@outside.example>" || !origHeader {
+			t.Fatalf("message %d: modifications %+v", i, r.mods)
+		}
+		redirected++
+	}
+	if passed != 25 || redirected != 15 {
+		t.Fatalf("passed %d, redirected %d; want 25 and 15", passed, redirected)
+	}
+	// Ordinary mail of the same sender is untouched during the block.
+	r := send(t, addr, "alice@corp.example", []string{"typo@outside.example"}, [][2]string{{"Subject", "lunch"}}, "hi\r\n")
+	if r.act.Type != gomilter.ActionAccept || len(r.mods) != 0 {
+		t.Fatalf("ordinary mail: %v %+v", r.act, r.mods)
+	}
+}
+
+func TestMalformedMailIsAccepted(t *testing.T) {
+	addr := startServer(t)
+	headers := [][2]string{
+		{"Subject", "=?bogus-charset?Q?=ZZ=?= \xff\xfe"},
+		{"Content-Type", "multipart/report; boundary="},
+		{"Received", strings.Repeat("x", 100000)},
+	}
+	r := send(t, addr, "", []string{"bob@corp.example"}, headers, "--\r\n\x00\xff garbage\r\n")
+	if r.act.Type != gomilter.ActionAccept {
+		t.Fatalf("malformed mail: %v", r.act)
+	}
+}

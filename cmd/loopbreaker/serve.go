@@ -1,0 +1,252 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/loopbreaker/loopbreaker/loopdetect/decide"
+	"github.com/loopbreaker/loopbreaker/loopdetect/policy"
+	"github.com/loopbreaker/loopbreaker/milter"
+	"github.com/loopbreaker/loopbreaker/state"
+)
+
+// Defaults of serve.
+const (
+	defaultListen      = "inet:7357@127.0.0.1"
+	defaultSystemState = "/var/lib/loopbreaker/state.db"
+	checkoutState      = "var/loopbreaker.db"
+	envState           = "LOOPBREAKER_STATE"
+	envPolicy          = "LOOPBREAKER_POLICY"
+	shutdownGrace      = 30 * time.Second
+)
+
+type serveFlags struct {
+	listen, state, policyFile, localDomains, quarantine string
+	logFormat, logLevel                                 string
+}
+
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	var f serveFlags
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&f.listen, "listen", defaultListen, "milter socket: inet:PORT@HOST, inet6:PORT@HOST or unix:/PATH")
+	fs.StringVar(&f.state, "state", "", "state file (default $"+envState+", else ./"+checkoutState+" in a checkout, else "+defaultSystemState+")")
+	fs.StringVar(&f.policyFile, "policy", os.Getenv(envPolicy), "policy file (default: the built-in policy; $"+envPolicy+")")
+	fs.StringVar(&f.localDomains, "local-domains", "", "comma-separated local domains (overrides the policy)")
+	fs.StringVar(&f.quarantine, "quarantine-mailbox", "", "quarantine mailbox for redirect (overrides the policy)")
+	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "serve: unexpected arguments %q\n", fs.Args())
+		return 2
+	}
+	log, err := newLogger(stderr, f.logFormat, f.logLevel)
+	if err != nil {
+		fmt.Fprintln(stderr, "serve:", err)
+		return 2
+	}
+	if err := serve(ctx, &f, log); err != nil {
+		log.Error("loopbreaker stopped", "err", err)
+		fmt.Fprintln(stderr, "loopbreaker:", err)
+		return 1
+	}
+	return 0
+}
+
+func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("bad -log-level %q", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("bad -log-format %q (text or json)", format)
+}
+
+// loadPolicy reads the policy file (or the built-in one) and applies the
+// command line's overrides.
+func loadPolicy(f *serveFlags) (*policy.Policy, error) {
+	p := policy.Default()
+	if f.policyFile != "" {
+		var err error
+		if p, err = policy.Load(f.policyFile); err != nil {
+			return nil, err
+		}
+	}
+	var domains []string
+	for _, d := range strings.Split(f.localDomains, ",") {
+		if d = strings.TrimSpace(d); d != "" {
+			domains = append(domains, d)
+		}
+	}
+	p.Apply(policy.Overrides{LocalDomains: domains, QuarantineMailbox: f.quarantine})
+	return p, nil
+}
+
+// statePath picks the state file: the flag, the environment, the policy,
+// ./var/ when run from a checkout, else the system path.
+func statePath(flagValue string, p *policy.Policy) string {
+	switch {
+	case flagValue != "":
+		return flagValue
+	case os.Getenv(envState) != "":
+		return os.Getenv(envState)
+	case p.StateFile != "":
+		return p.StateFile
+	}
+	if b, err := os.ReadFile("go.mod"); err == nil && strings.Contains(string(b), "module github.com/loopbreaker/loopbreaker") {
+		return checkoutState
+	}
+	return defaultSystemState
+}
+
+func serve(ctx context.Context, f *serveFlags, log *slog.Logger) error {
+	p, err := loadPolicy(f)
+	if err != nil {
+		return fmt.Errorf("policy not loaded: %w", err)
+	}
+	for _, n := range p.Notes() {
+		log.Warn("policy: " + n)
+	}
+	path := statePath(f.state, p)
+	st, err := state.Open(path, state.Options{Logger: log})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := st.Close(); err != nil {
+			log.Error("closing state", "err", err)
+		}
+	}()
+	ln, err := listen(f.listen)
+	if err != nil {
+		return err
+	}
+	engine := decide.New(p, st, log)
+	srv := milter.NewServer(engine, log)
+
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for range hup {
+			reload(f, engine, log)
+		}
+	}()
+
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	log.Info("loopbreaker serving", "listen", f.listen, "state", path,
+		"policy", p.Source, "rules", len(p.Rules), "local_domains", strings.Join(p.LocalDomains, ","),
+		"quarantine_mailbox", p.QuarantineMailbox)
+
+	select {
+	case err := <-served:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down; waiting for sessions in progress", "grace", shutdownGrace)
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		log.Warn("shutdown", "err", err)
+	}
+	<-served
+	log.Info("stopped")
+	return nil
+}
+
+// reload swaps in the policy file again; a bad file keeps the running policy.
+func reload(f *serveFlags, engine *decide.Engine, log *slog.Logger) {
+	p, err := loadPolicy(f)
+	if err != nil {
+		log.Error("policy reload refused; the running policy stays", "err", err)
+		return
+	}
+	engine.SetPolicy(p)
+	log.Info("policy reloaded", "policy", p.Source, "rules", len(p.Rules))
+}
+
+// listen opens a socket given the way opendkim and Postfix write them:
+// inet:PORT@HOST, inet6:PORT@HOST, unix:/PATH (also local:/PATH).
+func listen(spec string) (net.Listener, error) {
+	network, addr, err := parseSocket(spec)
+	if err != nil {
+		return nil, err
+	}
+	if network == "unix" {
+		if err := os.MkdirAll(filepath.Dir(addr), 0o755); err != nil {
+			return nil, fmt.Errorf("socket directory: %w", err)
+		}
+		// A socket left by a killed daemon would make Listen fail.
+		if fi, err := os.Lstat(addr); err == nil && fi.Mode()&os.ModeSocket != 0 {
+			if c, err := net.Dial("unix", addr); err == nil {
+				c.Close()
+				return nil, fmt.Errorf("listen %s: another process is serving on it", spec)
+			}
+			_ = os.Remove(addr)
+		}
+	}
+	ln, err := net.Listen(network, addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen %s: %w", spec, err)
+	}
+	if network == "unix" {
+		// The MTA's user must be able to connect: group-writable.
+		if err := os.Chmod(addr, 0o660); err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("chmod %s: %w", addr, err)
+		}
+	}
+	return ln, nil
+}
+
+func parseSocket(spec string) (network, addr string, err error) {
+	kind, rest, ok := strings.Cut(spec, ":")
+	if !ok || rest == "" {
+		return "", "", fmt.Errorf("bad socket %q: want inet:PORT@HOST or unix:/PATH", spec)
+	}
+	switch kind {
+	case "unix", "local":
+		return "unix", rest, nil
+	case "inet", "inet6", "tcp":
+		port, host, hasHost := strings.Cut(rest, "@")
+		if !hasHost {
+			host = "127.0.0.1"
+			if kind == "inet6" {
+				host = "::1"
+			}
+		}
+		if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+			return "", "", fmt.Errorf("bad socket %q: port %q", spec, port)
+		}
+		network = "tcp4"
+		if kind == "inet6" {
+			network = "tcp6"
+		} else if kind == "tcp" {
+			network = "tcp"
+		}
+		return network, net.JoinHostPort(strings.Trim(host, "[]"), port), nil
+	}
+	return "", "", fmt.Errorf("bad socket %q: unknown kind %q (inet, inet6, unix)", spec, kind)
+}

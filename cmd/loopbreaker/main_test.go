@@ -1,0 +1,107 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseSocket(t *testing.T) {
+	tests := []struct {
+		spec, network, addr string
+		bad                 bool
+	}{
+		{spec: "inet:7357@127.0.0.1", network: "tcp4", addr: "127.0.0.1:7357"},
+		{spec: "inet:7357", network: "tcp4", addr: "127.0.0.1:7357"},
+		{spec: "inet6:7357@[::1]", network: "tcp6", addr: "[::1]:7357"},
+		{spec: "unix:/run/loopbreaker/milter.sock", network: "unix", addr: "/run/loopbreaker/milter.sock"},
+		{spec: "local:/tmp/x.sock", network: "unix", addr: "/tmp/x.sock"},
+		{spec: "inet:port@127.0.0.1", bad: true},
+		{spec: "127.0.0.1:7357", bad: true},
+		{spec: "smtp:25", bad: true},
+		{spec: "unix:", bad: true},
+	}
+	for _, tt := range tests {
+		network, addr, err := parseSocket(tt.spec)
+		if tt.bad {
+			if err == nil {
+				t.Errorf("%q: no error", tt.spec)
+			}
+			continue
+		}
+		if err != nil || network != tt.network || addr != tt.addr {
+			t.Errorf("%q: %s %s %v", tt.spec, network, addr, err)
+		}
+	}
+}
+
+func TestServeRefusesBadPolicyWithPosition(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "policy.toml")
+	os.WriteFile(bad, []byte("local_domains = [\"corp.example\"]\n[[rule]]\nname = \"x\"\nwindow = \"soon\"\n"), 0o644)
+	var out, errb bytes.Buffer
+	rc := run(context.Background(), []string{"serve", "-listen", "unix:" + filepath.Join(dir, "s.sock"), "-state", filepath.Join(dir, "st.db"), "-policy", bad}, &out, &errb)
+	if rc == 0 || !strings.Contains(errb.String(), bad+":4:") {
+		t.Fatalf("rc %d, stderr %q", rc, errb.String())
+	}
+	if _, err := os.Stat(filepath.Join(dir, "st.db")); err == nil {
+		t.Fatal("state file created although the policy was refused")
+	}
+}
+
+func TestServeReportsLockedStateQuickly(t *testing.T) {
+	dir := t.TempDir()
+	state := filepath.Join(dir, "st.db")
+	ctx, cancel := context.WithCancel(context.Background())
+	first := make(chan int, 1)
+	var errFirst bytes.Buffer
+	go func() {
+		first <- run(ctx, []string{"serve", "-listen", "unix:" + filepath.Join(dir, "a.sock"), "-state", state}, &bytes.Buffer{}, &errFirst)
+	}()
+	// Wait for the first daemon's socket.
+	for i := 0; ; i++ {
+		if _, err := os.Stat(filepath.Join(dir, "a.sock")); err == nil {
+			break
+		}
+		if i > 500 {
+			t.Fatalf("first daemon did not start: %s", errFirst.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	var errb bytes.Buffer
+	rc := run(context.Background(), []string{"serve", "-listen", "unix:" + filepath.Join(dir, "b.sock"), "-state", state}, &bytes.Buffer{}, &errb)
+	if rc == 0 || !strings.Contains(errb.String(), "locked by another process") {
+		t.Fatalf("rc %d, stderr %q", rc, errb.String())
+	}
+	cancel()
+	if rc := <-first; rc != 0 {
+		t.Fatalf("first daemon exit %d: %s", rc, errFirst.String())
+	}
+}
+
+func TestCheckPolicy(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.toml")
+	var b bytes.Buffer
+	run(context.Background(), []string{"default-policy"}, &b, &bytes.Buffer{})
+	os.WriteFile(good, b.Bytes(), 0o644)
+	var out, errb bytes.Buffer
+	if rc := run(context.Background(), []string{"check-policy", good}, &out, &errb); rc != 0 || !strings.Contains(out.String(), "ok, 5 rules") {
+		t.Fatalf("default policy: rc %d %q %q", rc, out.String(), errb.String())
+	}
+	bad := filepath.Join(dir, "bad.toml")
+	os.WriteFile(bad, []byte("[[rule]]\nname = \"a\"\nkinds = [\"bounce\"]\nkey = \"sender\"\nlimit = 5\nwindow = \"1h\"\naction = \"explode\"\nlimt = 3\n"), 0o644)
+	errb.Reset()
+	if rc := run(context.Background(), []string{"check-policy", bad}, &out, &errb); rc != 1 {
+		t.Fatalf("bad policy rc %d", rc)
+	}
+	for _, want := range []string{bad + ":7:", `unknown action "explode"`} {
+		if !strings.Contains(errb.String(), want) {
+			t.Errorf("stderr %q lacks %q", errb.String(), want)
+		}
+	}
+}

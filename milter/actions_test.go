@@ -1,0 +1,125 @@
+package milter
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	gomilter "github.com/d--j/go-milter"
+
+	"github.com/loopbreaker/loopbreaker/loopdetect/decide"
+	"github.com/loopbreaker/loopbreaker/loopdetect/policy"
+	"github.com/loopbreaker/loopbreaker/state"
+)
+
+func startWithPolicy(t *testing.T, src string) string {
+	t.Helper()
+	p, err := policy.Parse("test.toml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := state.Open(filepath.Join(t.TempDir(), "state.db"), state.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	srv := NewServer(decide.New(p, st, log), log)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+		st.Close()
+	})
+	return ln.Addr().String()
+}
+
+// TestEveryActionOverTheProtocol checks what each action looks like to the
+// MTA on the message over the limit (limit 1: the second message).
+func TestEveryActionOverTheProtocol(t *testing.T) {
+	tests := []struct {
+		action string
+		check  func(t *testing.T, r result)
+	}{
+		{"reject", func(t *testing.T, r result) {
+			if r.act.Type != gomilter.ActionRejectWithCode || r.act.SMTPCode != 550 || !strings.Contains(r.act.SMTPReply, "5.7.1 loopbreaker") {
+				t.Fatalf("%+v", r.act)
+			}
+		}},
+		{"tempfail", func(t *testing.T, r result) {
+			if r.act.Type != gomilter.ActionRejectWithCode || r.act.SMTPCode != 451 || !strings.Contains(r.act.SMTPReply, "4.7.1 loopbreaker") {
+				t.Fatalf("%+v", r.act)
+			}
+		}},
+		{"discard", func(t *testing.T, r result) {
+			if r.act.Type != gomilter.ActionDiscard {
+				t.Fatalf("%+v", r.act)
+			}
+		}},
+		{"quarantine", func(t *testing.T, r result) {
+			if r.act.Type != gomilter.ActionAccept || !hasMod(r.mods, gomilter.ActionQuarantine) {
+				t.Fatalf("%+v %+v", r.act, r.mods)
+			}
+		}},
+		{"redirect", func(t *testing.T, r result) {
+			if r.act.Type != gomilter.ActionAccept || !hasMod(r.mods, gomilter.ActionAddRcpt) || !hasMod(r.mods, gomilter.ActionDelRcpt) {
+				t.Fatalf("%+v %+v", r.act, r.mods)
+			}
+		}},
+		{"tag", func(t *testing.T, r result) {
+			if r.act.Type != gomilter.ActionAccept || len(r.mods) != 1 || r.mods[0].HeaderName != HeaderInfo {
+				t.Fatalf("%+v %+v", r.act, r.mods)
+			}
+		}},
+		{"monitor", func(t *testing.T, r result) {
+			if r.act.Type != gomilter.ActionAccept || len(r.mods) != 0 {
+				t.Fatalf("%+v %+v", r.act, r.mods)
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.action, func(t *testing.T) {
+			addr := startWithPolicy(t, `local_domains = ["corp.example"]
+quarantine_mailbox = "q@corp.example"
+[[rule]]
+name = "fw"
+kinds = ["forwarded-ndr"]
+direction = "outbound"
+key = "sender"
+limit = 1
+window = "1h"
+block_for = "1h"
+action = "`+tt.action+`"
+`)
+			hdr := [][2]string{{"Subject", "FW: Undeliverable: report"}}
+			first := send(t, addr, "alice@corp.example", []string{"x@outside.example"}, hdr, "b\r\n")
+			if first.act.Type != gomilter.ActionAccept || len(first.mods) != 0 {
+				t.Fatalf("first message (within the limit): %+v %+v", first.act, first.mods)
+			}
+			tt.check(t, send(t, addr, "alice@corp.example", []string{"x@outside.example"}, hdr, "b\r\n"))
+			// Ordinary mail is never touched, whatever the action.
+			r := send(t, addr, "alice@corp.example", []string{"x@outside.example"}, [][2]string{{"Subject", "hello"}}, "b\r\n")
+			if r.act.Type != gomilter.ActionAccept || len(r.mods) != 0 {
+				t.Fatalf("ordinary mail: %+v %+v", r.act, r.mods)
+			}
+		})
+	}
+}
+
+func hasMod(mods []gomilter.ModifyAction, typ gomilter.ModifyActionType) bool {
+	for _, m := range mods {
+		if m.Type == typ {
+			return true
+		}
+	}
+	return false
+}

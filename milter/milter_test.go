@@ -7,6 +7,7 @@ import (
 	"net"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -164,5 +165,33 @@ func TestMalformedMailIsAccepted(t *testing.T) {
 	r := send(t, addr, "", []string{"bob@corp.example"}, headers, "--\r\n\x00\xff garbage\r\n")
 	if r.act.Type != gomilter.ActionAccept {
 		t.Fatalf("malformed mail: %v", r.act)
+	}
+}
+
+func TestConcurrentSessionsPassExactlyLimit(t *testing.T) {
+	addr := startServer(t)
+	fwd := [][2]string{{"Subject", "FW: failure notice"}}
+	const sessions, each = 16, 6
+	results := make(chan result, sessions*each)
+	var wg sync.WaitGroup
+	for s := 0; s < sessions; s++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < each; i++ {
+				results <- send(t, addr, "alice@corp.example", []string{"typo@outside.example"}, fwd, "b\r\n")
+			}
+		}()
+	}
+	wg.Wait()
+	close(results)
+	passed := 0
+	for r := range results {
+		if len(r.mods) == 0 {
+			passed++
+		}
+	}
+	if passed != 25 {
+		t.Fatalf("%d passed, want exactly 25 of %d", passed, sessions*each)
 	}
 }

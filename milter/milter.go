@@ -134,10 +134,23 @@ func (s *session) MailFrom(from string, _ string, m gomilter.Modifier) (*gomilte
 	return gomilter.RespContinue, nil
 }
 
-// RcptTo records the recipient. It returns Continue, never Accept: Accept
-// here would end the milter's part in the message, and with it the chance
-// to act at end of message.
-func (s *session) RcptTo(rcpt string, _ string, _ gomilter.Modifier) (*gomilter.Response, error) {
+// RcptTo records the recipient, or refuses it when a block already covers
+// it (a bounce storm to that recipient: see decide.CheckRecipient). It
+// returns Continue, never Accept: Accept here would end the milter's part in
+// the message, and with it the chance to act at end of message.
+func (s *session) RcptTo(rcpt string, _ string, m gomilter.Modifier) (*gomilter.Response, error) {
+	if s.env.Sender == "" {
+		d := s.engine.CheckRecipient(context.Background(), s.env, rcpt)
+		if d.Action != policy.ActionNone {
+			code := uint16(550)
+			if d.Action == policy.ActionTempfail {
+				code = 451
+			}
+			s.log.Info("refused at RCPT", "action", string(d.Action), "rule", d.Rule, "key", d.Key,
+				"count", d.Count, "limit", d.Limit, "sender", "<>", "recipient", rcpt)
+			return replyOr(code, d.Reply, gomilter.RespReject, s.log), nil
+		}
+	}
 	s.env.Recipients = append(s.env.Recipients, rcpt)
 	return gomilter.RespContinue, nil
 }

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"mime"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -199,4 +200,49 @@ func decodeSubject(s string) string {
 		return out
 	}
 	return s
+}
+
+// CheckRecipient is the early check at RCPT TO, before the body is sent: a
+// null-sender message (a bounce, RFC 5321 4.5.5) to a recipient whose key
+// is already blocked by a bounce rule that rejects or tempfails is refused
+// for that recipient alone. The refusal is counted on the block. Anything
+// that needs the message itself to decide waits for end of message.
+func (e *Engine) CheckRecipient(ctx context.Context, env loopdetect.Envelope, rcpt string) Decision {
+	d := Decision{}
+	if env.Sender != "" {
+		return d
+	}
+	p := e.policy.Load()
+	env.Recipients = []string{rcpt}
+	msg := &loopdetect.Message{Envelope: env}
+	v := loopdetect.Verdict{Kind: loopdetect.KindBounce}
+	for i := range p.Rules {
+		r := &p.Rules[i]
+		if r.Action != policy.ActionReject && r.Action != policy.ActionTempfail {
+			continue
+		}
+		if !slices.Contains(r.Kinds, string(loopdetect.KindBounce)) {
+			continue
+		}
+		rcpts, ok := p.Match(r, msg, &v)
+		if !ok {
+			continue
+		}
+		for _, key := range r.Keys(msg, &v, rcpts) {
+			if _, blocked := e.store.Blocked(r.Name, key); !blocked {
+				continue
+			}
+			res, err := e.count(ctx, r, key, "")
+			if err != nil || !res.Blocked {
+				continue // the block ended in between, or the store failed: let it through
+			}
+			d.Verdict = v
+			d.Action = r.Action
+			d.Rule, d.Key, d.Count, d.Limit, d.Window = r.Name, key, res.Count, r.Limit, r.Window.D()
+			d.Until = res.Block.Until
+			d.Reply = reply(r, &d)
+			return d
+		}
+	}
+	return d
 }

@@ -72,9 +72,9 @@ func send(t *testing.T, addr, from string, rcpts []string, headers [][2]string, 
 	}
 	check(s.Conn("mx.example", gomilter.FamilyInet, 25, "192.0.2.1"))
 	check(s.Helo("mx.example"))
-	check(s.Mail("<"+from+">", ""))
+	check(s.Mail(from, ""))
 	for _, r := range rcpts {
-		check(s.Rcpt("<"+r+">", ""))
+		check(s.Rcpt(r, ""))
 	}
 	check(s.DataStart())
 	for _, h := range headers {

@@ -1,0 +1,134 @@
+package e2e
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-smtp"
+
+	"github.com/loopbreaker/loopbreaker/testenv"
+)
+
+// policyFile writes a one-rule policy for forwarded NDRs to outside
+// addresses with the given limit and action.
+func policyFile(t *testing.T, limit, action string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "policy.toml")
+	src := `local_domains = ["corp.example"]
+quarantine_mailbox = "quarantine@corp.example"
+
+[[rule]]
+name = "forward-storm"
+kinds = ["forwarded-ndr"]
+direction = "outbound"
+key = "sender"
+limit = ` + limit + `
+window = "15m"
+action = "` + action + `"
+block_for = "1h"
+`
+	if err := os.WriteFile(p, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestQuarantineHoldsInPostfixAndReleaseDelivers: the quarantine action puts
+// the messages over the limit in Postfix's hold queue; postsuper -H
+// releases them and they are delivered. Nothing is lost.
+func TestQuarantineHoldsInPostfixAndReleaseDelivers(t *testing.T) {
+	requirePostfix(t)
+	h := startHub(t, "-policy", policyFile(t, "3", "quarantine"))
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	const alice, typo = "alice@corp.example", "nobody@outside.example"
+	for i := 0; i < 5; i++ {
+		send(t, ctx, h, alice, []string{typo}, forwardedNDR(alice, typo, i))
+	}
+	if err := h.outside.WaitCount(ctx, 3); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.pf.WaitQueueEmpty(ctx); err != nil {
+		t.Fatal(err)
+	}
+	held, err := h.pf.HeldCount()
+	if err != nil || held != 2 {
+		t.Fatalf("hold queue has %d messages (%v), want 2", held, err)
+	}
+	if n := h.outside.Count(); n != 3 {
+		t.Fatalf("outside got %d while 2 are held, want 3", n)
+	}
+	if out, err := h.pf.Postsuper("-H", "ALL"); err != nil {
+		t.Fatalf("postsuper -H ALL: %v %s", err, out)
+	}
+	if err := h.outside.WaitCount(ctx, 5); err != nil {
+		t.Fatalf("released messages not delivered: %v", err)
+	}
+	if held, _ := h.pf.HeldCount(); held != 0 {
+		t.Fatalf("%d still held after release", held)
+	}
+}
+
+// TestRejectTellsTheSenderWhy: the reject action refuses the message over
+// the limit at end of DATA with a 550 5.7.1 that names the reason.
+func TestRejectTellsTheSenderWhy(t *testing.T) {
+	requirePostfix(t)
+	h := startHub(t, "-policy", policyFile(t, "2", "reject"))
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	const alice, typo = "alice@corp.example", "nobody@outside.example"
+	for i := 0; i < 2; i++ {
+		send(t, ctx, h, alice, []string{typo}, forwardedNDR(alice, typo, i))
+	}
+	err := sendErr(ctx, h, alice, typo, forwardedNDR(alice, typo, 2))
+	var se *smtp.SMTPError
+	if !errors.As(err, &se) || se.Code != 550 || !strings.Contains(se.Message, "loopbreaker") || !strings.Contains(se.Message, "mail loop suspected") {
+		t.Fatalf("third message: %v, want 550 with the reason", err)
+	}
+	if se.EnhancedCode != (smtp.EnhancedCode{5, 7, 1}) {
+		t.Errorf("enhanced code %v, want 5.7.1", se.EnhancedCode)
+	}
+	// Ordinary mail still goes.
+	send(t, ctx, h, alice, []string{typo}, ordinary(alice, typo, "sorry about the noise"))
+	if err := h.outside.WaitCount(ctx, 3); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func sendErr(ctx context.Context, h *hub, from, to string, msg []byte) error {
+	return testenv.SendMail(ctx, h.pf.SMTPAddr(), from, []string{to}, msg)
+}
+
+// TestBlockSurvivesKill9: the daemon is killed with SIGKILL during a storm
+// and restarted on the same state file; the block is still in force.
+func TestBlockSurvivesKill9(t *testing.T) {
+	requirePostfix(t)
+	h := startHub(t, "-policy", policyFile(t, "3", "redirect"))
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	const alice, typo = "alice@corp.example", "nobody@outside.example"
+	for i := 0; i < 5; i++ {
+		send(t, ctx, h, alice, []string{typo}, forwardedNDR(alice, typo, i))
+	}
+	h.daemon.Kill()
+	if err := h.daemon.Restart(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i := 5; i < 8; i++ {
+		send(t, ctx, h, alice, []string{typo}, forwardedNDR(alice, typo, i))
+	}
+	if err := h.mailstore.WaitCount(ctx, 5); err != nil {
+		t.Fatalf("quarantine mailbox got %d, want 5 (2 before the kill, 3 after): %v", h.mailstore.Count(), err)
+	}
+	if err := h.pf.WaitQueueEmpty(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := h.outside.Count(); n != 3 {
+		t.Fatalf("outside got %d, want exactly the 3 within the limit", n)
+	}
+}

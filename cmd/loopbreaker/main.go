@@ -3,6 +3,7 @@
 // ping-pong, inline, before they bury a mailbox.
 //
 //	loopbreaker serve [-listen SPEC] [-state FILE] [-policy FILE] [-local-domains D,D] [-quarantine-mailbox ADDR]
+//	loopbreaker reload [-pidfile FILE | -state FILE]
 //	loopbreaker check-policy FILE
 //	loopbreaker default-policy
 //	loopbreaker classify [-json] [-from SENDER] FILE|DIR...
@@ -21,6 +22,7 @@ const usage = `usage: loopbreaker COMMAND [flags]
 
 commands:
   serve           run the milter daemon
+  reload          make the running daemon reload its policy file (SIGHUP)
   check-policy    check a policy file; errors as file:line:col
   default-policy  print the built-in policy, with its comments
   classify        classify message files and print the evidence
@@ -45,6 +47,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runServe(ctx, rest, stdout, stderr)
 	case "check-policy":
 		return runCheckPolicy(rest, stdout, stderr)
+	case "reload":
+		return runReload(rest, stdout, stderr)
 	case "default-policy":
 		return runDefaultPolicy(stdout)
 	case "classify":

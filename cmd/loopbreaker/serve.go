@@ -34,7 +34,7 @@ const (
 
 type serveFlags struct {
 	listen, state, policyFile, localDomains, quarantine string
-	logFormat, logLevel                                 string
+	logFormat, logLevel, pidFile                        string
 }
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -48,6 +48,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.StringVar(&f.quarantine, "quarantine-mailbox", "", "quarantine mailbox for redirect (overrides the policy)")
 	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.StringVar(&f.pidFile, "pidfile", "", "pid file, for `loopbreaker reload` (default: loopbreaker.pid beside the state file)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -142,6 +143,15 @@ func serve(ctx context.Context, f *serveFlags, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	pidFile := f.pidFile
+	if pidFile == "" {
+		pidFile = defaultPidFile(path)
+	}
+	if err := os.WriteFile(pidFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+		log.Warn("cannot write the pid file; `loopbreaker reload` will not find this daemon", "pidfile", pidFile, "err", err)
+	} else {
+		defer os.Remove(pidFile)
+	}
 	engine := decide.New(p, st, log)
 	srv := milter.NewServer(engine, log)
 
@@ -174,6 +184,12 @@ func serve(ctx context.Context, f *serveFlags, log *slog.Logger) error {
 	<-served
 	log.Info("stopped")
 	return nil
+}
+
+// defaultPidFile is loopbreaker.pid beside the state file: the state file
+// is what identifies a daemon (one daemon per state file, bbolt's lock).
+func defaultPidFile(statePath string) string {
+	return filepath.Join(filepath.Dir(statePath), "loopbreaker.pid")
 }
 
 // reload swaps in the policy file again; a bad file keeps the running policy.

@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"os"
+	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
@@ -36,7 +37,10 @@ func TestReloadKeepsCountsAndRefusesBadFiles(t *testing.T) {
 	fw()
 	fw() // 5: still within the old limit
 	os.WriteFile(pol, []byte(strings.Replace(string(good), "limit = 5", "limit = 6", 1)), 0o644)
-	h.daemon.Signal(syscall.SIGHUP)
+	// This time through the command, which finds the daemon by its state file.
+	if out, err := exec.Command(daemonBin, "reload", "-state", h.daemon.State).CombinedOutput(); err != nil {
+		t.Fatalf("loopbreaker reload: %v\n%s", err, out)
+	}
 	if err := h.daemon.WaitLog(ctx, `msg="policy reloaded"`, 1); err != nil {
 		t.Fatal(err)
 	}

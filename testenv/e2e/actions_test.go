@@ -17,6 +17,10 @@ import (
 // policyFile writes a one-rule policy for forwarded NDRs to outside
 // addresses with the given limit and action.
 func policyFile(t *testing.T, limit, action string) string {
+	return policyFileKeyed(t, limit, action, "sender")
+}
+
+func policyFileKeyed(t *testing.T, limit, action, key string) string {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), "policy.toml")
 	src := `local_domains = ["corp.example"]
@@ -26,7 +30,7 @@ quarantine_mailbox = "quarantine@corp.example"
 name = "forward-storm"
 kinds = ["forwarded-ndr"]
 direction = "outbound"
-key = "sender"
+key = "` + key + `"
 limit = ` + limit + `
 window = "15m"
 action = "` + action + `"
@@ -130,5 +134,20 @@ func TestBlockSurvivesKill9(t *testing.T) {
 	}
 	if n := h.outside.Count(); n != 3 {
 		t.Fatalf("outside got %d, want exactly the 3 within the limit", n)
+	}
+}
+
+// TestClientIPKeyFromPostfixMacros: Postfix sends the {client_addr} macro
+// loopbreaker asks for at MAIL FROM, so rules can count by client address.
+func TestClientIPKeyFromPostfixMacros(t *testing.T) {
+	requirePostfix(t)
+	h := startHub(t, "-policy", policyFileKeyed(t, "1", "reject", "client-ip"))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	send(t, ctx, h, "alice@corp.example", []string{"x@outside.example"}, forwardedNDR("alice@corp.example", "x@outside.example", 0))
+	err := sendErr(ctx, h, "bob@corp.example", "y@outside.example", forwardedNDR("bob@corp.example", "y@outside.example", 1))
+	var se *smtp.SMTPError
+	if !errors.As(err, &se) || se.Code != 550 || !strings.Contains(se.Message, "for 127.0.0.1 ") {
+		t.Fatalf("second sender from the same client: %v, want 550 naming 127.0.0.1", err)
 	}
 }

@@ -161,8 +161,17 @@ func (s *session) Header(name, value string, _ gomilter.Modifier) (*gomilter.Res
 		s.headerCut = true
 		return gomilter.RespContinue, nil
 	}
-	s.header.Add(name, strings.TrimLeft(value, " \t"))
+	s.header.Add(name, unfold(strings.TrimLeft(value, " \t")))
 	return gomilter.RespContinue, nil
+}
+
+// unfold removes the line breaks of a folded header value (RFC 5322
+// 2.2.3): the MTA passes them on as they were in the message.
+func unfold(v string) string {
+	if !strings.ContainsAny(v, "\r\n") {
+		return v
+	}
+	return strings.NewReplacer("\r\n", "", "\n", "", "\r", "").Replace(v)
 }
 
 func (s *session) BodyChunk(chunk []byte, _ gomilter.Modifier) (*gomilter.Response, error) {

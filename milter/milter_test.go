@@ -195,3 +195,15 @@ func TestConcurrentSessionsPassExactlyLimit(t *testing.T) {
 		t.Fatalf("%d passed, want exactly 25 of %d", passed, sessions*each)
 	}
 }
+
+func TestFoldedSubjectIsUnfolded(t *testing.T) {
+	addr := startServer(t)
+	hdr := [][2]string{{"Subject", "FW: Mail delivery\r\n failed: returning message to sender"}}
+	var last result
+	for i := 0; i < 26; i++ {
+		last = send(t, addr, "alice@corp.example", []string{"typo@outside.example"}, hdr, "b\r\n")
+	}
+	if !hasMod(last.mods, gomilter.ActionAddRcpt) {
+		t.Fatalf("a folded NDR subject was not recognized: %+v", last.mods)
+	}
+}

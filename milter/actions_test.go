@@ -28,7 +28,7 @@ func startWithPolicy(t *testing.T, src string) string {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	srv := NewServer(decide.New(p, st, log), log)
+	srv := NewServer(decide.New(p, st, log), log, Options{})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -20,18 +20,45 @@ const MaxFrame = 16 << 20
 // milter packet length.
 var ErrBadFrame = errors.New("milter: invalid packet length")
 
-// guardListener wraps every accepted connection in a framingConn.
+// guardListener wraps every accepted connection in a framingConn and caps
+// the number of connections open at once: when all slots are taken it stops
+// accepting until one closes, so the MTA waits (and applies its
+// milter_default_action after its connect timeout) instead of the daemon
+// running out of memory or file descriptors.
 type guardListener struct {
 	net.Listener
-	log *slog.Logger
+	log       *slog.Logger
+	slots     chan struct{} // nil: no cap
+	closed    chan struct{}
+	closeOnce sync.Once
 }
 
-func (l guardListener) Accept() (net.Conn, error) {
+func newGuardListener(ln net.Listener, log *slog.Logger, slots chan struct{}) *guardListener {
+	return &guardListener{Listener: ln, log: log, slots: slots, closed: make(chan struct{})}
+}
+
+// Close closes the listener and ends a wait for a free slot.
+func (l *guardListener) Close() error {
+	l.closeOnce.Do(func() { close(l.closed) })
+	return l.Listener.Close()
+}
+
+func (l *guardListener) Accept() (net.Conn, error) {
+	if l.slots != nil {
+		select {
+		case l.slots <- struct{}{}:
+		case <-l.closed:
+			return nil, net.ErrClosed
+		}
+	}
 	c, err := l.Listener.Accept()
 	if err != nil {
+		if l.slots != nil {
+			<-l.slots
+		}
 		return nil, err
 	}
-	return &framingConn{Conn: c, log: l.log}, nil
+	return &framingConn{Conn: c, log: l.log, slots: l.slots}, nil
 }
 
 // framingConn validates the milter framing (a 4-byte big-endian length, then
@@ -47,11 +74,25 @@ type framingConn struct {
 	net.Conn
 	log *slog.Logger
 
+	slots     chan struct{}
+	closeOnce sync.Once
+
 	mu      sync.Mutex
 	hdr     [4]byte
 	pending []byte // length bytes not yet handed to the reader
 	left    uint32 // payload bytes of the current packet not yet read
 	err     error
+}
+
+// Close closes the connection and frees its slot.
+func (c *framingConn) Close() error {
+	err := c.Conn.Close()
+	c.closeOnce.Do(func() {
+		if c.slots != nil {
+			<-c.slots
+		}
+	})
+	return err
 }
 
 func (c *framingConn) Read(p []byte) (int, error) {

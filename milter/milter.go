@@ -42,20 +42,55 @@ const Actions = gomilter.OptAddHeader | gomilter.OptAddRcpt | gomilter.OptRemove
 const Protocol = gomilter.OptNoConnect | gomilter.OptNoHelo | gomilter.OptNoData | gomilter.OptNoUnknown |
 	gomilter.OptNoEOH | gomilter.OptNoHeaderReply | gomilter.OptNoMailReply | gomilter.OptSkip
 
+// Defaults for Options.
+const (
+	// DefaultMaxSessions caps concurrent MTA connections. Postfix opens one
+	// per SMTP session (default_process_limit is 100 smtpd processes).
+	DefaultMaxSessions = 1000
+	// DefaultIdleTimeout closes a connection on which the MTA sent nothing
+	// for that long. It must exceed the MTA's own idle limits: Postfix's
+	// smtpd_timeout is 300 s and its milter connection lives as long as the
+	// SMTP session.
+	DefaultIdleTimeout = 10 * time.Minute
+)
+
+// Options tune a Server. The zero value takes the defaults.
+type Options struct {
+	// MaxSessions caps concurrent connections; negative means no cap.
+	MaxSessions int
+	// IdleTimeout bounds the wait for the MTA's next packet; negative means none.
+	IdleTimeout time.Duration
+}
+
 // Server is a milter server in front of an engine.
 type Server struct {
 	srv    *gomilter.Server
 	engine *decide.Engine
 	log    *slog.Logger
+	slots  chan struct{}
 }
 
 // NewServer returns a server that decides with engine.
-func NewServer(engine *decide.Engine, log *slog.Logger) *Server {
+func NewServer(engine *decide.Engine, log *slog.Logger, opts Options) *Server {
 	if log == nil {
 		log = slog.Default()
 	}
+	if opts.MaxSessions == 0 {
+		opts.MaxSessions = DefaultMaxSessions
+	}
+	if opts.IdleTimeout == 0 {
+		opts.IdleTimeout = DefaultIdleTimeout
+	}
 	s := &Server{engine: engine, log: log}
+	if opts.MaxSessions > 0 {
+		s.slots = make(chan struct{}, opts.MaxSessions)
+	}
+	var readTimeout time.Duration
+	if opts.IdleTimeout > 0 {
+		readTimeout = opts.IdleTimeout
+	}
 	s.srv = gomilter.NewServer(
+		gomilter.WithReadTimeout(readTimeout),
 		gomilter.WithDynamicMilter(func(version uint32, action gomilter.OptAction, protocol gomilter.OptProtocol, _ gomilter.DataSize) gomilter.Milter {
 			return &session{engine: engine, log: log, protocol: protocol}
 		}),
@@ -91,7 +126,7 @@ func negotiate(log *slog.Logger) gomilter.NegotiationCallbackFunc {
 // Serve accepts milter connections on ln until Shutdown. Every connection is
 // guarded against invalid framing before the library reads it.
 func (s *Server) Serve(ln net.Listener) error {
-	err := s.srv.Serve(guardListener{Listener: ln, log: s.log})
+	err := s.srv.Serve(newGuardListener(ln, s.log, s.slots))
 	if errors.Is(err, gomilter.ErrServerClosed) {
 		return nil
 	}

@@ -27,7 +27,7 @@ func startServer(t *testing.T) string {
 	p := policy.Default()
 	p.Apply(policy.Overrides{LocalDomains: []string{"corp.example"}, QuarantineMailbox: "quarantine@corp.example"})
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	srv := NewServer(decide.New(p, st, log), log)
+	srv := NewServer(decide.New(p, st, log), log, Options{})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -205,5 +205,56 @@ func TestFoldedSubjectIsUnfolded(t *testing.T) {
 	}
 	if !hasMod(last.mods, gomilter.ActionAddRcpt) {
 		t.Fatalf("a folded NDR subject was not recognized: %+v", last.mods)
+	}
+}
+
+func TestSessionCapAndIdleTimeout(t *testing.T) {
+	st, err := state.Open(filepath.Join(t.TempDir(), "state.db"), state.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	p := policy.Default()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	srv := NewServer(decide.New(p, st, log), log, Options{MaxSessions: 2, IdleTimeout: 300 * time.Millisecond})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	addr := ln.Addr().String()
+	// Two idle connections take both slots...
+	var idle []net.Conn
+	for i := 0; i < 2; i++ {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		idle = append(idle, c)
+	}
+	// ...and are closed by the idle timeout, which frees the slots for a
+	// real session.
+	for _, c := range idle {
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if _, err := c.Read(make([]byte, 1)); err == nil {
+			t.Fatal("idle connection got data")
+		}
+		c.Close()
+	}
+	r := send(t, addr, "alice@corp.example", []string{"bob@outside.example"}, [][2]string{{"Subject", "hi"}}, "b\r\n")
+	if r.act.Type != gomilter.ActionAccept {
+		t.Fatalf("%+v", r.act)
+	}
+	// Shutdown is not stuck behind a full cap.
+	block := []net.Conn{}
+	for i := 0; i < 2; i++ {
+		c, _ := net.Dial("tcp", addr)
+		block = append(block, c)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	srv.Shutdown(ctx)
+	for _, c := range block {
+		c.Close()
 	}
 }

@@ -35,6 +35,8 @@ const (
 type serveFlags struct {
 	listen, state, policyFile, localDomains, quarantine string
 	logFormat, logLevel, pidFile                        string
+	maxSessions                                         int
+	idleTimeout                                         time.Duration
 }
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -49,6 +51,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&f.pidFile, "pidfile", "", "pid file, for `loopbreaker reload` (default: loopbreaker.pid beside the state file)")
+	fs.IntVar(&f.maxSessions, "max-sessions", milter.DefaultMaxSessions, "most MTA connections served at once (-1: no cap)")
+	fs.DurationVar(&f.idleTimeout, "idle-timeout", milter.DefaultIdleTimeout, "close an MTA connection idle this long (-1s: never)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -153,7 +157,7 @@ func serve(ctx context.Context, f *serveFlags, log *slog.Logger) error {
 		defer os.Remove(pidFile)
 	}
 	engine := decide.New(p, st, log)
-	srv := milter.NewServer(engine, log)
+	srv := milter.NewServer(engine, log, milter.Options{MaxSessions: f.maxSessions, IdleTimeout: f.idleTimeout})
 
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)

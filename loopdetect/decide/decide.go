@@ -106,7 +106,7 @@ func (e *Engine) Decide(ctx context.Context, msg *loopdetect.Message) Decision {
 		if !ok {
 			continue
 		}
-		keys := r.Keys(msg, &v, rcpts)
+		keys := p.Keys(r, msg, &v, rcpts)
 		for _, key := range keys {
 			if subject == "" {
 				subject = decodeSubject(msg.Header.Get("Subject"))
@@ -228,7 +228,7 @@ func (e *Engine) CheckRecipient(ctx context.Context, env loopdetect.Envelope, rc
 		if !ok {
 			continue
 		}
-		for _, key := range r.Keys(msg, &v, rcpts) {
+		for _, key := range p.Keys(r, msg, &v, rcpts) {
 			if _, blocked := e.store.Blocked(r.Name, key); !blocked {
 				continue
 			}

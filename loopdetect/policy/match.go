@@ -5,14 +5,46 @@ import (
 	"path"
 	"strings"
 
+	"golang.org/x/net/idna"
+
 	"github.com/loopbreaker/loopbreaker/loopdetect"
 )
 
-// NormalizeAddress lower-cases an envelope address and trims it. The null
-// sender is "". (Plus-addressing and IDN folding are the hostile-input
-// issue's work.)
+// NormalizeAddress lower-cases an envelope address and trims it; the
+// domain is put in its ASCII (A-label) form (RFC 5890) without a trailing
+// dot, so "Alice@BÜCHER.example" and "alice@xn--bcher-kva.example" are one
+// key. The null sender is "".
 func NormalizeAddress(a string) string {
-	return strings.ToLower(strings.TrimSpace(strings.Trim(strings.TrimSpace(a), "<>")))
+	a = strings.ToLower(strings.TrimSpace(strings.Trim(strings.TrimSpace(a), "<>")))
+	at := strings.LastIndexByte(a, '@')
+	if at < 0 {
+		return a
+	}
+	local, domain := a[:at], strings.TrimSuffix(a[at+1:], ".")
+	if ascii, err := idna.Lookup.ToASCII(domain); err == nil {
+		domain = ascii
+	}
+	return local + "@" + domain
+}
+
+// keyAddress is the form an address takes in a counting key: normalized and
+// without a subaddress ("alice+tag@x" counts as "alice@x", RFC 5233), so a
+// storm cannot split its count over tags while distinct mailboxes stay
+// distinct. delims are the policy's address_delimiters.
+func keyAddress(a, delims string) string {
+	a = NormalizeAddress(a)
+	if delims == "" {
+		return a
+	}
+	at := strings.LastIndexByte(a, '@')
+	if at <= 0 {
+		return a
+	}
+	local := a[:at]
+	if i := strings.IndexAny(local, delims); i > 0 {
+		local = local[:i]
+	}
+	return local + a[at:]
 }
 
 // Domain returns the domain of a normalized address.
@@ -171,14 +203,15 @@ func (p *Policy) Match(r *Rule, msg *loopdetect.Message, v *loopdetect.Verdict) 
 // Keys returns the keys the rule counts the message under: one, or one per
 // recipient when the key has a recipient component. A message lacking a
 // component (no original Message-ID, no login) is not counted by the rule.
-func (r *Rule) Keys(msg *loopdetect.Message, v *loopdetect.Verdict, rcpts []string) []string {
+// Addresses in keys are normalized and lose their subaddress.
+func (p *Policy) Keys(r *Rule, msg *loopdetect.Message, v *loopdetect.Verdict, rcpts []string) []string {
 	base := make([]string, 0, len(r.keyParts))
 	perRcpt := false
 	for _, part := range r.keyParts {
 		var val string
 		switch part {
 		case KeySender:
-			val = NormalizeAddress(msg.Envelope.Sender)
+			val = keyAddress(msg.Envelope.Sender, p.AddressDelimiters)
 			if val == "" {
 				val = "<>"
 			}
@@ -205,7 +238,7 @@ func (r *Rule) Keys(msg *loopdetect.Message, v *loopdetect.Verdict, rcpts []stri
 		parts := make([]string, len(base))
 		for i, b := range base {
 			if b == "\x01" {
-				b = rc
+				b = keyAddress(rc, p.AddressDelimiters)
 			}
 			parts[i] = b
 		}

@@ -53,6 +53,10 @@ type Policy struct {
 	BodyLimit int `toml:"body_limit"`
 	// StateFile is the bbolt file; flags override it.
 	StateFile string `toml:"state_file"`
+	// AddressDelimiters separate a subaddress from the mailbox in counting
+	// keys (Postfix's recipient_delimiter); "" keeps addresses whole.
+	// Default "+".
+	AddressDelimiters string `toml:"address_delimiters"`
 	// Rules are applied in order; every matching rule counts, the first one
 	// over its limit acts.
 	Rules []Rule `toml:"rule"`
@@ -150,6 +154,9 @@ func Parse(name string, data []byte) (*Policy, error) {
 			return nil, &Error{File: name, Line: pe.Position.Line, Col: max(pe.Position.Col, 1), Msg: pe.Message}
 		}
 		return nil, &Error{File: name, Msg: err.Error()}
+	}
+	if !md.IsDefined("address_delimiters") {
+		p.AddressDelimiters = "+"
 	}
 	idx := indexKeys(data)
 	var errs Errors

@@ -88,7 +88,7 @@ func TestMatchAndKeys(t *testing.T) {
 	if !ok || len(rcpts) != 1 || rcpts[0] != "typo@outside.example" {
 		t.Fatalf("outbound recipients = %v %v", rcpts, ok)
 	}
-	if keys := fwd.Keys(msg, v, rcpts); len(keys) != 1 || keys[0] != "alice@corp.example" {
+	if keys := p.Keys(fwd, msg, v, rcpts); len(keys) != 1 || keys[0] != "alice@corp.example" {
 		t.Fatalf("keys = %q", keys)
 	}
 	// Ordinary mail never matches the storm rule.
@@ -102,12 +102,12 @@ func TestMatchAndKeys(t *testing.T) {
 	}
 	ar := &loopdetect.Verdict{Kind: loopdetect.KindAutoReply}
 	rcpts, _ = p.Match(pair, msg, ar)
-	if keys := pair.Keys(msg, ar, rcpts); len(keys) != 2 || keys[0] != "alice@corp.example typo@outside.example" {
+	if keys := p.Keys(pair, msg, ar, rcpts); len(keys) != 2 || keys[0] != "alice@corp.example typo@outside.example" {
 		t.Fatalf("pair keys = %q", keys)
 	}
 	// No original Message-ID: the per-original rule does not count it.
 	orig, _ := p.Rule("ndrs-per-original")
-	if keys := orig.Keys(msg, v, rcpts); keys != nil {
+	if keys := p.Keys(orig, msg, v, rcpts); keys != nil {
 		t.Fatalf("keys without original = %q", keys)
 	}
 }
@@ -129,5 +129,36 @@ func TestMatchAddress(t *testing.T) {
 		if got := MatchAddress(tt.pattern, tt.addr); got != tt.want {
 			t.Errorf("MatchAddress(%q, %q) = %v", tt.pattern, tt.addr, got)
 		}
+	}
+}
+
+func TestKeysAreNormalized(t *testing.T) {
+	p := Default()
+	fwd, _ := p.Rule("forward-storm")
+	v := &loopdetect.Verdict{Kind: loopdetect.KindForwardedNDR}
+	key := func(sender string) string {
+		msg := &loopdetect.Message{Envelope: loopdetect.Envelope{Sender: sender, Recipients: []string{"x@outside.example"}}}
+		rcpts, _ := p.Match(fwd, msg, v)
+		return p.Keys(fwd, msg, v, rcpts)[0]
+	}
+	same := []string{"alice@bücher.example", "Alice@BÜCHER.example", "<alice+storm@xn--bcher-kva.example>", "alice+x@bücher.example.", " alice@Bücher.Example "}
+	for _, s := range same {
+		if got := key(s); got != "alice@xn--bcher-kva.example" {
+			t.Errorf("key(%q) = %q", s, got)
+		}
+	}
+	// Distinct mailboxes stay distinct.
+	for _, s := range []string{"alice.b@bücher.example", "alicea@bücher.example", "alice@bucher.example", "+alice@bücher.example"} {
+		if got := key(s); got == "alice@xn--bcher-kva.example" {
+			t.Errorf("key(%q) merged with alice", s)
+		}
+	}
+	// With no delimiter configured, tags stay.
+	q, err := Parse("p.toml", []byte("address_delimiters = \"\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := keyAddress("a+b@x.example", q.AddressDelimiters); got != "a+b@x.example" {
+		t.Errorf("got %q", got)
 	}
 }

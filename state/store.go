@@ -75,6 +75,10 @@ type Store struct {
 	dirty   map[string]struct{}
 	gone    map[string]struct{} // windows to delete from the file
 
+	events        []Event // the audit trail, newest last
+	pendingEvents []Event // not yet in the file
+	eventSeq      uint64
+
 	stop chan struct{}
 	done sync.WaitGroup
 }
@@ -162,7 +166,7 @@ func (s *Store) Close() error {
 func (s *Store) load() error {
 	now := s.now()
 	return s.db.Update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bucketCounts, bucketBlocks} {
+		for _, name := range [][]byte{bucketCounts, bucketBlocks, bucketEvents} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return fmt.Errorf("creating bucket %s: %w", name, err)
 			}
@@ -210,6 +214,7 @@ func (s *Store) load() error {
 				return err
 			}
 		}
+		s.events, s.eventSeq = loadEvents(tx)
 		return nil
 	})
 }
@@ -428,10 +433,12 @@ func (s *Store) Flush() error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	s.mu.Lock()
-	if len(s.dirty) == 0 && len(s.gone) == 0 {
+	if len(s.dirty) == 0 && len(s.gone) == 0 && len(s.pendingEvents) == 0 {
 		s.mu.Unlock()
 		return nil
 	}
+	evs, lastSeq := s.pendingEvents, s.eventSeq
+	s.pendingEvents = nil
 	type rec struct {
 		id    string
 		win   []byte
@@ -496,7 +503,7 @@ func (s *Store) Flush() error {
 				}
 			}
 		}
-		return nil
+		return writeEvents(tx, evs, lastSeq)
 	})
 	if err != nil {
 		// Put them back so the next flush tries again.
@@ -507,6 +514,7 @@ func (s *Store) Flush() error {
 		for _, d := range gone {
 			s.gone[d.id] = struct{}{}
 		}
+		s.pendingEvents = append(evs, s.pendingEvents...)
 		s.mu.Unlock()
 		return fmt.Errorf("flushing %d counts: %w", len(recs), err)
 	}

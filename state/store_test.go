@@ -269,3 +269,41 @@ func TestLockedFileFailsFast(t *testing.T) {
 		t.Fatalf("err = %v, want ErrLocked", err)
 	}
 }
+
+func TestEventsAreBoundedAndSurviveRestart(t *testing.T) {
+	c := newClock()
+	path := filepath.Join(t.TempDir(), "state.db")
+	s := openTest(t, path, c)
+	for i := 0; i < MaxEvents+50; i++ {
+		s.Record(Event{Rule: "r", Key: "k", Action: "redirect", Count: i})
+		if i%300 == 0 {
+			if err := s.Flush(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if evs := s.Events(0); len(evs) != MaxEvents || evs[len(evs)-1].Count != MaxEvents+49 {
+		t.Fatalf("%d events in memory, last %+v", len(evs), evs[len(evs)-1])
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openTest(t, path, c)
+	defer s.Close()
+	evs := s.Events(3)
+	if len(evs) != 3 || evs[2].Count != MaxEvents+49 || evs[2].Seq != MaxEvents+50 {
+		t.Fatalf("after restart: %+v", evs)
+	}
+	if all := s.Events(0); len(all) != MaxEvents {
+		t.Fatalf("%d events after restart", len(all))
+	}
+	var n int
+	s.db.View(func(tx *boltTx) error { n = tx.Bucket(bucketEvents).Stats().KeyN; return nil })
+	if n != MaxEvents {
+		t.Fatalf("file holds %d events, want %d", n, MaxEvents)
+	}
+	s.Record(Event{Action: "release"})
+	if evs := s.Events(1); evs[0].Seq != MaxEvents+51 {
+		t.Fatalf("sequence did not continue: %+v", evs)
+	}
+}

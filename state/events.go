@@ -25,9 +25,11 @@ type Event struct {
 	Action  string    `json:"action"`
 	Count   int       `json:"count,omitempty"`
 	Limit   int       `json:"limit,omitempty"`
-	Kind    string    `json:"kind,omitempty"`
-	Sender  string    `json:"sender,omitempty"`
-	Subject string    `json:"subject,omitempty"`
+	// Acted is how many messages the block had acted on with this one.
+	Acted   int    `json:"acted,omitempty"`
+	Kind    string `json:"kind,omitempty"`
+	Sender  string `json:"sender,omitempty"`
+	Subject string `json:"subject,omitempty"`
 	// NewBlock says the event started a block.
 	NewBlock bool `json:"new_block,omitempty"`
 }

@@ -26,6 +26,8 @@ import (
 type Store interface {
 	Hit(ctx context.Context, r state.Request) (state.Result, error)
 	Blocked(rule, key string) (state.Block, bool)
+	// Record keeps an audit event (batched with the counts).
+	Record(ev state.Event)
 }
 
 // Engine decides. It is safe for concurrent use; the policy can be swapped
@@ -77,6 +79,8 @@ type Decision struct {
 	Window time.Duration
 	// NewBlock says this message started the block.
 	NewBlock bool
+	// Acted is how many messages the block has acted on, this one included.
+	Acted int
 	// Until is when the block ends.
 	Until time.Time
 	// Reply is the SMTP reply text for reject and tempfail, beginning with an
@@ -132,7 +136,7 @@ func (e *Engine) Decide(ctx context.Context, msg *loopdetect.Message) Decision {
 			}
 			d.Action = r.Action
 			d.Rule, d.Key, d.Count, d.Limit, d.Window = r.Name, key, res.Count, r.Limit, r.Window.D()
-			d.NewBlock, d.Until = res.NewBlock, res.Block.Until
+			d.NewBlock, d.Until, d.Acted = res.NewBlock, res.Block.Until, res.Block.Count
 		}
 	}
 	if d.Action == policy.ActionRedirect {
@@ -145,7 +149,19 @@ func (e *Engine) Decide(ctx context.Context, msg *loopdetect.Message) Decision {
 		r, _ := p.Rule(d.Rule)
 		d.Reply = reply(r, &d)
 	}
+	if d.Action != policy.ActionNone {
+		e.record(&d, &msg.Envelope, subject)
+	}
 	return d
+}
+
+// record adds an acted-on decision to the audit trail.
+func (e *Engine) record(d *Decision, env *loopdetect.Envelope, subject string) {
+	e.store.Record(state.Event{
+		QueueID: env.QueueID, Rule: d.Rule, Key: d.Key, Action: string(d.Action),
+		Count: d.Count, Limit: d.Limit, Acted: d.Acted, Kind: string(d.Verdict.Kind),
+		Sender: env.Sender, Subject: subject, NewBlock: d.NewBlock,
+	})
 }
 
 // count takes one hit. A limit of 0 acts on every message without keeping a
@@ -239,8 +255,9 @@ func (e *Engine) CheckRecipient(ctx context.Context, env loopdetect.Envelope, rc
 			d.Verdict = v
 			d.Action = r.Action
 			d.Rule, d.Key, d.Count, d.Limit, d.Window = r.Name, key, res.Count, r.Limit, r.Window.D()
-			d.Until = res.Block.Until
+			d.Until, d.Acted = res.Block.Until, res.Block.Count
 			d.Reply = reply(r, &d)
+			e.record(&d, &env, "(refused at RCPT TO "+rcpt+")")
 			return d
 		}
 	}

@@ -58,6 +58,10 @@ func TestForwardStormRedirectsAfterLimit(t *testing.T) {
 	if passed != 25 || redirected != 15 {
 		t.Fatalf("passed %d redirected %d, want 25 and 15", passed, redirected)
 	}
+	evs := e.store.(*state.Store).Events(0)
+	if len(evs) != 15 || !evs[0].NewBlock || evs[0].Rule != "forward-storm" || evs[0].Action != "redirect" || evs[14].Acted != 15 || evs[14].Count != 26 {
+		t.Fatalf("audit trail: %d events, first %+v", len(evs), evs)
+	}
 	// Ordinary mail of the same sender flows during the block.
 	if d := e.Decide(ctx, message(t, "alice@corp.example", "typo@outside.example", "lunch?")); d.Action != policy.ActionNone {
 		t.Fatalf("ordinary mail got %q", d.Action)
@@ -117,6 +121,7 @@ func (brokenStore) Hit(context.Context, state.Request) (state.Result, error) {
 	return state.Result{}, errors.New("disk full")
 }
 func (brokenStore) Blocked(string, string) (state.Block, bool) { return state.Block{}, false }
+func (brokenStore) Record(state.Event)                         {}
 
 func TestStoreFailureFailsOpen(t *testing.T) {
 	p := policy.Default()

@@ -4,6 +4,7 @@
 //
 //	loopbreaker serve [-listen SPEC] [-state FILE] [-policy FILE] [-local-domains D,D] [-quarantine-mailbox ADDR]
 //	loopbreaker reload [-pidfile FILE | -state FILE]
+//	loopbreaker status | blocks | release KEY [-rule NAME] | events [-n N] | explain KEY  [-admin SOCKET] [-json]
 //	loopbreaker check-policy FILE
 //	loopbreaker default-policy
 //	loopbreaker classify [-json] [-from SENDER] FILE|DIR...
@@ -18,10 +19,18 @@ import (
 	"syscall"
 )
 
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
 const usage = `usage: loopbreaker COMMAND [flags]
 
 commands:
   serve           run the milter daemon
+  status          the running daemon's state
+  blocks          blocks in force
+  release KEY     lift the blocks on KEY (-rule NAME narrows it; -rule alone lifts a rule's blocks)
+  events          recent acted-on decisions (the audit trail)
+  explain KEY     every rule's count and block for KEY
   reload          make the running daemon reload its policy file (SIGHUP)
   check-policy    check a policy file; errors as file:line:col
   default-policy  print the built-in policy, with its comments
@@ -49,6 +58,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runCheckPolicy(rest, stdout, stderr)
 	case "reload":
 		return runReload(rest, stdout, stderr)
+	case "status", "blocks", "release", "events", "explain":
+		return runAdmin(ctx, cmd, rest, stdout, stderr)
 	case "default-policy":
 		return runDefaultPolicy(stdout)
 	case "classify":

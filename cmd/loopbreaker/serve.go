@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/loopbreaker/loopbreaker/cmd/loopbreaker/internal/admin"
 	"github.com/loopbreaker/loopbreaker/loopdetect/decide"
 	"github.com/loopbreaker/loopbreaker/loopdetect/policy"
 	"github.com/loopbreaker/loopbreaker/milter"
@@ -34,7 +35,7 @@ const (
 
 type serveFlags struct {
 	listen, state, policyFile, localDomains, quarantine string
-	logFormat, logLevel, pidFile                        string
+	logFormat, logLevel, pidFile, adminSocket           string
 	maxSessions                                         int
 	idleTimeout                                         time.Duration
 }
@@ -51,6 +52,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&f.pidFile, "pidfile", "", "pid file, for `loopbreaker reload` (default: loopbreaker.pid beside the state file)")
+	fs.StringVar(&f.adminSocket, "admin", "", "admin API unix socket (default: admin.sock beside the state file)")
 	fs.IntVar(&f.maxSessions, "max-sessions", milter.DefaultMaxSessions, "most MTA connections served at once (-1: no cap)")
 	fs.DurationVar(&f.idleTimeout, "idle-timeout", milter.DefaultIdleTimeout, "close an MTA connection idle this long (-1s: never)")
 	if err := fs.Parse(args); err != nil {
@@ -164,13 +166,38 @@ func serve(ctx context.Context, f *serveFlags, log *slog.Logger) error {
 	defer signal.Stop(hup)
 	go func() {
 		for range hup {
-			reload(f, engine, log)
+			_ = reload(f, engine, log)
 		}
 	}()
 
+	adminPath := f.adminSocket
+	if adminPath == "" {
+		adminPath = admin.DefaultSocket(path)
+	}
+	adminLn, err := admin.Listen(adminPath)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer os.Remove(adminPath)
+	started := time.Now()
+	adm := &admin.Server{Store: st, Engine: engine, Log: log,
+		Info: func() admin.Status {
+			return admin.Status{Version: version, Started: started, Listen: f.listen, StateFile: path}
+		}}
+	if f.policyFile != "" {
+		adm.Reload = func() error { return reload(f, engine, log) }
+	}
+	go func() {
+		if err := adm.Serve(adminLn); err != nil {
+			log.Error("admin API stopped", "err", err)
+		}
+	}()
+	defer adm.Shutdown(context.Background())
+
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
-	log.Info("loopbreaker serving", "listen", f.listen, "state", path,
+	log.Info("loopbreaker serving", "listen", f.listen, "state", path, "admin", adminPath,
 		"policy", p.Source, "rules", len(p.Rules), "local_domains", strings.Join(p.LocalDomains, ","),
 		"quarantine_mailbox", p.QuarantineMailbox)
 
@@ -197,14 +224,15 @@ func defaultPidFile(statePath string) string {
 }
 
 // reload swaps in the policy file again; a bad file keeps the running policy.
-func reload(f *serveFlags, engine *decide.Engine, log *slog.Logger) {
+func reload(f *serveFlags, engine *decide.Engine, log *slog.Logger) error {
 	p, err := loadPolicy(f)
 	if err != nil {
 		log.Error("policy reload refused; the running policy stays", "err", err)
-		return
+		return err
 	}
 	engine.SetPolicy(p)
 	log.Info("policy reloaded", "policy", p.Source, "rules", len(p.Rules))
+	return nil
 }
 
 // listen opens a socket given the way opendkim and Postfix write them:

@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"regexp"
 	"testing"
 	"time"
 
@@ -49,3 +50,5 @@ func requirePostfix(t *testing.T) {
 	}
 	postfix.SkipIfUnavailable(t)
 }
+
+func regexpMatch(re, s string) bool { return regexp.MustCompile(re).MatchString(s) }

@@ -1,0 +1,227 @@
+// Package admin is loopbreaker's administration API: HTTP with JSON bodies
+// on a unix socket beside the state file (mode 0660, so access is file
+// permissions), and the client the CLI uses to talk to it.
+//
+//	GET  /v1/status           daemon, policy and state summary
+//	GET  /v1/blocks           blocks in force
+//	POST /v1/release          {"rule":..., "key":...}: lift blocks
+//	GET  /v1/events?n=N       the most recent acted-on decisions
+//	GET  /v1/explain?key=K    per rule: the count and block of key K
+//	POST /v1/reload           reload the policy file
+package admin
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/loopbreaker/loopbreaker/loopdetect/decide"
+	"github.com/loopbreaker/loopbreaker/state"
+)
+
+// DefaultSocket is the admin socket's default: admin.sock beside the state file.
+func DefaultSocket(statePath string) string {
+	return filepath.Join(filepath.Dir(statePath), "admin.sock")
+}
+
+// Status is the daemon's summary.
+type Status struct {
+	Version       string    `json:"version"`
+	Started       time.Time `json:"started"`
+	Listen        string    `json:"listen"`
+	StateFile     string    `json:"state_file"`
+	Policy        string    `json:"policy"`
+	Rules         []string  `json:"rules"`
+	LocalDomains  []string  `json:"local_domains"`
+	Quarantine    string    `json:"quarantine_mailbox,omitempty"`
+	TrackedKeys   int       `json:"tracked_keys"`
+	ActiveBlocks  int       `json:"active_blocks"`
+	PolicyNotes   []string  `json:"policy_notes,omitempty"`
+	LastReloadErr string    `json:"last_reload_error,omitempty"`
+}
+
+// Explained is one rule's view of a key.
+type Explained struct {
+	Rule   string       `json:"rule"`
+	Key    string       `json:"key"`
+	Count  int          `json:"count"`
+	Limit  int          `json:"limit"`
+	Window string       `json:"window"`
+	Block  *state.Block `json:"block,omitempty"`
+}
+
+// ReleaseRequest names what to lift: a key, a rule, or both.
+type ReleaseRequest struct {
+	Rule string `json:"rule,omitempty"`
+	Key  string `json:"key,omitempty"`
+}
+
+// Server serves the API.
+type Server struct {
+	Store  *state.Store
+	Engine *decide.Engine
+	// Reload reloads the policy file; nil when there is none to reload.
+	Reload func() error
+	// Info fills the static part of Status.
+	Info func() Status
+	Log  *slog.Logger
+
+	srv *http.Server
+}
+
+// Listen opens the unix socket at path (removing a stale one) with mode 0660.
+func Listen(path string) (net.Listener, error) {
+	if fi, err := os.Lstat(path); err == nil && fi.Mode()&os.ModeSocket != 0 {
+		if c, err := net.Dial("unix", path); err == nil {
+			c.Close()
+			return nil, fmt.Errorf("admin socket %s: another daemon is serving on it", path)
+		}
+		_ = os.Remove(path)
+	}
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("admin socket: %w", err)
+	}
+	if err := os.Chmod(path, 0o660); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("admin socket: %w", err)
+	}
+	return ln, nil
+}
+
+// Serve answers on ln until Shutdown.
+func (s *Server) Serve(ln net.Listener) error {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/status", s.status)
+	mux.HandleFunc("GET /v1/blocks", func(w http.ResponseWriter, r *http.Request) { reply(w, s.Store.Blocks()) })
+	mux.HandleFunc("POST /v1/release", s.release)
+	mux.HandleFunc("GET /v1/events", s.events)
+	mux.HandleFunc("GET /v1/explain", s.explain)
+	mux.HandleFunc("POST /v1/reload", s.reload)
+	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	err := s.srv.Serve(ln)
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Shutdown stops the server.
+func (s *Server) Shutdown(ctx context.Context) error {
+	if s.srv == nil {
+		return nil
+	}
+	return s.srv.Shutdown(ctx)
+}
+
+func (s *Server) status(w http.ResponseWriter, _ *http.Request) {
+	st := s.Info()
+	p := s.Engine.Policy()
+	st.Policy = p.Source
+	st.Rules = nil
+	for _, r := range p.Rules {
+		st.Rules = append(st.Rules, r.Name)
+	}
+	st.LocalDomains = p.LocalDomains
+	st.Quarantine = p.QuarantineMailbox
+	st.PolicyNotes = p.Notes()
+	stats := s.Store.Stats()
+	st.TrackedKeys, st.ActiveBlocks = stats.Windows, len(s.Store.Blocks())
+	reply(w, st)
+}
+
+func (s *Server) release(w http.ResponseWriter, r *http.Request) {
+	var req ReleaseRequest
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10)).Decode(&req); err != nil {
+		fail(w, http.StatusBadRequest, "bad request: %v", err)
+		return
+	}
+	if req.Rule == "" && req.Key == "" {
+		fail(w, http.StatusBadRequest, "release needs a key, a rule, or both")
+		return
+	}
+	if req.Rule != "" {
+		if _, ok := s.Engine.Policy().Rule(req.Rule); !ok {
+			fail(w, http.StatusNotFound, "no rule %q in the policy", req.Rule)
+			return
+		}
+	}
+	lifted, err := s.Store.Release(r.Context(), req.Rule, req.Key)
+	if err != nil {
+		fail(w, http.StatusInternalServerError, "%v", err)
+		return
+	}
+	for _, b := range lifted {
+		s.Store.Record(state.Event{Rule: b.Rule, Key: b.Key, Action: "release", Count: b.Count})
+		s.Log.Info("block released by the admin", "rule", b.Rule, "key", b.Key, "acted_on", b.Count)
+	}
+	if lifted == nil {
+		lifted = []state.Block{}
+	}
+	reply(w, lifted)
+}
+
+func (s *Server) events(w http.ResponseWriter, r *http.Request) {
+	n := 50
+	if v := r.URL.Query().Get("n"); v != "" {
+		var err error
+		if n, err = strconv.Atoi(v); err != nil || n < 0 {
+			fail(w, http.StatusBadRequest, "bad n %q", v)
+			return
+		}
+	}
+	reply(w, s.Store.Events(n))
+}
+
+func (s *Server) explain(w http.ResponseWriter, r *http.Request) {
+	key := r.URL.Query().Get("key")
+	if key == "" {
+		fail(w, http.StatusBadRequest, "explain needs ?key=")
+		return
+	}
+	var out []Explained
+	for _, rule := range s.Engine.Policy().Rules {
+		e := Explained{Rule: rule.Name, Key: key, Count: s.Store.Count(rule.Name, key), Limit: rule.Limit, Window: rule.Window.D().String()}
+		if b, ok := s.Store.Blocked(rule.Name, key); ok {
+			e.Block = &b
+		}
+		out = append(out, e)
+	}
+	reply(w, out)
+}
+
+func (s *Server) reload(w http.ResponseWriter, _ *http.Request) {
+	if s.Reload == nil {
+		fail(w, http.StatusConflict, "the daemon runs the built-in policy: there is no file to reload")
+		return
+	}
+	if err := s.Reload(); err != nil {
+		fail(w, http.StatusUnprocessableEntity, "policy reload refused; the running policy stays:\n%v", err)
+		return
+	}
+	reply(w, map[string]string{"policy": s.Engine.Policy().Source, "result": "reloaded"})
+}
+
+// apiError is the body of every error answer.
+type apiError struct {
+	Error string `json:"error"`
+}
+
+func reply(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func fail(w http.ResponseWriter, code int, format string, args ...any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(apiError{Error: fmt.Sprintf(format, args...)})
+}

@@ -242,6 +242,7 @@ func (s *session) EndOfMessage(m gomilter.Modifier) (resp *gomilter.Response, er
 		// ordinary mail refused: a failure here accepts the message.
 		if r := recover(); r != nil {
 			log.Error("decision failed; accepting the message", "panic", fmt.Sprint(r))
+			s.engine.Failed("milter")
 			resp, err = gomilter.RespAccept, nil
 		}
 		s.reset()

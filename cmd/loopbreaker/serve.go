@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/loopbreaker/loopbreaker/cmd/loopbreaker/internal/admin"
+	"github.com/loopbreaker/loopbreaker/cmd/loopbreaker/internal/metrics"
 	"github.com/loopbreaker/loopbreaker/loopdetect/decide"
 	"github.com/loopbreaker/loopbreaker/loopdetect/policy"
 	"github.com/loopbreaker/loopbreaker/milter"
@@ -35,7 +37,7 @@ const (
 
 type serveFlags struct {
 	listen, state, policyFile, localDomains, quarantine string
-	logFormat, logLevel, pidFile, adminSocket           string
+	logFormat, logLevel, pidFile, adminSocket, metrics  string
 	maxSessions                                         int
 	idleTimeout                                         time.Duration
 }
@@ -53,6 +55,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&f.pidFile, "pidfile", "", "pid file, for `loopbreaker reload` (default: loopbreaker.pid beside the state file)")
 	fs.StringVar(&f.adminSocket, "admin", "", "admin API unix socket (default: admin.sock beside the state file)")
+	fs.StringVar(&f.metrics, "metrics", "", "serve Prometheus metrics on this address, e.g. 127.0.0.1:9357 (default: off)")
 	fs.IntVar(&f.maxSessions, "max-sessions", milter.DefaultMaxSessions, "most MTA connections served at once (-1: no cap)")
 	fs.DurationVar(&f.idleTimeout, "idle-timeout", milter.DefaultIdleTimeout, "close an MTA connection idle this long (-1s: never)")
 	if err := fs.Parse(args); err != nil {
@@ -159,6 +162,29 @@ func serve(ctx context.Context, f *serveFlags, log *slog.Logger) error {
 		defer os.Remove(pidFile)
 	}
 	engine := decide.New(p, st, log)
+	mets := metrics.New(st)
+	engine.Observe(mets)
+	if f.metrics != "" {
+		mln, err := net.Listen("tcp", f.metrics)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("metrics listener: %w", err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", mets.Handler())
+		msrv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go func() {
+			if err := msrv.Serve(mln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error("metrics server stopped", "err", err)
+			}
+		}()
+		defer msrv.Close()
+	}
+	reloadPolicy := func() error {
+		err := reload(f, engine, log)
+		mets.Reloaded(err)
+		return err
+	}
 	srv := milter.NewServer(engine, log, milter.Options{MaxSessions: f.maxSessions, IdleTimeout: f.idleTimeout})
 
 	hup := make(chan os.Signal, 1)
@@ -166,7 +192,7 @@ func serve(ctx context.Context, f *serveFlags, log *slog.Logger) error {
 	defer signal.Stop(hup)
 	go func() {
 		for range hup {
-			_ = reload(f, engine, log)
+			_ = reloadPolicy()
 		}
 	}()
 
@@ -186,7 +212,7 @@ func serve(ctx context.Context, f *serveFlags, log *slog.Logger) error {
 			return admin.Status{Version: version, Started: started, Listen: f.listen, StateFile: path}
 		}}
 	if f.policyFile != "" {
-		adm.Reload = func() error { return reload(f, engine, log) }
+		adm.Reload = reloadPolicy
 	}
 	go func() {
 		if err := adm.Serve(adminLn); err != nil {
@@ -197,7 +223,7 @@ func serve(ctx context.Context, f *serveFlags, log *slog.Logger) error {
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
-	log.Info("loopbreaker serving", "listen", f.listen, "state", path, "admin", adminPath,
+	log.Info("loopbreaker serving", "listen", f.listen, "state", path, "admin", adminPath, "metrics", f.metrics,
 		"policy", p.Source, "rules", len(p.Rules), "local_domains", strings.Join(p.LocalDomains, ","),
 		"quarantine_mailbox", p.QuarantineMailbox)
 

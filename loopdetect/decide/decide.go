@@ -30,12 +30,30 @@ type Store interface {
 	Record(ev state.Event)
 }
 
+// Observer is told what the engine does, for metrics. Its methods must be
+// safe for concurrent use and quick.
+type Observer interface {
+	// Decided reports one end-of-message decision and how long it took.
+	Decided(d *Decision, took time.Duration)
+	// Counted reports one state store call and its outcome.
+	Counted(took time.Duration, err error)
+	// Failed reports an error outside the store (where: "milter", "policy").
+	Failed(where string)
+}
+
+type nopObserver struct{}
+
+func (nopObserver) Decided(*Decision, time.Duration) {}
+func (nopObserver) Counted(time.Duration, error)     {}
+func (nopObserver) Failed(string)                    {}
+
 // Engine decides. It is safe for concurrent use; the policy can be swapped
 // while messages are being decided.
 type Engine struct {
 	policy atomic.Pointer[policy.Policy]
 	store  Store
 	log    *slog.Logger
+	obs    Observer
 }
 
 // New returns an engine over the policy and the store.
@@ -43,10 +61,16 @@ func New(p *policy.Policy, store Store, log *slog.Logger) *Engine {
 	if log == nil {
 		log = slog.Default()
 	}
-	e := &Engine{store: store, log: log}
+	e := &Engine{store: store, log: log, obs: nopObserver{}}
 	e.policy.Store(p)
 	return e
 }
+
+// Observe sets the observer; call it before the engine is used.
+func (e *Engine) Observe(o Observer) { e.obs = o }
+
+// Failed reports an error of the caller's (the milter layer's) to the observer.
+func (e *Engine) Failed(where string) { e.obs.Failed(where) }
 
 // Policy is the policy in force.
 func (e *Engine) Policy() *policy.Policy { return e.policy.Load() }
@@ -100,6 +124,13 @@ type Decision struct {
 // store lets the message through (fail open) and is reported in StoreErr:
 // a loop breaker must never stop ordinary mail because its own state broke.
 func (e *Engine) Decide(ctx context.Context, msg *loopdetect.Message) Decision {
+	start := time.Now()
+	d := e.decide(ctx, msg)
+	e.obs.Decided(&d, time.Since(start))
+	return d
+}
+
+func (e *Engine) decide(ctx context.Context, msg *loopdetect.Message) Decision {
 	p := e.policy.Load()
 	v := loopdetect.Classify(msg, loopdetect.Options{})
 	d := Decision{Verdict: v}
@@ -174,10 +205,13 @@ func (e *Engine) count(ctx context.Context, r *policy.Rule, key, subject string)
 	if window <= 0 {
 		window = time.Second
 	}
-	return e.store.Hit(ctx, state.Request{
+	start := time.Now()
+	res, err := e.store.Hit(ctx, state.Request{
 		Rule: r.Name, Key: key, Window: window, Limit: r.Limit,
 		BlockFor: r.BlockFor.D(), Subject: subject,
 	})
+	e.obs.Counted(time.Since(start), err)
+	return res, err
 }
 
 // reply builds the SMTP text of a reject or tempfail: the rule's own text,

@@ -3,6 +3,9 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"io"
+	"net"
+	"net/http"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -23,12 +26,37 @@ func lb(t *testing.T, h *hub, args ...string) (string, error) {
 // forward through.
 func TestAdminCLIListsAndReleasesBlocks(t *testing.T) {
 	requirePostfix(t)
-	h := startHub(t, "-policy", policyFile(t, "2", "redirect"))
+	metricsAddr := freeLoopbackAddr(t)
+	h := startHub(t, "-policy", policyFile(t, "2", "redirect"), "-metrics", metricsAddr)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	const alice, typo = "alice@corp.example", "nobody@outside.example"
 	for i := 0; i < 4; i++ {
 		send(t, ctx, h, alice, []string{typo}, forwardedNDR(alice, typo, i))
+	}
+	send(t, ctx, h, alice, []string{typo}, ordinary(alice, typo, "hello"))
+
+	// The metrics tell the same story.
+	resp, err := http.Get("http://" + metricsAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		`loopbreaker_actions_total{action="redirect",rule="forward-storm"} 2`,
+		`loopbreaker_actions_total{action="none",rule=""} 3`,
+		`loopbreaker_messages_total{kind="forwarded-ndr"} 4`,
+		`loopbreaker_messages_total{kind="ordinary"} 1`,
+		`loopbreaker_active_blocks 1`,
+		`loopbreaker_decision_seconds_count 5`,
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+	if t.Failed() {
+		t.Logf("metrics:\n%s", body)
 	}
 
 	out, err := lb(t, h, "blocks")
@@ -61,14 +89,14 @@ func TestAdminCLIListsAndReleasesBlocks(t *testing.T) {
 	}
 	// The next forward starts a fresh count and passes.
 	send(t, ctx, h, alice, []string{typo}, forwardedNDR(alice, typo, 4))
-	if err := h.outside.WaitCount(ctx, 3); err != nil {
+	if err := h.outside.WaitCount(ctx, 4); err != nil {
 		t.Fatal(err)
 	}
 	if err := h.pf.WaitQueueEmpty(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if out, q := h.outside.Count(), h.mailstore.Count(); out != 3 || q != 2 {
-		t.Fatalf("outside %d, quarantine %d; want 3 and 2", out, q)
+	if out, q := h.outside.Count(), h.mailstore.Count(); out != 4 || q != 2 {
+		t.Fatalf("outside %d, quarantine %d; want 4 (2 + ordinary + 1 after the release) and 2", out, q)
 	}
 	if out, _ := lb(t, h, "release", "-rule", "no-such-rule"); !strings.Contains(out, `no rule "no-such-rule"`) {
 		t.Fatalf("release of an unknown rule: %s", out)
@@ -81,4 +109,14 @@ func TestAdminCLIWhenTheDaemonIsNotRunning(t *testing.T) {
 	if err == nil || !strings.Contains(string(out), "loopbreaker is not running") {
 		t.Fatalf("%v: %s", err, out)
 	}
+}
+
+func freeLoopbackAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
 }

@@ -1,0 +1,106 @@
+// Package metrics exposes loopbreaker's Prometheus metrics, all named
+// loopbreaker_*: messages by kind, actions by rule, active blocks, tracked
+// keys, decision and state store latency, policy reloads and errors.
+package metrics
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/loopbreaker/loopbreaker/loopdetect/decide"
+	"github.com/loopbreaker/loopbreaker/state"
+)
+
+// Metrics implements decide.Observer and serves /metrics.
+type Metrics struct {
+	reg      *prometheus.Registry
+	messages *prometheus.CounterVec
+	actions  *prometheus.CounterVec
+	decision prometheus.Histogram
+	store    prometheus.Histogram
+	reloads  *prometheus.CounterVec
+	errors   *prometheus.CounterVec
+}
+
+var _ decide.Observer = (*Metrics)(nil)
+
+// New registers the metrics; the gauges read st when scraped.
+func New(st *state.Store) *Metrics {
+	m := &Metrics{
+		reg: prometheus.NewRegistry(),
+		messages: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "loopbreaker_messages_total", Help: "Messages decided, by the recognizer's kind.",
+		}, []string{"kind"}),
+		actions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "loopbreaker_actions_total", Help: "Messages acted on, by action and rule (action=\"none\" for untouched mail).",
+		}, []string{"action", "rule"}),
+		decision: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "loopbreaker_decision_seconds", Help: "Time to classify, count and decide one message.",
+			Buckets: prometheus.ExponentialBuckets(10e-6, 4, 10),
+		}),
+		store: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "loopbreaker_state_seconds", Help: "Time of one state store count (including the commit of a new block).",
+			Buckets: prometheus.ExponentialBuckets(1e-6, 4, 12),
+		}),
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "loopbreaker_policy_reloads_total", Help: "Policy reloads, by result (ok, refused).",
+		}, []string{"result"}),
+		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "loopbreaker_errors_total", Help: "Errors that let a message through, by where they happened.",
+		}, []string{"where"}),
+	}
+	m.reg.MustRegister(m.messages, m.actions, m.decision, m.store, m.reloads, m.errors,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "loopbreaker_active_blocks", Help: "Blocks in force.",
+		}, func() float64 { return float64(len(st.Blocks())) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "loopbreaker_tracked_keys", Help: "Keys with a count in a window.",
+		}, func() float64 { return float64(st.Stats().Windows) }),
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	for _, r := range []string{"ok", "refused"} {
+		m.reloads.WithLabelValues(r)
+	}
+	return m
+}
+
+// Decided counts a decision.
+func (m *Metrics) Decided(d *decide.Decision, took time.Duration) {
+	m.messages.WithLabelValues(string(d.Verdict.Kind)).Inc()
+	action := string(d.Action)
+	if action == "" {
+		action = "none"
+	}
+	m.actions.WithLabelValues(action, d.Rule).Inc()
+	m.decision.Observe(took.Seconds())
+}
+
+// Counted times a store call and counts its errors.
+func (m *Metrics) Counted(took time.Duration, err error) {
+	m.store.Observe(took.Seconds())
+	if err != nil {
+		m.errors.WithLabelValues("state").Inc()
+	}
+}
+
+// Failed counts an error elsewhere.
+func (m *Metrics) Failed(where string) { m.errors.WithLabelValues(where).Inc() }
+
+// Reloaded counts a policy reload.
+func (m *Metrics) Reloaded(err error) {
+	if err != nil {
+		m.reloads.WithLabelValues("refused").Inc()
+		return
+	}
+	m.reloads.WithLabelValues("ok").Inc()
+}
+
+// Handler serves the metrics in the Prometheus text format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+}

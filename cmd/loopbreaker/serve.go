@@ -19,6 +19,7 @@ import (
 
 	"github.com/loopbreaker/loopbreaker/cmd/loopbreaker/internal/admin"
 	"github.com/loopbreaker/loopbreaker/cmd/loopbreaker/internal/metrics"
+	"github.com/loopbreaker/loopbreaker/cmd/loopbreaker/internal/notify"
 	"github.com/loopbreaker/loopbreaker/loopdetect/decide"
 	"github.com/loopbreaker/loopbreaker/loopdetect/policy"
 	"github.com/loopbreaker/loopbreaker/milter"
@@ -39,7 +40,7 @@ type serveFlags struct {
 	listen, state, policyFile, localDomains, quarantine string
 	logFormat, logLevel, pidFile, adminSocket, metrics  string
 	maxSessions                                         int
-	idleTimeout                                         time.Duration
+	idleTimeout, adminMailDelay                         time.Duration
 }
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -56,6 +57,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.StringVar(&f.pidFile, "pidfile", "", "pid file, for `loopbreaker reload` (default: loopbreaker.pid beside the state file)")
 	fs.StringVar(&f.adminSocket, "admin", "", "admin API unix socket (default: admin.sock beside the state file)")
 	fs.StringVar(&f.metrics, "metrics", "", "serve Prometheus metrics on this address, e.g. 127.0.0.1:9357 (default: off)")
+	fs.DurationVar(&f.adminMailDelay, "admin-mail-delay", notify.DefaultDelay, "wait this long after a block starts before mailing the admin, to gather sample subjects")
 	fs.IntVar(&f.maxSessions, "max-sessions", milter.DefaultMaxSessions, "most MTA connections served at once (-1: no cap)")
 	fs.DurationVar(&f.idleTimeout, "idle-timeout", milter.DefaultIdleTimeout, "close an MTA connection idle this long (-1s: never)")
 	if err := fs.Parse(args); err != nil {
@@ -163,7 +165,11 @@ func serve(ctx context.Context, f *serveFlags, log *slog.Logger) error {
 	}
 	engine := decide.New(p, st, log)
 	mets := metrics.New(st)
-	engine.Observe(mets)
+	notifier := (&notify.Notifier{Policy: engine.Policy, Block: st.Blocked, Log: log, Delay: f.adminMailDelay}).Start()
+	engine.Observe(decide.Observers{mets, notifier})
+	nctx, stopNotifier := context.WithCancel(context.Background())
+	defer stopNotifier()
+	go notifier.Run(nctx)
 	if f.metrics != "" {
 		mln, err := net.Listen("tcp", f.metrics)
 		if err != nil {

@@ -297,3 +297,27 @@ func (e *Engine) CheckRecipient(ctx context.Context, env loopdetect.Envelope, rc
 	}
 	return d
 }
+
+// Observers fans out to several observers.
+type Observers []Observer
+
+// Decided tells each observer.
+func (os Observers) Decided(d *Decision, took time.Duration) {
+	for _, o := range os {
+		o.Decided(d, took)
+	}
+}
+
+// Counted tells each observer.
+func (os Observers) Counted(took time.Duration, err error) {
+	for _, o := range os {
+		o.Counted(took, err)
+	}
+}
+
+// Failed tells each observer.
+func (os Observers) Failed(where string) {
+	for _, o := range os {
+		o.Failed(where)
+	}
+}

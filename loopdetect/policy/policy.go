@@ -47,8 +47,17 @@ type Policy struct {
 	LocalNetworks []string `toml:"local_networks"`
 	// QuarantineMailbox receives redirected messages.
 	QuarantineMailbox string `toml:"quarantine_mailbox"`
-	// AdminAddress is told when a block starts.
+	// AdminAddress is told when a block starts; "" sends no mail.
 	AdminAddress string `toml:"admin_address"`
+	// AdminFrom is the envelope sender of admin mail: "" is the null
+	// sender (RFC 5321 4.5.5), which no auto-responder or rule answers.
+	AdminFrom string `toml:"admin_from"`
+	// AdminRelay is the SMTP server admin mail goes through (host:port);
+	// default the local MTA, 127.0.0.1:25.
+	AdminRelay string `toml:"admin_relay"`
+	// AdminMailsPerHour caps admin mail; blocks past it are summed up in
+	// one message when the hour is over. Default 10.
+	AdminMailsPerHour int `toml:"admin_mails_per_hour"`
 	// BodyLimit is how many body bytes the recognizer reads.
 	BodyLimit int `toml:"body_limit"`
 	// StateFile is the bbolt file; flags override it.
@@ -202,6 +211,18 @@ func (p *Policy) check(file string, idx *keyIndex) Errors {
 	}
 	if p.BodyLimit == 0 {
 		p.BodyLimit = loopdetect.DefaultBodyLimit
+	}
+	if p.AdminAddress != "" && !strings.Contains(p.AdminAddress, "@") {
+		at("admin_address", "admin_address %q is not an address", p.AdminAddress)
+	}
+	if p.AdminRelay == "" {
+		p.AdminRelay = "127.0.0.1:25"
+	}
+	if p.AdminMailsPerHour < 0 {
+		at("admin_mails_per_hour", "admin_mails_per_hour must not be negative")
+	}
+	if p.AdminMailsPerHour == 0 {
+		p.AdminMailsPerHour = 10
 	}
 	seen := map[string]bool{}
 	for i := range p.Rules {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -119,4 +120,56 @@ func freeLoopbackAddr(t *testing.T) string {
 	}
 	defer ln.Close()
 	return ln.Addr().String()
+}
+
+// TestAdminMailThroughPostfix: when a block starts, the admin gets one
+// message through the local MTA, from the null sender, marked
+// auto-generated, with the command that lifts the block.
+func TestAdminMailThroughPostfix(t *testing.T) {
+	requirePostfix(t)
+	pol := policyFile(t, "2", "redirect")
+	h := startHub(t, "-policy", pol, "-admin-mail-delay", "300ms")
+	// The relay is the hub itself, known only now: point the policy at it.
+	src, _ := os.ReadFile(pol)
+	src = []byte(strings.Replace(string(src), "quarantine_mailbox =", "admin_address = \"postmaster@corp.example\"\nadmin_relay = \""+h.pf.SMTPAddr()+"\"\nquarantine_mailbox =", 1))
+	os.WriteFile(pol, src, 0o644)
+	if out, err := lb(t, h, "status"); err != nil {
+		t.Fatal(err, out)
+	}
+	if out, err := exec.Command(daemonBin, "reload", "-state", h.daemon.State).CombinedOutput(); err != nil {
+		t.Fatal(err, string(out))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := h.daemon.WaitLog(ctx, `msg="policy reloaded"`, 1); err != nil {
+		t.Fatal(err)
+	}
+	const alice, typo = "alice@corp.example", "nobody@outside.example"
+	for i := 0; i < 6; i++ {
+		send(t, ctx, h, alice, []string{typo}, forwardedNDR(alice, typo, i))
+	}
+	// 4 redirected + 1 admin mail reach the mailstore.
+	if err := h.mailstore.WaitCount(ctx, 5); err != nil {
+		t.Fatalf("mailstore has %d: %v\n%s", h.mailstore.Count(), err, h.daemon.Log())
+	}
+	if err := h.pf.WaitQueueEmpty(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var notes []string
+	for _, m := range h.mailstore.Messages() {
+		if len(m.To) == 1 && m.To[0] == "postmaster@corp.example" {
+			if m.From != "" || m.Header.Get("Auto-Submitted") != "auto-generated" {
+				t.Errorf("admin mail from %q, Auto-Submitted %q", m.From, m.Header.Get("Auto-Submitted"))
+			}
+			notes = append(notes, string(m.Data))
+		}
+	}
+	if len(notes) != 1 {
+		t.Fatalf("%d admin mails, want exactly 1 for the one block", len(notes))
+	}
+	for _, want := range []string{"Key:       alice@corp.example", "loopbreaker release alice@corp.example -rule forward-storm", stormSubj} {
+		if !strings.Contains(notes[0], want) {
+			t.Errorf("admin mail lacks %q:\n%s", want, notes[0])
+		}
+	}
 }

@@ -16,6 +16,7 @@ set -euo pipefail
 declare -A wanted=(
 	[postfix]=/usr/sbin/postfix
 	[swaks]=/usr/bin/swaks
+	[chromium]=/usr/bin/chromium
 )
 
 is_installed() {
@@ -25,7 +26,7 @@ is_installed() {
 }
 
 missing=()
-for pkg in postfix swaks; do
+for pkg in "${!wanted[@]}"; do
 	is_installed "$pkg" "${wanted[$pkg]}" || missing+=("$pkg")
 done
 

@@ -307,3 +307,21 @@ func TestEventsAreBoundedAndSurviveRestart(t *testing.T) {
 		t.Fatalf("sequence did not continue: %+v", evs)
 	}
 }
+
+func TestTopKeys(t *testing.T) {
+	c := newClock()
+	s := openTest(t, filepath.Join(t.TempDir(), "state.db"), c)
+	defer s.Close()
+	for i, k := range []string{"a", "b", "c", "d"} {
+		for j := 0; j <= i; j++ {
+			s.Hit(context.Background(), Request{Rule: "r", Key: k, Window: time.Hour, Limit: 100, BlockFor: time.Hour})
+		}
+	}
+	top := s.Top(2)
+	if len(top) != 2 || top[0] != (KeyCount{"r", "d", 4}) || top[1] != (KeyCount{"r", "c", 3}) {
+		t.Fatalf("top = %+v", top)
+	}
+	if all := s.Top(10); len(all) != 4 {
+		t.Fatalf("top 10 = %+v", all)
+	}
+}

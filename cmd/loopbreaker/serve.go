@@ -39,6 +39,7 @@ const (
 type serveFlags struct {
 	listen, state, policyFile, localDomains, quarantine string
 	logFormat, logLevel, pidFile, adminSocket, metrics  string
+	adminTCP, adminTokenFile                            string
 	maxSessions                                         int
 	idleTimeout, adminMailDelay                         time.Duration
 }
@@ -56,6 +57,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&f.pidFile, "pidfile", "", "pid file, for `loopbreaker reload` (default: loopbreaker.pid beside the state file)")
 	fs.StringVar(&f.adminSocket, "admin", "", "admin API unix socket (default: admin.sock beside the state file)")
+	fs.StringVar(&f.adminTCP, "admin-tcp", "", "also serve the admin API and page on this TCP address (needs -admin-token-file)")
+	fs.StringVar(&f.adminTokenFile, "admin-token-file", "", "file holding the bearer token for -admin-tcp")
 	fs.StringVar(&f.metrics, "metrics", "", "serve Prometheus metrics on this address, e.g. 127.0.0.1:9357 (default: off)")
 	fs.DurationVar(&f.adminMailDelay, "admin-mail-delay", notify.DefaultDelay, "wait this long after a block starts before mailing the admin, to gather sample subjects")
 	fs.IntVar(&f.maxSessions, "max-sessions", milter.DefaultMaxSessions, "most MTA connections served at once (-1: no cap)")
@@ -226,10 +229,31 @@ func serve(ctx context.Context, f *serveFlags, log *slog.Logger) error {
 		}
 	}()
 	defer adm.Shutdown(context.Background())
+	if f.adminTCP != "" {
+		token, err := os.ReadFile(f.adminTokenFile)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("-admin-tcp needs -admin-token-file: %w", err)
+		}
+		if len(strings.TrimSpace(string(token))) < 16 {
+			ln.Close()
+			return fmt.Errorf("the token in %s is shorter than 16 characters", f.adminTokenFile)
+		}
+		tln, err := net.Listen("tcp", f.adminTCP)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("admin TCP listener: %w", err)
+		}
+		go func() {
+			if err := adm.ServeTCP(tln, strings.TrimSpace(string(token))); err != nil {
+				log.Error("admin API on TCP stopped", "err", err)
+			}
+		}()
+	}
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
-	log.Info("loopbreaker serving", "listen", f.listen, "state", path, "admin", adminPath, "metrics", f.metrics,
+	log.Info("loopbreaker serving", "listen", f.listen, "state", path, "admin", adminPath, "admin_tcp", f.adminTCP, "metrics", f.metrics,
 		"policy", p.Source, "rules", len(p.Rules), "local_domains", strings.Join(p.LocalDomains, ","),
 		"quarantine_mailbox", p.QuarantineMailbox)
 

@@ -7,20 +7,30 @@
 //	POST /v1/release          {"rule":..., "key":...}: lift blocks
 //	GET  /v1/events?n=N       the most recent acted-on decisions
 //	GET  /v1/explain?key=K    per rule: the count and block of key K
+//	GET  /v1/top?n=N          the keys with the highest counts
 //	POST /v1/reload           reload the policy file
+//	GET  /                    the admin page (embedded static files)
+//
+// The same API can also listen on TCP (ServeTCP), where every API request
+// needs "Authorization: Bearer TOKEN".
 package admin
 
 import (
 	"context"
+	"crypto/subtle"
+	"embed"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/loopbreaker/loopbreaker/loopdetect/decide"
@@ -74,8 +84,15 @@ type Server struct {
 	Info func() Status
 	Log  *slog.Logger
 
-	srv *http.Server
+	mu      sync.Mutex
+	servers []*http.Server
+	topAt   time.Time
+	topN    int
+	top     []state.KeyCount
 }
+
+//go:embed static
+var static embed.FS
 
 // Listen opens the unix socket at path (removing a stale one) with mode 0660.
 func Listen(path string) (net.Listener, error) {
@@ -97,30 +114,89 @@ func Listen(path string) (net.Listener, error) {
 	return ln, nil
 }
 
-// Serve answers on ln until Shutdown.
-func (s *Server) Serve(ln net.Listener) error {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /v1/status", s.status)
-	mux.HandleFunc("GET /v1/blocks", func(w http.ResponseWriter, r *http.Request) { reply(w, s.Store.Blocks()) })
-	mux.HandleFunc("POST /v1/release", s.release)
-	mux.HandleFunc("GET /v1/events", s.events)
-	mux.HandleFunc("GET /v1/explain", s.explain)
-	mux.HandleFunc("POST /v1/reload", s.reload)
-	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	err := s.srv.Serve(ln)
+// Serve answers on the unix socket ln until Shutdown. Access is the socket
+// file's permissions.
+func (s *Server) Serve(ln net.Listener) error { return s.serve(ln, s.handler()) }
+
+// ServeTCP answers on a TCP listener; every API request must carry the
+// bearer token (the page's static files are public, they hold no data).
+func (s *Server) ServeTCP(ln net.Listener, token string) error {
+	if len(token) < 16 {
+		return errors.New("admin API on TCP needs a bearer token of 16 characters or more")
+	}
+	h := s.handler()
+	return s.serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/v1/") {
+			got := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
+			if subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
+				fail(w, http.StatusUnauthorized, "a bearer token is required")
+				return
+			}
+		}
+		h.ServeHTTP(w, r)
+	}))
+}
+
+func (s *Server) serve(ln net.Listener, h http.Handler) error {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	s.mu.Lock()
+	s.servers = append(s.servers, srv)
+	s.mu.Unlock()
+	err := srv.Serve(ln)
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
 	}
 	return err
 }
 
-// Shutdown stops the server.
-func (s *Server) Shutdown(ctx context.Context) error {
-	if s.srv == nil {
-		return nil
-	}
-	return s.srv.Shutdown(ctx)
+func (s *Server) handler() http.Handler {
+	mux := http.NewServeMux()
+	files, _ := fs.Sub(static, "static")
+	mux.Handle("GET /", http.FileServerFS(files))
+	mux.HandleFunc("GET /v1/top", s.topKeys)
+	mux.HandleFunc("GET /v1/status", s.status)
+	mux.HandleFunc("GET /v1/blocks", func(w http.ResponseWriter, r *http.Request) { reply(w, s.Store.Blocks()) })
+	mux.HandleFunc("POST /v1/release", s.release)
+	mux.HandleFunc("GET /v1/events", s.events)
+	mux.HandleFunc("GET /v1/explain", s.explain)
+	mux.HandleFunc("POST /v1/reload", s.reload)
+	return mux
 }
+
+// Shutdown stops the listeners.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var errs []error
+	for _, srv := range s.servers {
+		errs = append(errs, srv.Shutdown(ctx))
+	}
+	return errors.Join(errs...)
+}
+
+// topKeys answers the top keys, computed at most every few seconds: it
+// walks every tracked key under the state's lock.
+func (s *Server) topKeys(w http.ResponseWriter, r *http.Request) {
+	n := 20
+	if v := r.URL.Query().Get("n"); v != "" {
+		var err error
+		if n, err = strconv.Atoi(v); err != nil || n < 0 || n > 1000 {
+			fail(w, http.StatusBadRequest, "bad n %q", v)
+			return
+		}
+	}
+	s.mu.Lock()
+	if time.Since(s.topAt) > topCacheFor || s.topN < n {
+		s.topN = max(n, 100)
+		s.top, s.topAt = s.Store.Top(s.topN), time.Now()
+	}
+	top := s.top[:min(n, len(s.top))]
+	s.mu.Unlock()
+	reply(w, top)
+}
+
+// topCacheFor bounds how often the top keys are recomputed.
+const topCacheFor = 2 * time.Second
 
 func (s *Server) status(w http.ResponseWriter, _ *http.Request) {
 	st := s.Info()

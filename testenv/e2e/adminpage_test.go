@@ -1,0 +1,99 @@
+package e2e
+
+import (
+	"context"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// TestAdminPageReleasesABlock drives the admin page in headless Chromium
+// (Debian's chromium package): the page shows the storm's block and the
+// recent decisions; its Release button lifts the block.
+func TestAdminPageReleasesABlock(t *testing.T) {
+	requirePostfix(t)
+	browser, err := exec.LookPath("chromium")
+	if err != nil {
+		t.Skip("admin page test: no chromium on PATH (make deps installs Debian's chromium package)")
+	}
+	const token = "test-token-0123456789abcdef"
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	os.WriteFile(tokenFile, []byte(token+"\n"), 0o600)
+	adminAddr := freeLoopbackAddr(t)
+	h := startHub(t, "-policy", policyFile(t, "2", "redirect"), "-admin-tcp", adminAddr, "-admin-token-file", tokenFile)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	const alice, typo = "alice@corp.example", "nobody@outside.example"
+	for i := 0; i < 4; i++ {
+		send(t, ctx, h, alice, []string{typo}, forwardedNDR(alice, typo, i))
+	}
+
+	// The API on TCP refuses requests without the token.
+	resp, err := http.Get("http://" + adminAddr + "/v1/blocks")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("API without a token: %s", resp.Status)
+	}
+
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(browser), chromedp.NoSandbox, chromedp.DisableGPU,
+		chromedp.Flag("headless", "new"))
+	actx, acancel := chromedp.NewExecAllocator(ctx, opts...)
+	defer acancel()
+	bctx, bcancel := chromedp.NewContext(actx)
+	defer bcancel()
+
+	err = chromedp.Do(bctx,
+		chromedp.Navigate("http://"+adminAddr+"/#token="+token),
+		chromedp.WaitVisible(`#blocks tbody tr button.release`),
+	)
+	if err != nil {
+		t.Fatalf("page: %v", err)
+	}
+	blocksText, err := chromedp.Run(bctx, chromedp.Text(`#blocks tbody`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventsText, err := chromedp.Run(bctx, chromedp.Text(`#events tbody`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	shot, err := chromedp.Run(bctx, chromedp.CaptureScreenshot())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dir := os.Getenv("LOOPBREAKER_SCREENSHOT_DIR"); dir != "" {
+		if err := os.WriteFile(filepath.Join(dir, "admin-page.png"), shot, 0o644); err != nil {
+			t.Log(err)
+		}
+		t.Logf("screenshot: %d bytes in %s", len(shot), dir)
+	}
+	if !strings.Contains(blocksText, "forward-storm") || !strings.Contains(blocksText, alice) || !strings.Contains(blocksText, stormSubj) {
+		t.Fatalf("blocks table: %q", blocksText)
+	}
+	if strings.Count(eventsText, "redirect") != 2 {
+		t.Fatalf("events table: %q", eventsText)
+	}
+	err = chromedp.Do(bctx,
+		chromedp.Click(`#blocks tbody tr button.release`),
+		chromedp.WaitVisible(`#no-blocks`),
+	)
+	if err != nil {
+		t.Fatalf("release through the page: %v", err)
+	}
+	if out, err := lb(t, h, "blocks", "-json"); err != nil || strings.TrimSpace(out) != "[]" {
+		t.Fatalf("blocks after the page's release: %v %s", err, out)
+	}
+	if out, _ := lb(t, h, "events"); !strings.Contains(out, "release") {
+		t.Fatalf("the release is not in the audit trail:\n%s", out)
+	}
+}

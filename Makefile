@@ -7,7 +7,10 @@ ARGS    ?=
 PKGS    ?= ./...
 TESTFLAGS ?= -race -count=1 -timeout 14m
 
-.PHONY: all build run test deps vet fmt-check unit clean
+PREFIX  ?= /usr/local
+DESTDIR ?=
+
+.PHONY: all build run test deps vet fmt-check unit clean install
 
 all: build
 
@@ -38,6 +41,19 @@ test: deps fmt-check vet
 # Unit tests only (no Postfix needed; the end-to-end tests skip).
 unit:
 	$(GO) test -short $(TESTFLAGS) $(PKGS)
+
+# Installs the daemon, the systemd unit and (if absent) the default policy
+# as /etc/loopbreaker/policy.toml, and creates the loopbreaker system user.
+# Then: systemctl daemon-reload && systemctl enable --now loopbreaker.
+install: build
+	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/sbin/loopbreaker
+	install -D -m 0644 cmd/loopbreaker/dist/loopbreaker.service $(DESTDIR)/etc/systemd/system/loopbreaker.service
+	install -D -m 0644 README.md $(DESTDIR)$(PREFIX)/share/doc/loopbreaker/README.md
+	install -d -m 0755 $(DESTDIR)/etc/loopbreaker
+	test -e $(DESTDIR)/etc/loopbreaker/policy.toml || ./$(BIN) default-policy > $(DESTDIR)/etc/loopbreaker/policy.toml
+	@if [ -z "$(DESTDIR)" ] && ! getent passwd loopbreaker >/dev/null; then \
+		useradd --system --home-dir /var/lib/loopbreaker --shell /usr/sbin/nologin loopbreaker; fi
+	@echo "installed; now: systemctl daemon-reload && systemctl enable --now loopbreaker"
 
 clean:
 	rm -rf bin var

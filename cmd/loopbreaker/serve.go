@@ -44,8 +44,8 @@ type serveFlags struct {
 	idleTimeout, adminMailDelay                         time.Duration
 }
 
-func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	var f serveFlags
+// serveFlagSet defines serve's flags on f.
+func serveFlagSet(f *serveFlags, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&f.listen, "listen", defaultListen, "milter socket: inet:PORT@HOST, inet6:PORT@HOST or unix:/PATH")
@@ -63,6 +63,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.DurationVar(&f.adminMailDelay, "admin-mail-delay", notify.DefaultDelay, "wait this long after a block starts before mailing the admin, to gather sample subjects")
 	fs.IntVar(&f.maxSessions, "max-sessions", milter.DefaultMaxSessions, "most MTA connections served at once (-1: no cap)")
 	fs.DurationVar(&f.idleTimeout, "idle-timeout", milter.DefaultIdleTimeout, "close an MTA connection idle this long (-1s: never)")
+	return fs
+}
+
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	var f serveFlags
+	fs := serveFlagSet(&f, stderr)
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}

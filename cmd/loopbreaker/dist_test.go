@@ -1,0 +1,46 @@
+package main
+
+import (
+	"io"
+	"os"
+	"strings"
+	"testing"
+)
+
+// TestSystemdUnit keeps the shipped unit in step with the daemon: its
+// ExecStart parses with serve's flags, its sockets parse, and the hardening
+// it promises is there.
+func TestSystemdUnit(t *testing.T) {
+	b, err := os.ReadFile("dist/loopbreaker.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	unit := string(b)
+	var exec string
+	for _, line := range strings.Split(unit, "\n") {
+		if v, ok := strings.CutPrefix(line, "ExecStart="); ok {
+			exec = v
+		}
+	}
+	args := strings.Fields(exec)
+	if len(args) < 2 || args[0] != "/usr/local/sbin/loopbreaker" || args[1] != "serve" {
+		t.Fatalf("ExecStart = %q", exec)
+	}
+	var f serveFlags
+	fs := serveFlagSet(&f, io.Discard)
+	if err := fs.Parse(args[2:]); err != nil || fs.NArg() != 0 {
+		t.Fatalf("ExecStart flags: %v %q", err, fs.Args())
+	}
+	if _, _, err := parseSocket(f.listen); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"User=loopbreaker", "ProtectSystem=strict", "ReadWritePaths=/var/lib/loopbreaker /run/loopbreaker",
+		"NoNewPrivileges=yes", "CapabilityBoundingSet=\n", "ExecReload=/bin/kill -HUP $MAINPID", "StateDirectory=loopbreaker"} {
+		if !strings.Contains(unit, want) {
+			t.Errorf("unit lacks %q", want)
+		}
+	}
+	if !strings.HasPrefix(f.state, "/var/lib/loopbreaker/") || !strings.HasPrefix(f.adminSocket, "/run/loopbreaker/") {
+		t.Errorf("state %q / admin %q outside the writable paths", f.state, f.adminSocket)
+	}
+}

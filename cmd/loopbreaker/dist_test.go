@@ -3,6 +3,8 @@ package main
 import (
 	"io"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -42,5 +44,26 @@ func TestSystemdUnit(t *testing.T) {
 	}
 	if !strings.HasPrefix(f.state, "/var/lib/loopbreaker/") || !strings.HasPrefix(f.adminSocket, "/run/loopbreaker/") {
 		t.Errorf("state %q / admin %q outside the writable paths", f.state, f.adminSocket)
+	}
+}
+
+// TestSystemdUnitVerifies runs systemd-analyze verify on the unit (with
+// ExecStart pointed at an existing file): any unknown key or bad value is a
+// failure.
+func TestSystemdUnitVerifies(t *testing.T) {
+	sa, err := exec.LookPath("systemd-analyze")
+	if err != nil {
+		t.Skip("systemd-analyze not installed")
+	}
+	b, err := os.ReadFile("dist/loopbreaker.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	self, _ := os.Executable()
+	unit := filepath.Join(t.TempDir(), "loopbreaker.service")
+	os.WriteFile(unit, []byte(strings.ReplaceAll(string(b), "/usr/local/sbin/loopbreaker", self)), 0o644)
+	out, err := exec.Command(sa, "verify", unit).CombinedOutput()
+	if err != nil || len(strings.TrimSpace(string(out))) > 0 {
+		t.Fatalf("systemd-analyze verify: %v\n%s", err, out)
 	}
 }

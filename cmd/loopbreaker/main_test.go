@@ -105,3 +105,23 @@ func TestCheckPolicy(t *testing.T) {
 		}
 	}
 }
+
+func TestLoggerLeavesTimeToJournald(t *testing.T) {
+	var b bytes.Buffer
+	t.Setenv("JOURNAL_STREAM", "8:1234")
+	log, err := newLogger(&b, "text", "info")
+	if err != nil {
+		t.Fatal(err)
+	}
+	log.Info("hello", "rule", "forward-storm")
+	if got := b.String(); strings.Contains(got, "time=") || !strings.Contains(got, "rule=forward-storm") {
+		t.Fatalf("under journald: %q", got)
+	}
+	os.Unsetenv("JOURNAL_STREAM")
+	b.Reset()
+	log, _ = newLogger(&b, "json", "info")
+	log.Info("hello")
+	if !strings.Contains(b.String(), `"time":`) {
+		t.Fatalf("outside journald: %q", b.String())
+	}
+}

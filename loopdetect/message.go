@@ -1,9 +1,41 @@
 // Package loopdetect classifies one mail message as a bounce, a forwarded
 // non-delivery report, an auto-reply or ordinary mail, and says why.
 //
-// It is pure code: no I/O, no clock, no global state. The milter layer and the
-// classify command build a [Message] and call [Classify]; the decision core
-// counts and acts on the returned [Verdict].
+// It is pure code: no I/O, no clock, no global mutable state (the phrase
+// tables and automata are built once at initialization and only read). The
+// milter layer and the classify command build a [Message] and call
+// [Classify]; the decision core counts and acts on the returned [Verdict].
+//
+// What it knows:
+//
+//   - Delivery status notifications (RFC 3464, RFC 6522 multipart/report,
+//     RFC 6533 for internationalized ones) and the non-standard reports of
+//     Postfix, Exim, Sendmail, qmail, Exchange 5.5 to Office 365, Gmail,
+//     Yahoo, Lotus Domino, GroupWise, Courier, MDaemon, Amazon SES and
+//     others: envelope and header signs (null reverse-path, RFC 5321 4.5.5;
+//     daemon senders; report subjects in many languages; vendor fields such
+//     as X-Failed-Recipients and X-MS-Exchange-Message-Is-Ndr) weighed with
+//     what the report's own text says (MTA wording, RFC 3464 2.2/2.3 fields,
+//     RFC 3463 status codes). Failure, delay and success notices are told
+//     apart (RFC 3464 2.3.3).
+//   - Reports forwarded onward by a person or a mailbox rule: a forward
+//     prefix in many languages before a report subject, or the report
+//     itself inside the message, attached (RFC 2046 5.2.1 message/rfc822)
+//     or inline below a mail client's forward separator and header block,
+//     and Exchange's inbox-rule fields. A reply about a report ("Re:") is
+//     not one.
+//   - Auto-replies (RFC 3834): Auto-Submitted: auto-replied, Precedence:
+//     auto_reply, the vendors' X-Autoreply-style fields, responders'
+//     subjects in many languages. Auto-Submitted: auto-generated marks a
+//     notification, not a reply (RFC 3834 5).
+//   - Loop signs: Received count (RFC 5321 6.3), X-Loop or Delivered-To
+//     naming a recipient, deep forward chains, a report about a report.
+//
+// The body is inspected in one pass and within bounds: at most
+// Options.BodyLimit bytes, MIME nesting (RFC 2045, RFC 2046) followed to
+// Options.MaxDepth, a fixed number of parts and attached messages. Broken
+// MIME is read as text. Nothing in it panics on any input (see the fuzz
+// tests).
 package loopdetect
 
 import (
@@ -12,6 +44,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/emersion/go-message/textproto"
 )
@@ -27,6 +60,10 @@ type Envelope struct {
 	// string is the null reverse-path "<>" used by delivery status
 	// notifications (RFC 5321 4.5.5, RFC 3464 2).
 	Sender string
+	// SenderUnknown says the reverse-path is not known (a stored message
+	// without Return-Path or mbox "From " line); Sender is then ignored and
+	// the message is not taken to have the null sender.
+	SenderUnknown bool
 	// Recipients are the RCPT TO forward-paths without angle brackets.
 	Recipients []string
 	// AuthUser is the SASL login of the submitting client ({auth_authen}), if any.
@@ -53,20 +90,81 @@ type Message struct {
 // keeping at most bodyLimit bytes of its body (DefaultBodyLimit when
 // bodyLimit <= 0). A header section that does not parse is not an error: the
 // fields read before the damage are kept and the rest is treated as body, so
-// that broken mail is still classified by text heuristics.
+// that broken mail is still classified by text heuristics. An mbox "From "
+// line before the header is skipped, and a message with bare CR line ends
+// (old Macintosh files) gets LF line ends.
 func ReadMessage(r io.Reader, env Envelope, bodyLimit int) (*Message, error) {
+	m, _, err := readMessage(r, env, bodyLimit)
+	return m, err
+}
+
+// ReadStoredMessage reads a message stored in a file (an .eml, a maildir
+// file or a single mbox entry) for classification outside the MTA. The
+// envelope sender, which no file stores, is taken from the Return-Path field
+// an MDA added (RFC 5321 4.4), else from the mbox "From " line (where
+// MAILER-DAEMON stands for the null sender), else marked unknown.
+func ReadStoredMessage(r io.Reader, bodyLimit int) (*Message, error) {
+	m, mboxFrom, err := readMessage(r, Envelope{}, bodyLimit)
+	if err != nil {
+		return nil, err
+	}
+	if rp := senderFromReturnPath(fromTextproto(&m.Header)); rp.known {
+		m.Envelope.Sender = rp.addr
+		return m, nil
+	}
+	if mboxFrom != "" {
+		s := mboxFrom
+		if i := strings.IndexAny(s, " \t"); i >= 0 {
+			s = s[:i]
+		}
+		s = strings.Trim(s, "<>")
+		if strings.EqualFold(s, "MAILER-DAEMON") {
+			s = ""
+		}
+		m.Envelope.Sender = s
+		return m, nil
+	}
+	m.Envelope.SenderUnknown = true
+	return m, nil
+}
+
+func readMessage(r io.Reader, env Envelope, bodyLimit int) (*Message, string, error) {
 	if bodyLimit <= 0 {
 		bodyLimit = DefaultBodyLimit
 	}
 	br := bufio.NewReader(r)
-	// A malformed header line ends the header section: the fields parsed
-	// before it are kept and the rest is read as body text.
-	h, _ := textproto.ReadHeader(br)
-	body, truncated, err := readBounded(br, bodyLimit)
+	fs, mboxFrom, rest, err := readHeaderLenient(br)
 	if err != nil {
-		return nil, fmt.Errorf("reading message body: %w", err)
+		return nil, "", fmt.Errorf("reading message header: %w", err)
 	}
-	return &Message{Envelope: env, Header: h, Body: body, BodyTruncated: truncated}, nil
+	var h textproto.Header
+	for i := len(fs) - 1; i >= 0; i-- {
+		// go-message keeps the top field last; adding bottom-up keeps Get
+		// returning the topmost field, as for a header it read itself.
+		h.Add(fs[i].key, fs[i].value)
+	}
+	var body []byte
+	truncated := false
+	if len(rest) >= bodyLimit {
+		body, truncated = rest[:bodyLimit], true
+		_, _ = io.Copy(io.Discard, br)
+	} else {
+		b, t, err := readBounded(br, bodyLimit-len(rest))
+		if err != nil {
+			return nil, "", fmt.Errorf("reading message body: %w", err)
+		}
+		body, truncated = append(rest, b...), t
+	}
+	if bareCR(body) {
+		body = bytes.ReplaceAll(body, []byte("\r"), []byte("\n"))
+	}
+	return &Message{Envelope: env, Header: h, Body: body, BodyTruncated: truncated}, mboxFrom, nil
+}
+
+// bareCR reports a text whose lines end in CR alone.
+func bareCR(b []byte) bool {
+	i := bytes.IndexByte(b, '\r')
+	return i >= 0 && bytes.IndexByte(b, '\n') < 0
 }
 
 func readBounded(r io.Reader, limit int) ([]byte, bool, error) {

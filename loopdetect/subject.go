@@ -3,91 +3,483 @@ package loopdetect
 import (
 	"strings"
 	"unicode"
+	"unicode/utf8"
 )
 
-// forwardPrefixes are the subject prefixes mail clients put on a forwarded
-// message, lower-cased, without the colon.
+// Subject prefixes (RFC 5322 3.6.5 only names "Re:"; everything else is
+// mail-client custom). Lower case, without the colon.
+
+// forwardPrefixes are the prefixes clients put on a forwarded message:
+// English and most clients (FW, Fwd), German (WG), French (TR), Spanish (RV),
+// Italian (I, Inoltro), Portuguese (ENC), Dutch (Doorst), Danish and
+// Norwegian (VS), Swedish (VB), Finnish (VL), Icelandic (FS), Polish (PD),
+// Czech (PŘ), Hungarian (Tov), Greek (ΠΡΘ), Turkish (İLT), Latvian and
+// Lithuanian (PRS), Slovenian (Posl), Russian (Пересл), Chinese (转发,
+// 轉寄), Japanese (転送), Korean (전달).
 var forwardPrefixes = map[string]bool{
-	"fw": true, "fwd": true, "wg": true, "tr": true, "rv": true,
+	"fw": true, "fwd": true, "fwrd": true, "wg": true, "wtr": true, "tr": true, "rv": true,
+	"i": true, "inoltro": true, "enc": true, "doorst": true, "vs": true, "vb": true, "vl": true,
+	"fs": true, "pd": true, "př": true, "tov": true, "továbbítás": true, "πρθ": true, "προώθηση": true,
+	"i̇lt": true, "ilt": true, "prs": true, "posl": true, "пересл": true, "переслано": true,
+	"转发": true, "轉寄": true, "轉發": true, "転送": true, "전달": true, "weitergeleitet": true,
+	"doorgestuurd": true, "videresendt": true, "trans": true,
 }
 
-// replyPrefixes are reply markers that may be stacked with forward prefixes.
+// replyPrefixes are reply markers that may be stacked with forward
+// prefixes: Re, AW (German), SV (Scandinavian), Antw (Dutch), Odp (Polish,
+// Czech), R and Rif (Italian), Res (Portuguese), RE/Ref/Réf (French), YNT
+// (Turkish), ΑΠ and ΣΧΕΤ (Greek), Vá/Válasz (Hungarian), Atb and Ats
+// (Latvian, Lithuanian), Odg (Croatian), TL (Vietnamese), 答复/回复/回覆
+// (Chinese), 返信 (Japanese), 회신/답장 (Korean).
 var replyPrefixes = map[string]bool{
-	"re": true, "aw": true, "sv": true,
+	"re": true, "aw": true, "sv": true, "antw": true, "antwort": true, "odp": true, "r": true,
+	"rif": true, "res": true, "ref": true, "réf": true, "ynt": true, "απ": true, "σχετ": true,
+	"vá": true, "válasz": true, "atb": true, "ats": true, "odg": true, "tl": true, "答复": true,
+	"回复": true, "回覆": true, "返信": true, "회신": true, "답장": true, "отв": true, "ответ": true,
 }
 
-// ndrPhrases are subject phrases of non-delivery reports, lower-cased.
-var ndrPhrases = []string{
-	"mail delivery failed",
-	"failure notice",
-	"there was an error sending your mail",
-	"undeliverable",
-	"undelivered mail returned to sender",
-	"delivery status notification (failure)",
-	"returned mail",
+// ndrSubjects are the subjects MTAs give their reports, matched at the start
+// of the subject after any prefixes and [tags]. English first (Postfix,
+// Exim, Sendmail, qmail, Exchange, Gmail, Domino, ...), then Exchange's and
+// other servers' localized "Undeliverable:".
+var ndrSubjects = []phrase{
+	{"undelivered mail returned to sender", phFailure, 2},
+	{"undeliverable", phFailure, 2},
+	{"undelivered mail", phFailure, 2},
+	{"undelivered message", phFailure, 2},
+	{"undelivered", phFailure, 1},
+	{"mail delivery failed", phFailure, 2},
+	{"mail delivery failure", phFailure, 2},
+	{"mail delivery problem", phFailure, 2},
+	{"mail delivery error", phFailure, 2},
+	{"mail delivery warning", phDelay, 2},
+	{"mail delivery delayed", phDelay, 2},
+	{"mail delivery status", phFailure, 2},
+	{"mail delivery status notification (delay)", phDelay, 2},
+	{"delivery status notification (failure)", phFailure, 2},
+	{"delivery status notification (delay)", phDelay, 2},
+	{"delivery status notification (mail delivery delayed)", phDelay, 2},
+	{"delivery status notification (success)", phSuccess, 2},
+	{"delivery status notification", phFailure, 2},
+	{"delivery status", phFailure, 1},
+	{"delivery notification: delivery has failed", phFailure, 2},
+	{"delivery notification: delivery has been delayed", phDelay, 2},
+	{"delivery notification", phFailure, 1},
+	{"delivery report (failure)", phFailure, 2},
+	{"delivery report", phFailure, 1},
+	{"delivery failure", phFailure, 2},
+	{"delivery failed", phFailure, 2},
+	{"delivery has failed", phFailure, 2},
+	{"delivery problem", phFailure, 2},
+	{"delivered:", phSuccess, 2},
+	{"relayed:", phSuccess, 2},
+	{"delayed:", phDelay, 2},
+	{"delayed mail", phDelay, 2},
+	{"message delayed", phDelay, 2},
+	{"delivery delayed", phDelay, 2},
+	{"warning: could not send message", phDelay, 2},
+	{"warning: could not send mail", phDelay, 2},
+	{"warning--could not send", phDelay, 2},
+	{"warning: message has not yet been delivered", phDelay, 2},
+	{"failure notice", phFailure, 2},
+	{"failure delivery", phFailure, 2},
+	{"failed delivery", phFailure, 2},
+	{"failed mail", phFailure, 2},
+	{"mail failure", phFailure, 2},
+	{"mail failed", phFailure, 2},
+	{"returned mail", phFailure, 2},
+	{"returned message", phFailure, 2},
+	{"mail returned", phFailure, 2},
+	{"message not delivered", phFailure, 2},
+	{"mail not delivered", phFailure, 2},
+	{"message delivery failed", phFailure, 2},
+	{"message delivery has failed", phFailure, 2},
+	{"message delivery failure", phFailure, 2},
+	{"message could not be delivered", phFailure, 2},
+	{"mail could not be delivered", phFailure, 2},
+	{"your message could not be delivered", phFailure, 2},
+	{"sorry, your message could not be delivered", phFailure, 2},
+	{"nondeliverable", phFailure, 2},
+	{"non-deliverable", phFailure, 2},
+	{"non delivery", phFailure, 2},
+	{"non-delivery", phFailure, 2},
+	{"there was an error sending your mail", phFailure, 2},
+	{"mail system error", phFailure, 2},
+	{"postmaster notify", phFailure, 2},
+	{"email delivery failure", phFailure, 2},
+	{"e-mail delivery failure", phFailure, 2},
+	{"permanent delivery failure", phFailure, 2},
+	{"email bounce notification", phFailure, 2},
+	{"message bounced", phFailure, 2},
+	{"bounced mail", phFailure, 2},
+	{"mail error", phFailure, 1},
+	{"message status - undeliverable", phFailure, 2},
+	{"notice: mail delivery status", phFailure, 2},
+	{"could not send message for past", phDelay, 2},
+	// Localized (Exchange/Outlook NDR subjects and other servers).
+	{"unzustellbar", phFailure, 2},
+	{"nicht zustellbar", phFailure, 2},
+	{"zustellung fehlgeschlagen", phFailure, 2},
+	{"non remis", phFailure, 2},
+	{"non distribuable", phFailure, 2},
+	{"échec de la remise", phFailure, 2},
+	{"no se puede entregar", phFailure, 2},
+	{"no entregado", phFailure, 2},
+	{"non recapitabile", phFailure, 2},
+	{"mancato recapito", phFailure, 2},
+	{"onbestelbaar", phFailure, 2},
+	{"niet bezorgd", phFailure, 2},
+	{"não é possível entregar", phFailure, 2},
+	{"não foi possível entregar", phFailure, 2},
+	{"mensagem não entregue", phFailure, 2},
+	{"não entregue", phFailure, 2},
+	{"olevererbart", phFailure, 2},
+	{"kan inte levereras", phFailure, 2},
+	{"ikke leveret", phFailure, 2},
+	{"ikke levert", phFailure, 2},
+	{"kan ikke leveres", phFailure, 2},
+	{"ei voitu toimittaa", phFailure, 2},
+	{"toimitus epäonnistui", phFailure, 2},
+	{"nie można dostarczyć", phFailure, 2},
+	{"niedostarczalna", phFailure, 2},
+	{"kézbesíthetetlen", phFailure, 2},
+	{"nedoručitelné", phFailure, 2},
+	{"nelze doručit", phFailure, 2},
+	{"nedoručiteľné", phFailure, 2},
+	{"nelivrabil", phFailure, 2},
+	{"ni mogoče dostaviti", phFailure, 2},
+	{"neisporučivo", phFailure, 2},
+	{"не удается доставить", phFailure, 2},
+	{"не удалось доставить", phFailure, 2},
+	{"не доставлено", phFailure, 2},
+	{"недоставленное сообщение", phFailure, 2},
+	{"ваше сообщение не доставлено", phFailure, 2},
+	{"не вдалося доставити", phFailure, 2},
+	{"не може да бъде доставено", phFailure, 2},
+	{"teslim edilemedi", phFailure, 2},
+	{"teslim edilemiyor", phFailure, 2},
+	{"iletilemedi", phFailure, 2},
+	{"δεν είναι δυνατή η παράδοση", phFailure, 2},
+	{"δεν ήταν δυνατή η παράδοση", phFailure, 2},
+	{"配信不能", phFailure, 2},
+	{"配信できません", phFailure, 2},
+	{"メッセージを配信できません", phFailure, 2},
+	{"メール送信エラー", phFailure, 2},
+	{"メールエラー通知", phFailure, 2},
+	{"無法傳遞", phFailure, 2},
+	{"無法送達", phFailure, 2},
+	{"无法送达", phFailure, 2},
+	{"无法投递", phFailure, 2},
+	{"退信", phFailure, 2},
+	{"邮件投递失败", phFailure, 2},
+	{"배달 못함", phFailure, 2},
+	{"배달되지 않음", phFailure, 2},
+	{"전달할 수 없음", phFailure, 2},
+	{"no es pot lliurar", phFailure, 2},
+	{"nepristatoma", phFailure, 2},
+	{"nepiegādājams", phFailure, 2},
+	{"tidak terkirim", phFailure, 2},
+	{"không thể chuyển phát", phFailure, 2},
 }
+
+// ndrSubjectContains are report subjects that some MTAs put after their own
+// text ("Mycom: Mail Delivery Error - x", "Warning: message X delayed 24
+// hours"); they are looked for anywhere in an unprefixed subject.
+var ndrSubjectContains = []phrase{
+	{"undelivered mail returned to sender", phFailure, 2},
+	{"mail delivery error", phFailure, 2},
+	{"email delivery failure", phFailure, 2},
+	{"mail delivery failed", phFailure, 2},
+	{"could not send message for past", phDelay, 2},
+	{"could not send mail for past", phDelay, 2},
+	{"delivery status notification", phFailure, 2},
+}
+
+// autoReplySubjects are what out-of-office and vacation responders put at
+// the start of the subject, in the languages of Outlook/Exchange, Gmail,
+// Lotus Notes, Zimbra and the Sieve vacation extension (RFC 5230).
+var autoReplySubjects = []string{
+	"automatic reply", "auto reply", "auto-reply", "autoreply", "auto response", "auto-response",
+	"autoresponse", "automatic response", "automated response", "automatic message", "auto-antwort",
+	"out of office autoreply", "out of office auto reply", "out of office reply", "out of office",
+	"out of the office", "out-of-office", "ooo", "vacation reply", "vacation autoreply", "away from my mail",
+	"abwesenheitsnotiz", "automatische antwort", "abwesenheit", "réponse automatique",
+	"réponse automatique d'absence du bureau", "absent du bureau", "respuesta automática",
+	"respuesta automatica", "fuera de la oficina", "risposta automatica", "fuori sede",
+	"automatisch antwoord", "afwezigheidsbericht", "resposta automática", "resposta automatica",
+	"automatiskt svar", "automatisk svar", "automatisk besked", "automaattinen vastaus",
+	"automatyczna odpowiedź", "automatyczna odpowiedz", "automatická odpověď", "automatikus válasz",
+	"автоматический ответ", "автоответ", "otomatik yanıt", "otomatik cevap", "αυτόματη απάντηση",
+	"自动回复", "自動回覆", "自動返信", "自動応答", "자동 회신", "자동 응답", "răspuns automat",
+	"samodejni odgovor", "automatski odgovor", "automatická odpoveď",
+}
+
+// autoReplySuffixes are markers some responders append ("Re: x (Automatic
+// Response)" from AOL, Lotus Notes' "... is out of the office").
+var autoReplySuffixes = []string{
+	"(automatic response)", "(auto-reply)", "(auto reply)", "(autoreply)", "(out of office)",
+	"is out of the office", "est absent(e) du bureau", "ist nicht im büro",
+}
+
+type prefixKind uint8
+
+const (
+	pfxNone prefixKind = iota
+	pfxForward
+	pfxReply
+	pfxAuto
+)
 
 type subjectInfo struct {
-	forwards  int    // forward prefixes seen
-	replies   int    // reply prefixes seen
-	rest      string // the subject after the prefixes
-	ndrPhrase string // the NDR phrase the rest starts with, if any
+	forwards     int        // forward prefixes before the first NDR phrase
+	replies      int        // reply prefixes before the first NDR phrase
+	outer        prefixKind // the first prefix of the subject
+	rest         string     // the subject after the leading prefixes and tags
+	ndrPhrase    string     // the NDR phrase the rest starts with, if any
+	ndrKind      phraseKind // failure, delay or success
+	ndrContains  string     // an NDR phrase found later in an unprefixed subject
+	ndrs         int        // NDR phrases along the whole chain ("Undeliverable: FW: Undeliverable: x" is 2)
+	depth        int        // forward prefixes along the whole chain
+	innerFwdNDR  bool       // the NDR phrase is followed by a forwarded NDR
+	outerVS      bool       // the first prefix is "VS", a forward in Danish and Norwegian, a reply in Finnish
+	autoReply    string     // an auto-reply marker
+	autoPrefix   bool       // "Auto:" (RFC 3834 3.1.5 suggests it; weak on its own)
+	tagAutoReply bool       // the marker was a [tag]
+}
+
+// plainNDR reports a report subject: an NDR phrase with no reply or
+// forward prefix before it.
+func (s *subjectInfo) plainNDR() bool {
+	return s.ndrPhrase != "" && s.forwards == 0 && s.replies == 0
+}
+
+// forwardedNDR reports "FW: Undeliverable: ..." shapes: a forward prefix
+// first, an NDR phrase after the stacked prefixes.
+func (s *subjectInfo) forwardedNDR() bool {
+	return s.ndrPhrase != "" && s.outer == pfxForward
 }
 
 // parseSubject strips the stacked reply/forward prefixes ("FW: RE: Fwd: ...")
-// and looks for an NDR phrase at the start of what remains.
+// and [tags], looks for an NDR phrase at the start of what remains, and
+// follows the chain of nested reports for the loop signs.
 func parseSubject(s string) subjectInfo {
 	var info subjectInfo
 	rest := strings.TrimSpace(s)
-	for {
+	low := strings.ToLower(rest)
+	first := true
+	for i := 0; i < 64; i++ {
+		// Auto-reply phrases sit where prefixes do.
+		if first || info.outer == pfxAuto {
+			if ph := matchAutoReply(low); ph != "" && info.forwards == 0 && info.replies == 0 {
+				info.autoReply = ph
+			}
+		}
+		if p, after, ok := cutTag(rest); ok {
+			lp := strings.ToLower(p)
+			if info.forwards == 0 && info.replies == 0 {
+				if ph := matchAutoReply(lp); ph != "" {
+					info.autoReply, info.tagAutoReply = ph, true
+				}
+			}
+			rest = strings.TrimSpace(after)
+			low = strings.ToLower(rest)
+			continue
+		}
 		p, after, ok := cutPrefix(rest)
 		if !ok {
 			break
 		}
+		var k prefixKind
 		switch {
 		case forwardPrefixes[p]:
+			k = pfxForward
 			info.forwards++
 		case replyPrefixes[p]:
+			k = pfxReply
 			info.replies++
+		case p == "auto":
+			k = pfxAuto
+			info.autoPrefix = true
 		default:
-			goto done
+			k = pfxNone
 		}
-		rest = strings.TrimSpace(after)
-	}
-done:
-	info.rest = rest
-	low := strings.ToLower(rest)
-	for _, ph := range ndrPhrases {
-		if strings.HasPrefix(low, ph) {
-			info.ndrPhrase = ph
+		if k == pfxNone {
 			break
+		}
+		if first {
+			info.outer = k
+			info.outerVS = p == "vs"
+		}
+		first = false
+		rest = strings.TrimSpace(after)
+		low = strings.ToLower(rest)
+	}
+	info.rest = rest
+	info.depth = info.forwards
+	if ph, kind, n := matchPrefixPhrase(low, ndrSubjects); n > 0 {
+		info.ndrPhrase, info.ndrKind = ph, kind
+		info.ndrs = 1
+		// Lower-casing may change byte lengths: follow the chain in the
+		// lower-cased text, where n counts.
+		info.followChain(low[n:])
+	} else if info.forwards == 0 && info.replies == 0 {
+		for _, p := range ndrSubjectContains {
+			if strings.Contains(low, p.text) {
+				info.ndrContains, info.ndrKind = p.text, p.kind
+				break
+			}
+		}
+	}
+	if info.autoReply == "" && info.forwards == 0 && info.replies <= 1 {
+		for _, sfx := range autoReplySuffixes {
+			if strings.Contains(low, sfx) {
+				if sfx[0] != '(' && info.replies > 0 {
+					continue // "Re: X is out of the office" is a person answering.
+				}
+				info.autoReply = sfx
+				break
+			}
 		}
 	}
 	return info
 }
 
-// cutPrefix splits "Fwd: rest" or "Fwd[2]: rest" into "fwd" and "rest".
+// followChain walks the rest of a report subject, lower-cased, for nested
+// forwards and reports ("undeliverable: fw: undeliverable: x").
+func (info *subjectInfo) followChain(rest string) {
+	for guard := 0; guard < 32; guard++ {
+		// A nested report follows the report phrase after a colon
+		// ("Undeliverable: FW: Undeliverable: x"); "Mail System Error -
+		// Returned Mail" is one report's subject.
+		rest = strings.TrimLeft(rest, " \t")
+		if !strings.HasPrefix(rest, ":") && !strings.HasPrefix(rest, "：") {
+			return
+		}
+		rest = strings.TrimLeft(rest, " \t:：")
+		sawForward := false
+		for i := 0; i < 64; i++ {
+			if _, after, ok := cutTag(rest); ok {
+				rest = strings.TrimSpace(after)
+				continue
+			}
+			p, after, ok := cutPrefix(rest)
+			if !ok || !(forwardPrefixes[p] || replyPrefixes[p]) {
+				break
+			}
+			if forwardPrefixes[p] {
+				info.depth++
+				sawForward = true
+			}
+			rest = strings.TrimSpace(after)
+		}
+		_, _, n := matchPrefixPhrase(rest, ndrSubjects)
+		if n == 0 {
+			return
+		}
+		info.ndrs++
+		if sawForward {
+			info.innerFwdNDR = true
+		}
+		rest = rest[n:]
+	}
+}
+
+// matchPrefixPhrase returns the longest phrase that low starts with at a
+// word boundary, and the byte length it covers in low.
+func matchPrefixPhrase(low string, table []phrase) (string, phraseKind, int) {
+	best, kind, n := "", phFailure, 0
+	for _, p := range table {
+		if len(p.text) > n && strings.HasPrefix(low, p.text) && boundaryAt(low, len(p.text)) {
+			best, kind, n = p.text, p.kind, len(p.text)
+		}
+	}
+	return best, kind, n
+}
+
+// matchAutoReply returns the auto-reply phrase low starts with, when it is
+// followed by a delimiter (a colon, a dash, a parenthesis or the end).
+func matchAutoReply(low string) string {
+	best := ""
+	for _, p := range autoReplySubjects {
+		if len(p) <= len(best) || !strings.HasPrefix(low, p) {
+			continue
+		}
+		after := strings.TrimLeft(low[len(p):], " \t\u00a0")
+		if after == "" || strings.HasPrefix(after, ":") || strings.HasPrefix(after, "：") ||
+			strings.HasPrefix(after, "-") || strings.HasPrefix(after, "(") || strings.HasPrefix(after, "[") ||
+			strings.HasPrefix(after, "]") || strings.HasPrefix(after, "/") {
+			best = p
+		}
+	}
+	return best
+}
+
+// boundaryAt reports whether position i of s is not inside a word.
+func boundaryAt(s string, i int) bool {
+	if i >= len(s) {
+		return true
+	}
+	r, _ := utf8.DecodeRuneInString(s[i:])
+	prev, _ := utf8.DecodeLastRuneInString(s[:i])
+	if !isWordRune(prev) {
+		return true // the phrase ended in punctuation
+	}
+	return !isWordRune(r) || isCJK(r)
+}
+
+func isWordRune(r rune) bool { return unicode.IsLetter(r) || unicode.IsDigit(r) }
+
+func isCJK(r rune) bool {
+	return unicode.Is(unicode.Han, r) || unicode.Is(unicode.Hiragana, r) ||
+		unicode.Is(unicode.Katakana, r) || unicode.Is(unicode.Hangul, r)
+}
+
+// cutTag splits "[tag] rest", "*** SPAM *** rest" or "{Spam?} rest".
+func cutTag(s string) (tag, rest string, ok bool) {
+	if s == "" {
+		return "", "", false
+	}
+	var closer string
+	switch {
+	case s[0] == '[':
+		closer = "]"
+	case s[0] == '{':
+		closer = "}"
+	case strings.HasPrefix(s, "***"):
+		i := strings.Index(s[3:], "***")
+		if i < 0 {
+			return "", "", false
+		}
+		return strings.Trim(s[3:3+i], " *"), s[3+i+3:], true
+	default:
+		return "", "", false
+	}
+	i := strings.Index(s, closer)
+	if i < 0 || i > 80 {
+		return "", "", false
+	}
+	return strings.TrimSpace(s[1:i]), s[i+1:], true
+}
+
+// cutPrefix splits "Fwd: rest", "Fwd[2]: rest", "Re(2): rest" or "RE^2: rest"
+// into "fwd" and "rest".
 func cutPrefix(s string) (prefix, rest string, ok bool) {
 	i := strings.IndexAny(s, ":：")
-	if i <= 0 || i > 12 {
+	if i <= 0 || i > 24 {
 		return "", "", false
 	}
 	p := strings.TrimSpace(s[:i])
-	if j := strings.IndexByte(p, '['); j > 0 {
-		p = p[:j]
+	if j := strings.IndexAny(p, "[(^"); j > 0 {
+		p = strings.TrimSpace(p[:j])
+	}
+	if p == "" {
+		return "", "", false
 	}
 	for _, r := range p {
-		if !unicode.IsLetter(r) {
+		if !unicode.IsLetter(r) && !unicode.Is(unicode.Mn, r) {
 			return "", "", false
 		}
 	}
-	_, size := firstRune(s[i:])
+	_, size := utf8.DecodeRuneInString(s[i:])
 	return strings.ToLower(p), s[i+size:], true
-}
-
-func firstRune(s string) (rune, int) {
-	for _, r := range s {
-		return r, len(string(r))
-	}
-	return 0, 0
 }

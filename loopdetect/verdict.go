@@ -32,6 +32,7 @@ const (
 )
 
 // Signal is one piece of evidence: what fired, where, and the value seen.
+// The names are the Signal* constants.
 type Signal struct {
 	// Name is a short stable identifier, e.g. "null-sender" or "subject-forwarded-ndr".
 	Name string `json:"name"`
@@ -54,11 +55,19 @@ type Verdict struct {
 	LoopSigns []Signal `json:"loop_signs,omitempty"`
 	// Hops is the number of Received header fields (RFC 5321 4.4).
 	Hops int `json:"hops"`
-	// ForwardDepth is how many forward prefixes the subject carries.
+	// ForwardDepth is how many forward prefixes the subject carries, along
+	// the whole chain ("FW: Undeliverable: FW: x" is 2).
 	ForwardDepth int `json:"forward_depth,omitempty"`
-	// OriginalMessageID is the Message-ID of the message an NDR refers to.
+	// OriginalMessageID is the Message-ID (RFC 5322 3.6.4, with its angle
+	// brackets) of the message an NDR refers to: that of the returned
+	// message or header (RFC 3464 2, RFC 6522 text/rfc822-headers) or of the
+	// quoted header in the text. Along a chain of reports about reports it
+	// is the innermost ordinary message, so that every round of a loop
+	// counts against the same key.
 	OriginalMessageID string `json:"original_message_id,omitempty"`
-	// OriginalRecipient is the recipient the NDR says could not be reached.
+	// OriginalRecipient is the recipient the NDR says could not be reached,
+	// lower-cased: the Final-Recipient (RFC 3464 2.3.2), else the
+	// Original-Recipient, X-Failed-Recipients or the address the text names.
 	OriginalRecipient string `json:"original_recipient,omitempty"`
 }
 

@@ -3,47 +3,180 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
+	"path/filepath"
+	"sort"
+	"strings"
 
 	"github.com/loopbreaker/loopbreaker/loopdetect"
 )
 
-func runClassify(_ context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("classify", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	asJSON := fs.Bool("json", false, "one JSON object per line")
-	from := fs.String("from", "", "envelope sender")
-	if err := fs.Parse(args); err != nil {
+// classifyResult is one line of `loopbreaker classify -json`.
+type classifyResult struct {
+	File              string              `json:"file"`
+	Kind              loopdetect.Kind     `json:"kind,omitempty"`
+	DSNAction         string              `json:"dsn_action,omitempty"`
+	Signals           []loopdetect.Signal `json:"signals"`
+	LoopSigns         []loopdetect.Signal `json:"loop_signs,omitempty"`
+	Hops              int                 `json:"hops"`
+	ForwardDepth      int                 `json:"forward_depth,omitempty"`
+	OriginalMessageID string              `json:"original_message_id,omitempty"`
+	OriginalRecipient string              `json:"original_recipient,omitempty"`
+	Sender            *string             `json:"envelope_sender,omitempty"`
+	Error             string              `json:"error,omitempty"`
+}
+
+const classifyUsage = `usage: loopbreaker classify [-json] [-from ENVELOPE_SENDER] [-body-limit BYTES] FILE|DIR...
+
+Classifies each message file (a directory is walked) as bounce, forwarded-ndr,
+auto-reply or ordinary, and says why. Without -from, the envelope sender is
+taken from the Return-Path field, else from an mbox "From " line; "-from ''"
+or "-from '<>'" is the null sender.
+`
+
+// runClassify implements `loopbreaker classify`. It returns the exit code:
+// 0 when every file was classified, 1 when a file could not be read (the
+// others are still printed), 2 on a usage error.
+func runClassify(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fset := flag.NewFlagSet("classify", flag.ContinueOnError)
+	fset.SetOutput(stderr)
+	fset.Usage = func() {
+		fmt.Fprint(stderr, classifyUsage)
+		fset.PrintDefaults()
+	}
+	asJSON := fset.Bool("json", false, "print one JSON object per line")
+	var from *string
+	fset.Func("from", "envelope sender (MAIL FROM) to assume; '' or '<>' for the null sender", func(s string) error {
+		s = strings.TrimSpace(s)
+		if s == "<>" {
+			s = ""
+		}
+		s = strings.TrimSuffix(strings.TrimPrefix(s, "<"), ">")
+		from = &s
+		return nil
+	})
+	bodyLimit := fset.Int("body-limit", loopdetect.DefaultBodyLimit, "body bytes to inspect")
+	if err := fset.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
 		return 2
 	}
-	rc := 0
-	for _, name := range fs.Args() {
-		f, err := os.Open(name)
-		if err != nil {
-			fmt.Fprintln(stderr, err)
-			rc = 1
-			continue
-		}
-		m, err := loopdetect.ReadMessage(f, loopdetect.Envelope{Sender: *from}, 0)
-		f.Close()
-		if err != nil {
-			fmt.Fprintln(stderr, name+":", err)
-			rc = 1
-			continue
-		}
-		v := loopdetect.Classify(m, loopdetect.Options{})
+	if fset.NArg() == 0 {
+		fmt.Fprintln(stderr, "loopbreaker classify: no FILE or DIR given")
+		fset.Usage()
+		return 2
+	}
+	if *bodyLimit <= 0 {
+		fmt.Fprintln(stderr, "loopbreaker classify: -body-limit must be positive")
+		return 2
+	}
+	opts := loopdetect.Options{BodyLimit: *bodyLimit}
+	enc := json.NewEncoder(stdout)
+	enc.SetEscapeHTML(false)
+	code := 0
+	emit := func(res classifyResult, v *loopdetect.Verdict) {
 		if *asJSON {
-			b, _ := json.Marshal(struct {
-				File string `json:"file"`
-				loopdetect.Verdict
-			}{name, v})
-			fmt.Fprintln(stdout, string(b))
-		} else {
-			fmt.Fprintf(stdout, "%s: %s\n", name, v.Explain())
+			if res.Signals == nil {
+				res.Signals = []loopdetect.Signal{}
+			}
+			if err := enc.Encode(res); err != nil {
+				code = 1
+			}
+			return
+		}
+		if res.Error != "" {
+			fmt.Fprintf(stdout, "%s: error: %s\n", res.File, res.Error)
+			return
+		}
+		kind := string(res.Kind)
+		if res.DSNAction != "" {
+			kind += " " + res.DSNAction
+		}
+		fmt.Fprintf(stdout, "%s: %s — %s\n", res.File, kind, v.Explain())
+	}
+	for _, arg := range fset.Args() {
+		files, err := collectFiles(arg)
+		if err != nil {
+			fmt.Fprintf(stderr, "loopbreaker classify: %v\n", err)
+			emit(classifyResult{File: arg, Error: err.Error()}, nil)
+			code = 1
+			continue
+		}
+		for _, file := range files {
+			if err := ctx.Err(); err != nil {
+				fmt.Fprintf(stderr, "loopbreaker classify: %v\n", err)
+				return 1
+			}
+			res, v, err := classifyFile(file, from, opts)
+			if err != nil {
+				fmt.Fprintf(stderr, "loopbreaker classify: %v\n", err)
+				code = 1
+			}
+			emit(res, v)
 		}
 	}
-	return rc
+	return code
+}
+
+// collectFiles expands a directory into its regular files, sorted; a file
+// is returned as it is.
+func collectFiles(arg string) ([]string, error) {
+	st, err := os.Stat(arg)
+	if err != nil {
+		return nil, err
+	}
+	if !st.IsDir() {
+		return []string{arg}, nil
+	}
+	var files []string
+	err = filepath.WalkDir(arg, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.Type().IsRegular() {
+			files = append(files, p)
+		}
+		return nil
+	})
+	sort.Strings(files)
+	return files, err
+}
+
+func classifyFile(file string, from *string, opts loopdetect.Options) (classifyResult, *loopdetect.Verdict, error) {
+	res := classifyResult{File: file}
+	f, err := os.Open(file)
+	if err != nil {
+		res.Error = err.Error()
+		return res, nil, err
+	}
+	defer f.Close()
+	msg, err := loopdetect.ReadStoredMessage(f, opts.BodyLimit)
+	if err != nil {
+		res.Error = err.Error()
+		return res, nil, fmt.Errorf("%s: %w", file, err)
+	}
+	if from != nil {
+		msg.Envelope.Sender = *from
+		msg.Envelope.SenderUnknown = false
+	}
+	if !msg.Envelope.SenderUnknown {
+		s := msg.Envelope.Sender
+		res.Sender = &s
+	}
+	v := loopdetect.Classify(msg, opts)
+	res.Kind = v.Kind
+	res.DSNAction = v.DSNAction
+	res.Signals = v.Signals
+	res.LoopSigns = v.LoopSigns
+	res.Hops = v.Hops
+	res.ForwardDepth = v.ForwardDepth
+	res.OriginalMessageID = v.OriginalMessageID
+	res.OriginalRecipient = v.OriginalRecipient
+	return res, &v, nil
 }

@@ -1,0 +1,5 @@
+//go:build !race
+
+package loopdetect
+
+const raceEnabled = false

@@ -1,0 +1,8 @@
+//go:build race
+
+package loopdetect
+
+// raceEnabled is true when the tests run under the race detector, which
+// makes the classifier some ten times slower; the generated-set test then
+// samples its sources.
+const raceEnabled = true

@@ -1,0 +1,586 @@
+package loopdetect
+
+import (
+	"bytes"
+	"encoding/base64"
+	"io"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/emersion/go-message/charset"
+	gmtextproto "github.com/emersion/go-message/textproto"
+)
+
+// Limits of the MIME walk (RFC 2046 5.1 lets multiparts nest without bound;
+// the walk does not follow them all).
+const (
+	// DefaultMaxDepth is how deep multiparts and attached messages are
+	// followed when Options.MaxDepth is zero.
+	DefaultMaxDepth = 8
+	// maxParts bounds the body parts visited in one message, all levels.
+	maxParts = 128
+	// maxEmbedded bounds the attached messages analyzed per message.
+	maxEmbedded = 4
+	// maxHTMLLine bounds a line of text flattened from HTML.
+	maxHTMLLine = 8 << 10
+)
+
+// walker holds the bounds shared by one Classify call. It is created per
+// call and never shared.
+type walker struct {
+	budget   int // decoded bytes still allowed to be read
+	parts    int
+	maxDepth int
+	// Scratch buffers for leaf parts, which are read one at a time: the
+	// raw part, its transfer-decoded form, its charset-converted form.
+	buf, dec, conv []byte
+	html           htmlFlattener
+}
+
+// partHeader is what the walk needs from a part's header section.
+type partHeader struct {
+	ct         mediaType
+	cte        string
+	attachment bool
+	filename   string
+}
+
+func partHeaderOf(h *gmtextproto.Header, defaultType string) partHeader {
+	ph := partHeader{ct: parseMediaType(h.Get("Content-Type")), cte: h.Get("Content-Transfer-Encoding")}
+	if ph.ct.typ == "" {
+		ph.ct.typ = defaultType
+	}
+	if d := h.Get("Content-Disposition"); d != "" {
+		dm := parseMediaType(d)
+		ph.attachment = dm.typ == "attachment"
+		ph.filename = dm.param("filename")
+	}
+	if ph.filename == "" {
+		ph.filename = ph.ct.param("name")
+	}
+	return ph
+}
+
+// identityCTE reports a Content-Transfer-Encoding that needs no decoding.
+func identityCTE(cte string) bool {
+	switch strings.ToLower(strings.TrimSpace(cte)) {
+	case "", "7bit", "8bit", "binary":
+		return true
+	}
+	return false
+}
+
+// utf8Charset reports a charset that needs no conversion for matching.
+func utf8Charset(cs string) bool {
+	switch strings.ToLower(strings.Trim(cs, ` "'`)) {
+	case "", "us-ascii", "ascii", "utf-8", "utf8", "ansi_x3.4-1968":
+		return true
+	}
+	return false
+}
+
+// leaf returns the content of a leaf part with its transfer encoding
+// (RFC 2045 6) undone and, for text, its charset converted to UTF-8 with
+// go-message's charset tables; unknown encodings and charsets are read as
+// they are. The bytes are read from raw when it is given, else from r. With
+// keep, the result is a fresh slice the caller may hold; otherwise it lives
+// in the walker's scratch buffers until the next call. Text counts against
+// the budget.
+func (w *walker) leaf(h partHeader, r io.Reader, raw []byte, keep bool) []byte {
+	data := raw
+	if data == nil {
+		lim := w.budget
+		if keep {
+			data = readAllInto(nil, r, lim)
+		} else {
+			w.buf = readAllInto(w.buf[:0], r, lim)
+			data = w.buf
+		}
+	}
+	var dst *[]byte
+	if !keep {
+		dst = &w.dec
+	} else {
+		dst = new([]byte)
+	}
+	switch strings.ToLower(strings.TrimSpace(h.cte)) {
+	case "base64":
+		*dst = decodeBase64((*dst)[:0], data)
+		data = *dst
+	case "quoted-printable":
+		*dst = decodeQP((*dst)[:0], data)
+		data = *dst
+	}
+	if strings.HasPrefix(h.ct.typ, "text/") {
+		if len(data) > w.budget {
+			data = data[:w.budget]
+		}
+		w.budget -= len(data)
+		if cs := h.ct.param("charset"); !utf8Charset(cs) {
+			if cr, err := charset.Reader(cs, bytes.NewReader(data)); err == nil {
+				conv := readAllInto(w.conv[:0], cr, 2*len(data)+64)
+				if !keep {
+					w.conv = conv
+				}
+				data = conv
+			}
+		}
+	}
+	return data
+}
+
+// readAllInto appends what r yields, at most limit bytes, to dst.
+func readAllInto(dst []byte, r io.Reader, limit int) []byte {
+	if limit <= 0 {
+		return dst
+	}
+	for {
+		if len(dst) == cap(dst) {
+			dst = append(dst, 0)[:len(dst)]
+		}
+		room := cap(dst) - len(dst)
+		if room > limit {
+			room = limit
+		}
+		n, err := r.Read(dst[len(dst) : len(dst)+room])
+		dst = dst[:len(dst)+n]
+		limit -= n
+		if err != nil || limit <= 0 {
+			return dst
+		}
+	}
+}
+
+// decodeQP undoes quoted-printable (RFC 2045 6.7), leniently: a "=" that
+// starts no escape is kept as it is.
+func decodeQP(dst, src []byte) []byte {
+	for i := 0; i < len(src); i++ {
+		c := src[i]
+		if c != '=' {
+			dst = append(dst, c)
+			continue
+		}
+		j := i + 1
+		for j < len(src) && (src[j] == ' ' || src[j] == '\t') {
+			j++
+		}
+		switch {
+		case j >= len(src):
+			i = j
+			continue
+		case src[j] == '\n':
+			i = j // soft line break
+			continue
+		case src[j] == '\r' && j+1 < len(src) && src[j+1] == '\n':
+			i = j + 1
+			continue
+		}
+		if i+2 < len(src) && isHex(src[i+1]) && isHex(src[i+2]) {
+			dst = append(dst, unhex(src[i+1])<<4|unhex(src[i+2]))
+			i += 2
+			continue
+		}
+		dst = append(dst, '=')
+	}
+	return dst
+}
+
+func isHex(c byte) bool { return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F' }
+
+func unhex(c byte) byte {
+	switch {
+	case c >= '0' && c <= '9':
+		return c - '0'
+	case c >= 'a' && c <= 'f':
+		return c - 'a' + 10
+	}
+	return c - 'A' + 10
+}
+
+// decodeBase64 decodes base64 (RFC 2045 6.8), ignoring characters outside
+// the alphabet and stopping at the first damage.
+func decodeBase64(dst, src []byte) []byte {
+	start := len(dst)
+	// Filter into the tail of dst, then decode in place: decoding never
+	// writes past what it has read.
+	for _, c := range src {
+		if c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '+' || c == '/' || c == '=' {
+			dst = append(dst, c)
+		}
+	}
+	enc := dst[start:]
+	// Stop at padding: what follows is another encoding run or junk.
+	if i := bytes.IndexByte(enc, '='); i >= 0 {
+		enc = enc[:i]
+	}
+	enc = enc[:len(enc)/4*4+min(len(enc)%4, 3)]
+	if len(enc)%4 == 1 {
+		enc = enc[:len(enc)-1]
+	}
+	n, _ := base64.RawStdEncoding.Decode(dst[start:], enc)
+	return dst[:start+n]
+}
+
+// body walks the body of msg, whose header the analysis has read.
+func (w *walker) body(a *analysis, raw []byte, r io.Reader, depth int) {
+	h := partHeader{ct: a.ct, cte: a.hdr.get("Content-Transfer-Encoding")}
+	if h.ct.typ == "" {
+		h.ct.typ = "text/plain" // RFC 2045 5.2
+	}
+	if r == nil {
+		r = bytes.NewReader(raw)
+	}
+	w.entity(a, h, r, raw, depth, nil)
+}
+
+// entity dispatches one body part on its media type.
+func (w *walker) entity(a *analysis, h partHeader, r io.Reader, raw []byte, depth int, path []int) {
+	if depth > w.maxDepth || w.budget <= 0 {
+		return
+	}
+	t := h.ct.typ
+	switch {
+	case strings.HasPrefix(t, "multipart/"):
+		if t == "multipart/report" {
+			a.noteReportType(h.ct.param("report-type"), depth)
+		}
+		w.multipart(a, h, r, raw, depth, path)
+	case t == "message/rfc822" || t == "message/global" || t == "message/x-rfc822" ||
+		(t == "application/octet-stream" || t == "application/x-eml" || t == "text/plain") && h.attachment &&
+			strings.HasSuffix(strings.ToLower(h.filename), ".eml"):
+		// RFC 2046 5.2.1, RFC 6532 3.7; clients also attach .eml files.
+		w.embedded(a, h, r, depth, path, false)
+	case t == "text/rfc822-headers" || t == "message/rfc822-headers" || t == "text/rfc822-header":
+		// RFC 6522 (formerly RFC 3462) section 4: the returned header only.
+		w.embedded(a, h, r, depth, path, true)
+	case t == "message/delivery-status" || t == "message/global-delivery-status" ||
+		t == "message/xdelivery-status" || t == "text/delivery-status":
+		// RFC 3464 2.1, RFC 6533 6.
+		w.deliveryStatus(a, h, r, path)
+	case t == "message/disposition-notification" || t == "message/global-disposition-notification":
+		a.mdn = true // RFC 8098 3.1
+	case t == "message/feedback-report":
+		a.arf = true // RFC 5965 2
+	case t == "text/plain" || t == "text/html" || t == "text/enriched" || t == "text/richtext" || t == "text/x-aol":
+		if h.attachment && h.filename != "" {
+			// An attached text file is not what this message says.
+			a.text.forced = true
+			defer func() { a.text.forced = false }()
+		}
+		w.text(a, h, r, raw)
+	}
+}
+
+// multipart walks the parts of a multipart entity (RFC 2046 5.1).
+func (w *walker) multipart(a *analysis, h partHeader, r io.Reader, raw []byte, depth int, path []int) {
+	boundary := h.ct.param("boundary")
+	if boundary == "" {
+		a.broken = true
+		w.fallback(a, r, raw)
+		return
+	}
+	mr := gmtextproto.NewMultipartReader(r, boundary)
+	alt := h.ct.typ == "multipart/alternative"
+	defType := "text/plain"
+	if h.ct.typ == "multipart/digest" {
+		defType = "message/rfc822" // RFC 2046 5.1.5
+	}
+	var (
+		altDone  bool
+		htmlRaw  []byte
+		htmlHdr  partHeader
+		htmlPath []int
+	)
+	n := 0
+	for w.parts < maxParts && w.budget > 0 {
+		p, err := mr.NextPart()
+		if err != nil {
+			if n == 0 && err != io.EOF {
+				a.broken = true
+				if raw != nil {
+					w.fallback(a, nil, raw)
+				}
+			}
+			break
+		}
+		n++
+		w.parts++
+		ph := partHeaderOf(&p.Header, defType)
+		pp := append(path[:len(path):len(path)], n)
+		if alt && !ph.attachment {
+			// RFC 2046 5.1.4: the parts say the same thing. Read one:
+			// the plain text, or the first richer form when it comes
+			// first, or the HTML when there is nothing else.
+			if altDone {
+				continue
+			}
+			if ph.ct.typ == "text/html" {
+				if htmlRaw == nil {
+					htmlRaw = readAllInto(nil, p, w.budget)
+					htmlHdr, htmlPath = ph, pp
+				}
+				continue
+			}
+			if ph.ct.typ != "text/plain" && !strings.HasPrefix(ph.ct.typ, "multipart/") {
+				continue
+			}
+			altDone = true
+		}
+		w.entity(a, ph, p, nil, depth+1, pp)
+	}
+	if alt && !altDone && htmlRaw != nil {
+		w.entity(a, htmlHdr, bytes.NewReader(htmlRaw), nil, depth+1, htmlPath)
+	}
+}
+
+// fallback scans a body whose MIME structure is broken as plain text, so
+// that what it says is still heard.
+func (w *walker) fallback(a *analysis, r io.Reader, raw []byte) {
+	w.text(a, partHeader{ct: mediaType{typ: "text/plain"}}, r, raw)
+}
+
+// text scans one text part, flattening HTML.
+func (w *walker) text(a *analysis, h partHeader, r io.Reader, raw []byte) {
+	data := w.leaf(h, r, raw, false)
+	if h.ct.typ == "text/html" {
+		w.html.reset(&a.text)
+		w.html.write(data)
+		w.html.flush()
+		a.text.endPart()
+		return
+	}
+	a.text.scanBytes(data)
+}
+
+// embedded analyzes an attached message (message/rfc822) or returned
+// header section (text/rfc822-headers) as a message of its own.
+func (w *walker) embedded(a *analysis, h partHeader, r io.Reader, depth int, path []int, headersOnly bool) {
+	if len(a.children) >= maxEmbedded || depth+1 > w.maxDepth {
+		return
+	}
+	// Held in memory (within the budget) so that a broken MIME structure
+	// inside can fall back to text, as at the top.
+	data := w.leaf(partHeader{ct: mediaType{typ: "message/rfc822"}, cte: h.cte}, r, nil, true)
+	src := &byteSource{b: data}
+	fs, _, rest, err := readHeaderLenient(src)
+	if err != nil && len(fs) == 0 {
+		return
+	}
+	child := newAnalysis(fs, senderFromReturnPath(fs), depth+1)
+	child.headersOnly = headersOnly
+	if !headersOnly {
+		body := src.b[src.i:]
+		if len(rest) > 0 {
+			body = append(rest, body...)
+		}
+		w.body(child, body, nil, depth+1)
+	}
+	child.decide(nil)
+	a.children = append(a.children, child)
+	a.childPaths = append(a.childPaths, path)
+}
+
+// deliveryStatus reads the fields of a message/delivery-status part
+// (RFC 3464 2.2 per-message and 2.3 per-recipient fields).
+func (w *walker) deliveryStatus(a *analysis, h partHeader, r io.Reader, path []int) {
+	a.dsnParts++
+	if a.dsnPath == nil {
+		a.dsnPath = path
+	}
+	if a.text.fwdSep || a.text.cur == regionEmbedded {
+		a.dsnInForward = true
+	}
+	data := w.leaf(partHeader{ct: mediaType{typ: "text/plain"}, cte: h.cte}, r, nil, false)
+	for i := 0; i < 4096 && len(data) > 0; i++ {
+		var line []byte
+		if j := bytes.IndexByte(data, '\n'); j >= 0 {
+			line, data = data[:j], data[j+1:]
+		} else {
+			line, data = data, nil
+		}
+		if l := bytes.TrimSpace(line); len(l) > 0 {
+			role, val := lineKey(l)
+			switch role {
+			case roleDSNFinalRecipient:
+				if ad := dsnAddress(val); ad != "" && !a.dsnRecipFinal {
+					a.dsnRecipient, a.dsnRecipFinal = ad, true
+				}
+			case roleDSNOriginalRecipient:
+				if ad := dsnAddress(val); ad != "" && a.dsnRecipient == "" {
+					a.dsnRecipient = ad
+				}
+			case roleDSNAction:
+				a.dsnActions |= parseAction(val)
+			case roleDSNStatus:
+				if a.dsnStatus == "" && isStatusCode(val) {
+					a.dsnStatus = strings.TrimSpace(val)
+				}
+			}
+		}
+	}
+}
+
+// pathString renders a MIME part path as "part:1.2".
+func pathString(path []int) string {
+	if len(path) == 0 {
+		return "body"
+	}
+	var b strings.Builder
+	b.WriteString("part:")
+	for i, n := range path {
+		if i > 0 {
+			b.WriteByte('.')
+		}
+		b.WriteString(strconv.Itoa(n))
+	}
+	return b.String()
+}
+
+// htmlFlattener turns HTML into lines of text for the scanner: tags become
+// nothing or a line break (block elements), the content of style and script
+// elements is dropped, and the common character references are decoded.
+type htmlFlattener struct {
+	ts      *textScan
+	line    []byte
+	inTag   bool
+	tag     [16]byte
+	tagLen  int
+	tagDone bool
+	skip    bool // inside <style> or <script>
+	ent     [12]byte
+	entLen  int
+	inEnt   bool
+}
+
+func (f *htmlFlattener) reset(ts *textScan) {
+	f.ts = ts
+	f.line = f.line[:0]
+	f.inTag, f.tagLen, f.tagDone, f.skip, f.inEnt, f.entLen = false, 0, false, false, false, 0
+}
+
+func (f *htmlFlattener) write(p []byte) {
+	for _, c := range p {
+		if f.inTag {
+			switch {
+			case c == '>':
+				f.inTag = false
+				f.endTag()
+			case !f.tagDone && (c == ' ' || c == '\t' || c == '\n' || c == '\r' || (c == '/' && f.tagLen > 0)):
+				f.tagDone = true
+			case !f.tagDone && f.tagLen < len(f.tag):
+				if c >= 'A' && c <= 'Z' {
+					c += 'a' - 'A'
+				}
+				f.tag[f.tagLen] = c
+				f.tagLen++
+			}
+			continue
+		}
+		if c == '<' {
+			f.flushEnt()
+			f.inTag, f.tagLen, f.tagDone = true, 0, false
+			continue
+		}
+		if f.skip {
+			continue
+		}
+		if f.inEnt {
+			if c == ';' {
+				f.decodeEnt()
+				continue
+			}
+			if f.entLen < len(f.ent) && (c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '#') {
+				f.ent[f.entLen] = c
+				f.entLen++
+				continue
+			}
+			f.flushEnt()
+		}
+		if c == '&' {
+			f.inEnt, f.entLen = true, 0
+			continue
+		}
+		if c == '\n' || c == '\r' {
+			c = ' '
+		}
+		f.line = append(f.line, c)
+		if len(f.line) >= maxHTMLLine {
+			f.flush()
+		}
+	}
+}
+
+func (f *htmlFlattener) endTag() {
+	name := string(f.tag[:f.tagLen])
+	switch name {
+	case "style", "script", "head":
+		f.skip = true
+		return
+	case "/style", "/script", "/head":
+		f.skip = false
+		return
+	}
+	if f.skip {
+		return
+	}
+	switch strings.TrimPrefix(name, "/") {
+	case "br", "p", "div", "tr", "li", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "table", "blockquote",
+		"pre", "ul", "ol", "dt", "dd", "title", "body", "html":
+		f.flush()
+	case "td", "th":
+		f.line = append(f.line, ' ')
+	}
+}
+
+func (f *htmlFlattener) flushEnt() {
+	if f.inEnt {
+		f.line = append(f.line, '&')
+		f.line = append(f.line, f.ent[:f.entLen]...)
+		f.inEnt = false
+	}
+}
+
+func (f *htmlFlattener) decodeEnt() {
+	f.inEnt = false
+	e := string(f.ent[:f.entLen])
+	switch e {
+	case "nbsp", "#160", "ensp", "emsp", "thinsp":
+		f.line = append(f.line, ' ')
+	case "amp", "#38":
+		f.line = append(f.line, '&')
+	case "lt", "#60":
+		f.line = append(f.line, '<')
+	case "gt", "#62":
+		f.line = append(f.line, '>')
+	case "quot", "#34":
+		f.line = append(f.line, '"')
+	case "apos", "#39", "#x27", "rsquo", "lsquo", "#8217":
+		f.line = append(f.line, '\'')
+	default:
+		if strings.HasPrefix(e, "#") {
+			var n uint64
+			var err error
+			if strings.HasPrefix(e, "#x") || strings.HasPrefix(e, "#X") {
+				n, err = strconv.ParseUint(e[2:], 16, 32)
+			} else {
+				n, err = strconv.ParseUint(e[1:], 10, 32)
+			}
+			if err == nil && n > 0 && n < 0x110000 {
+				f.line = utf8.AppendRune(f.line, rune(n))
+				return
+			}
+		}
+		f.line = append(f.line, ' ')
+	}
+}
+
+func (f *htmlFlattener) flush() {
+	f.flushEnt()
+	if len(f.line) > 0 {
+		f.ts.line(f.line)
+		f.line = f.line[:0]
+	} else {
+		f.ts.line(nil)
+	}
+}

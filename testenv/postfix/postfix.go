@@ -778,6 +778,20 @@ func (i *Instance) QueueCount() (int, error) {
 	return i.countQueues("incoming", "active", "deferred")
 }
 
+// QueueCounts returns the number of messages in each of the maildrop,
+// incoming, active, deferred and hold queues, keyed by queue name.
+func (i *Instance) QueueCounts() (map[string]int, error) {
+	out := map[string]int{}
+	for _, q := range []string{"maildrop", "incoming", "active", "deferred", "hold"} {
+		n, err := i.countQueues(q)
+		if err != nil {
+			return nil, err
+		}
+		out[q] = n
+	}
+	return out, nil
+}
+
 // WaitQueueEmpty waits until the maildrop, incoming, active and deferred
 // queues are all empty, or ctx is done. Mail whose destination keeps failing
 // stays deferred (and is retried every second or two), so a test expecting

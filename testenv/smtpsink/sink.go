@@ -53,6 +53,21 @@ func RejectRecipients(reject func(addr string) bool) Option {
 	return func(s *Sink) { s.reject = reject }
 }
 
+// OnMessage makes the sink call fn with each message it accepts, after
+// recording it and before answering the end of DATA. fn runs in the SMTP
+// session's goroutine (several at once when connections overlap) and should
+// return quickly: hand the message to a goroutine of your own to act on it.
+// fn must not modify the message (it shares Data with the recorded copy).
+func OnMessage(fn func(Message)) Option {
+	return func(s *Sink) { s.onMessage = fn }
+}
+
+// Listen makes the sink listen on addr ("host:port", e.g. ":25" in a
+// container) instead of a free port on 127.0.0.1.
+func Listen(addr string) Option {
+	return func(s *Sink) { s.listenAddr = addr }
+}
+
 // Sink is a running loopback SMTP server that records every message it
 // accepts. Its methods may be called from several goroutines.
 type Sink struct {
@@ -67,11 +82,14 @@ type Sink struct {
 	reject  func(addr string) bool
 	closed  bool
 
+	onMessage  func(Message)
+	listenAddr string
+
 	closeOnce sync.Once
 	closeErr  error
 }
 
-// Start starts a sink listening on 127.0.0.1 on a free port. name appears in
+// Start starts a sink listening on 127.0.0.1 on a free port (see Listen). name appears in
 // the SMTP greeting and in errors. ctx bounds only the start; the sink runs
 // until Close.
 func Start(ctx context.Context, name string, opts ...Option) (*Sink, error) {
@@ -83,8 +101,12 @@ func Start(ctx context.Context, name string, opts ...Option) (*Sink, error) {
 	for _, o := range opts {
 		o(s)
 	}
+	addr := "127.0.0.1:0"
+	if s.listenAddr != "" {
+		addr = s.listenAddr
+	}
 	var lc net.ListenConfig
-	ln, err := lc.Listen(ctx, "tcp4", "127.0.0.1:0")
+	ln, err := lc.Listen(ctx, "tcp4", addr)
 	if err != nil {
 		return nil, fmt.Errorf("smtpsink %s: listen: %w", name, err)
 	}
@@ -136,7 +158,13 @@ func (s *Sink) Port() int { return s.ln.Addr().(*net.TCPAddr).Port }
 // Nexthop returns the address in Postfix next-hop syntax, "[127.0.0.1]:PORT"
 // (brackets: no MX lookup), for relayhost or a transport_maps entry such as
 // "smtp:" + s.Nexthop().
-func (s *Sink) Nexthop() string { return "[127.0.0.1]:" + strconv.Itoa(s.Port()) }
+func (s *Sink) Nexthop() string {
+	host := "127.0.0.1"
+	if a, ok := s.ln.Addr().(*net.TCPAddr); ok && !a.IP.IsUnspecified() {
+		host = a.IP.String()
+	}
+	return "[" + host + "]:" + strconv.Itoa(s.Port())
+}
 
 // SetRejectRecipients replaces the recipient filter set with RejectRecipients;
 // nil accepts every recipient. It affects RCPT commands from now on.
@@ -292,5 +320,8 @@ func (ss *session) Data(r io.Reader) error {
 		m.Subject = pm.Header.Get("Subject")
 	}
 	ss.sink.add(m)
+	if fn := ss.sink.onMessage; fn != nil {
+		fn(m)
+	}
 	return nil
 }

@@ -1,0 +1,278 @@
+package scenario
+
+import (
+	"fmt"
+	"io"
+	"slices"
+	"sort"
+	"strings"
+	"text/tabwriter"
+)
+
+// Title names the run in one line.
+func (r *Result) Title() string {
+	with := "without loopbreaker"
+	if r.WithLoopbreaker {
+		with = "with loopbreaker"
+		if r.BounceMilter {
+			with += " (smtpd and the hub's own bounces: non_smtpd_milters, internal_mail_filter_classes = bounce)"
+		} else {
+			with += " (smtpd_milters only)"
+		}
+	}
+	return fmt.Sprintf("%s %s; %s", r.Scenario, with, r.Outside)
+}
+
+// Summary says in a few lines how the loop went.
+func (r *Result) Summary() string {
+	var b strings.Builder
+	steps := make([]string, 0, len(r.Spent))
+	for _, k := range sortedKeys(r.Spent) {
+		steps = append(steps, fmt.Sprintf("%s %d", k, r.Spent[k]))
+	}
+	how := "the loop stopped by itself"
+	switch {
+	case r.TimedOut:
+		how = "the loop was still running when the run's time ran out"
+	case r.CapReached:
+		how = "the loop ran until the run's loop budget stopped it"
+	}
+	fmt.Fprintf(&b, "%s after %s: loop budget %d, used %d (%s); %d loop messages (copies of forwards, NDRs, auto-replies); NDRs made: hub %d, outside %d\n",
+		how, since(r.Stopped), r.LoopCap, sum(r.Spent), strings.Join(steps, ", "), r.LoopMessages(), r.Ledger.NDRs["hub"], r.Ledger.NDRs["outside"])
+	if r.WithLoopbreaker {
+		acted := 0
+		for _, d := range r.Decisions {
+			if d.Acted() {
+				acted++
+			}
+		}
+		fmt.Fprintf(&b, "loopbreaker logged %d decisions, %d of them actions\n", len(r.Decisions), acted)
+		if len(r.Blocks) == 0 {
+			b.WriteString("loopbreaker started no block\n")
+		}
+		for _, d := range r.Blocks {
+			fmt.Fprintf(&b, "block at +%s: rule %s, key %q: the %s %s message against a limit of %d -> %s, blocked until %s\n",
+				since(d.Time.Sub(r.Start)), d.Rule, d.Key, ordinal(d.Count), d.Kind, d.Limit, d.Action, d.Until)
+		}
+	}
+	if r.Ledger.FailedBounces > 0 {
+		fmt.Fprintf(&b, "the hub's bounce daemon had %d NDRs refused by the milter (\"bounce failed\": the original waits in the deferred queue)\n", r.Ledger.FailedBounces)
+	}
+	return b.String()
+}
+
+// Report writes what a postmaster wants to watch: the summary, the
+// timeline, every copy's fate, the ordinary mail, what was held or
+// quarantined and how to release it.
+func (r *Result) Report(w io.Writer) {
+	fmt.Fprintf(w, "== %s\n%s\n", r.Title(), r.Summary())
+	r.WriteTimeline(w)
+	fmt.Fprintln(w)
+	r.WriteFates(w)
+	fmt.Fprintln(w)
+	r.WriteOrdinary(w)
+	r.WriteHeld(w)
+}
+
+// WriteTimeline writes messages per second by kind, as the hub took them
+// in, with loopbreaker's actions.
+func (r *Result) WriteTimeline(w io.Writer) {
+	kinds := []string{"ordinary", "forward", "forwarded-ndr", "ndr", "auto-reply"}
+	seen := map[string]bool{}
+	for _, s := range r.Timeline {
+		for k := range s.Hub {
+			seen[k] = true
+		}
+	}
+	for _, k := range sortedKeys(seen) {
+		if !slices.Contains(kinds, k) {
+			kinds = append(kinds, k)
+		}
+	}
+	fmt.Fprintln(w, "messages the hub took in, per second, by kind:")
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprint(tw, "second\t")
+	for _, k := range kinds {
+		fmt.Fprintf(tw, "%s\t", k)
+	}
+	fmt.Fprint(tw, "loopbreaker acted\t\n")
+	last := len(r.Timeline) - 1
+	for last > 0 && empty(r.Timeline[last]) {
+		last--
+	}
+	for _, s := range r.Timeline[:last+1] {
+		fmt.Fprintf(tw, "+%d\t", s.T)
+		for _, k := range kinds {
+			fmt.Fprintf(tw, "%s\t", blank(s.Hub[k]))
+		}
+		fmt.Fprintf(tw, "%s\t", blank(s.Acted))
+		for _, d := range s.Blocks {
+			fmt.Fprintf(tw, " <- block: %s %s", d.Rule, d.Action)
+		}
+		fmt.Fprintln(tw)
+	}
+	tw.Flush()
+}
+
+func empty(s Second) bool { return len(s.Hub) == 0 && s.Acted == 0 && len(s.Blocks) == 0 }
+
+// WriteFates writes the fate of every copy, by kind; each row sums up.
+func (r *Result) WriteFates(w io.Writer) {
+	fmt.Fprintln(w, "every copy (one message to one recipient) and where it ended:")
+	var used []Fate
+	for _, f := range Fates {
+		if r.Ledger.Count("", f) > 0 {
+			used = append(used, f)
+		}
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprint(tw, "kind\tmade\t")
+	for _, f := range used {
+		fmt.Fprintf(tw, "%s\t", f)
+	}
+	fmt.Fprintln(tw)
+	for _, k := range append(r.Ledger.Kinds(), "") {
+		name := k
+		if k == "" {
+			name = "total"
+		}
+		fmt.Fprintf(tw, "%s\t%d\t", name, r.Ledger.Made(k))
+		for _, f := range used {
+			fmt.Fprintf(tw, "%s\t", blank(r.Ledger.Count(k, f)))
+		}
+		fmt.Fprintln(tw)
+	}
+	tw.Flush()
+	reasons := map[string]int{}
+	for _, c := range r.Ledger.Copies {
+		switch c.Fate {
+		case Rejected, Bounced, TempFailed, Deferred, Discarded:
+			reasons[fmt.Sprintf("%s %s: %s", c.Kind, c.Fate, shortReason(c.Reason))]++
+		}
+	}
+	keys := sortedKeys(reasons)
+	sort.SliceStable(keys, func(i, j int) bool { return reasons[keys[i]] > reasons[keys[j]] })
+	for _, k := range keys {
+		fmt.Fprintf(w, "  %4d x %s\n", reasons[k], k)
+	}
+	if len(r.Ledger.Problems) == 0 {
+		fmt.Fprintln(w, "nothing unaccounted for")
+	}
+	for _, p := range r.Ledger.Problems {
+		fmt.Fprintln(w, "UNACCOUNTED:", p)
+	}
+}
+
+// WriteOrdinary writes what happened to the ordinary mail sent during the
+// storm.
+func (r *Result) WriteOrdinary(w io.Writer) {
+	if len(r.Ordinary) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "ordinary mail sent during the storm:")
+	fates := r.OrdinaryFates()
+	for _, s := range r.Ordinary {
+		var parts []string
+		for _, c := range fates[s.Subject] {
+			parts = append(parts, fmt.Sprintf("%s %s", c.To, c.Fate))
+		}
+		if s.Err != nil {
+			parts = append(parts, "refused: "+s.Err.Error())
+		}
+		fmt.Fprintf(w, "  +%s %q %s -> %s: %s\n", since(s.Time.Sub(r.Start)), s.Subject, s.From, strings.Join(s.To, ", "), strings.Join(parts, "; "))
+	}
+}
+
+// WriteHeld lists what loopbreaker held or quarantined and how to release it.
+func (r *Result) WriteHeld(w io.Writer) {
+	var held, quarantined []Copy
+	for _, c := range r.Ledger.Copies {
+		switch c.Fate {
+		case Held:
+			held = append(held, c)
+		case Quarantined:
+			quarantined = append(quarantined, c)
+		}
+	}
+	if len(held) > 0 {
+		fmt.Fprintf(w, "\n%s held in the hub's hold queue (postqueue -p marks them with '!'):\n", plural(len(held), "copy", "copies"))
+		for i, c := range held {
+			if i == 10 {
+				fmt.Fprintf(w, "  ... %d more\n", len(held)-10)
+				break
+			}
+			fmt.Fprintf(w, "  %s  %s from <%s> to <%s>\n", c.QueueID, c.Kind, c.From, c.To)
+		}
+		fmt.Fprintf(w, "release one (after fixing the loop): postsuper -H %s    all of them: postsuper -H ALL\n", held[0].QueueID)
+		fmt.Fprintf(w, "or delete them: postsuper -d %s hold    (this run's hub: add -c %s)\n", held[0].QueueID, r.HubConfigDir)
+	}
+	var deferred []Copy
+	for _, c := range r.Ledger.Copies {
+		if c.Fate == Deferred && c.Inst == "hub" {
+			deferred = append(deferred, c)
+		}
+	}
+	if len(deferred) > 0 {
+		fmt.Fprintf(w, "\n%s deferred on the hub (postqueue -p lists them, with the reason):\n", plural(len(deferred), "copy", "copies"))
+		for i, c := range deferred {
+			if i == 10 {
+				fmt.Fprintf(w, "  ... %d more\n", len(deferred)-10)
+				break
+			}
+			fmt.Fprintf(w, "  %s  %s from <%s> to <%s>: %s\n", c.QueueID, c.Kind, c.From, c.To, shortReason(c.Reason))
+		}
+		fmt.Fprintln(w, "Postfix retries them every queue run; once the block ends (or is released) they go on. postsuper -d QUEUEID deletes one.")
+	}
+	if len(quarantined) > 0 {
+		fmt.Fprintf(w, "\n%s redirected to the quarantine mailbox %s, each with X-Loopbreaker (rule, key, count) and X-Loopbreaker-Original-Recipients.\n", plural(len(quarantined), "message", "messages"), Quarantine)
+		fmt.Fprintln(w, "to release one, fix the rule first, then send it on to its original recipients, e.g. with")
+		fmt.Fprintln(w, "  sendmail -f SENDER ORIGINAL-RECIPIENTS < saved-message.eml")
+	}
+}
+
+func ordinal(n int) string {
+	suffix := "th"
+	switch {
+	case n%100 >= 11 && n%100 <= 13:
+	case n%10 == 1:
+		suffix = "st"
+	case n%10 == 2:
+		suffix = "nd"
+	case n%10 == 3:
+		suffix = "rd"
+	}
+	return fmt.Sprintf("%d%s", n, suffix)
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
+}
+
+func shortReason(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.Index(s, "; blocked until"); i > 0 {
+		s = s[:i]
+	}
+	if len(s) > 140 {
+		s = s[:140] + "..."
+	}
+	return s
+}
+
+func blank(n int) string {
+	if n == 0 {
+		return "."
+	}
+	return fmt.Sprint(n)
+}
+
+func sum(m map[string]int) int {
+	n := 0
+	for _, v := range m {
+		n += v
+	}
+	return n
+}

@@ -10,7 +10,7 @@ TESTFLAGS ?= -race -count=1 -timeout 14m
 PREFIX  ?= /usr/local
 DESTDIR ?=
 
-.PHONY: all build run test deps vet fmt-check unit clean install
+.PHONY: all build run test deps vet fmt-check unit clean bench demo install
 
 all: build
 
@@ -55,5 +55,20 @@ install: build
 		useradd --system --home-dir /var/lib/loopbreaker --shell /usr/sbin/nologin loopbreaker; fi
 	@echo "installed; now: systemctl daemon-reload && systemctl enable --now loopbreaker"
 
+# Benchmarks (not part of test): loopbreaker side by side with a
+# pass-through milter and with no milter, in one run; prints Markdown
+# tables (docs/benchmarks.md). Needs root and Postfix (deps installs it).
+# Pass lbbench flags with BENCHFLAGS, e.g. BENCHFLAGS="-sections scale".
+BENCHFLAGS ?=
+bench: deps
+	$(GO) run ./testenv/bench/cmd/lbbench $(BENCHFLAGS)
+
 clean:
 	rm -rf bin var
+
+# One incident with real Postfix instances (as root), first without and then
+# with loopbreaker: a timeline per second, the block, every message's fate,
+# what was held and how to release it.
+# make demo SCENARIO=forward-storm|list-loop|ping-pong [DEMOFLAGS=-bounce-milter]
+demo: deps
+	$(GO) run ./testenv/demo -scenario $(or $(SCENARIO),forward-storm) $(DEMOFLAGS)

@@ -123,3 +123,64 @@ func hasMod(mods []gomilter.ModifyAction, typ gomilter.ModifyActionType) bool {
 	}
 	return false
 }
+
+// TestNonSMTPBounceIsHeldNotRefused: Postfix's own bounces come through
+// non_smtpd_milters without {client_addr}. Postfix cannot refuse their
+// recipients ("can't reject recipient in non-smtpd"), and a refused bounce
+// leaves its original deferred, so a reject rule holds them instead, at
+// end of message, while an SMTP session is still refused at RCPT.
+func TestNonSMTPBounceIsHeldNotRefused(t *testing.T) {
+	addr := startWithPolicy(t, `local_domains = ["corp.example"]
+[[rule]]
+name = "bounces-to-recipient"
+kinds = ["bounce"]
+direction = "inbound"
+key = "recipient"
+limit = 2
+window = "10m"
+action = "reject"
+block_for = "1h"
+`)
+	hdr := [][2]string{{"From", "MAILER-DAEMON@corp.example"}, {"Subject", "Undelivered Mail Returned to Sender"}}
+	rcpt := []string{"list@corp.example"}
+	nonSMTP := gomilter.NewMacroBag()
+	nonSMTP.Set(gomilter.MacroClientAddr, "127.0.0.1")
+	nonSMTP.Set(macroClientPort, "0")
+	for i := 0; i < 2; i++ {
+		if r := sendMacros(t, addr, nonSMTP, "", rcpt, hdr, "b\r\n"); r.act.Type != gomilter.ActionAccept || len(r.mods) != 0 {
+			t.Fatalf("bounce %d within the limit: %+v %+v", i+1, r.act, r.mods)
+		}
+	}
+	for i := 2; i < 4; i++ {
+		r := sendMacros(t, addr, nonSMTP, "", rcpt, hdr, "b\r\n")
+		if r.act.Type != gomilter.ActionAccept || !hasMod(r.mods, gomilter.ActionQuarantine) {
+			t.Fatalf("non-SMTP bounce %d over the limit: %+v %+v, want held", i+1, r.act, r.mods)
+		}
+	}
+	// The same block refuses an SMTP client's bounce at RCPT TO.
+	c := gomilter.NewClient("tcp", addr, gomilter.WithActions(Actions|gomilter.OptSetMacros))
+	smtpd := gomilter.NewMacroBag()
+	smtpd.Set(gomilter.MacroClientAddr, "192.0.2.1")
+	smtpd.Set(macroClientPort, "49152")
+	s, err := c.Session(smtpd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.Conn("mx.example", gomilter.FamilyInet, 25, "192.0.2.1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Helo("mx.example"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Mail("", ""); err != nil {
+		t.Fatal(err)
+	}
+	a, err := s.Rcpt(rcpt[0], "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Type != gomilter.ActionRejectWithCode || a.SMTPCode != 550 {
+		t.Fatalf("SMTP bounce at RCPT: %+v, want 550", a)
+	}
+}

@@ -42,6 +42,10 @@ const Actions = gomilter.OptAddHeader | gomilter.OptAddRcpt | gomilter.OptRemove
 const Protocol = gomilter.OptNoConnect | gomilter.OptNoHelo | gomilter.OptNoData | gomilter.OptNoUnknown |
 	gomilter.OptNoEOH | gomilter.OptNoHeaderReply | gomilter.OptNoMailReply | gomilter.OptSkip
 
+// macroClientPort is the SMTP client's TCP port ({client_port}, Sendmail
+// 8.13 and Postfix 2.5 and later).
+const macroClientPort gomilter.MacroName = "{client_port}"
+
 // Defaults for Options.
 const (
 	// DefaultMaxSessions caps concurrent MTA connections. Postfix opens one
@@ -97,7 +101,7 @@ func NewServer(engine *decide.Engine, log *slog.Logger, opts Options) *Server {
 		gomilter.WithActions(Actions),
 		gomilter.WithProtocols(Protocol),
 		gomilter.WithNegotiationCallback(negotiate(log)),
-		gomilter.WithMacroRequest(gomilter.StageMail, []gomilter.MacroName{gomilter.MacroAuthAuthen, gomilter.MacroClientAddr}),
+		gomilter.WithMacroRequest(gomilter.StageMail, []gomilter.MacroName{gomilter.MacroAuthAuthen, gomilter.MacroClientAddr, macroClientPort}),
 		gomilter.WithMacroRequest(gomilter.StageEOM, []gomilter.MacroName{gomilter.MacroQueueId}),
 	)
 	return s
@@ -151,6 +155,10 @@ type session struct {
 	body        []byte
 	bodyCut     bool
 	bodyLimit   int
+	// nonSMTP is set for mail that came in without an SMTP client: with
+	// Postfix, the sendmail command (pickup) and its own bounces
+	// (non_smtpd_milters). See MailFrom.
+	nonSMTP bool
 }
 
 func (s *session) reset() {
@@ -166,6 +174,12 @@ func (s *session) MailFrom(from string, _ string, m gomilter.Modifier) (*gomilte
 	s.env.Sender = from
 	s.env.AuthUser = m.Get(gomilter.MacroAuthAuthen)
 	s.env.ClientIP = strings.Trim(m.Get(gomilter.MacroClientAddr), "[]")
+	// For mail that had no SMTP client (its own bounces, the sendmail
+	// command) Postfix's cleanup makes up a client "localhost
+	// [127.0.0.1]" on port 0 (seen with Postfix 3.7 and
+	// non_smtpd_milters); a real SMTP client always has a port. An MTA
+	// that sends no port is taken for SMTP, as before.
+	s.nonSMTP = m.Get(macroClientPort) == "0"
 	return gomilter.RespContinue, nil
 }
 
@@ -173,8 +187,12 @@ func (s *session) MailFrom(from string, _ string, m gomilter.Modifier) (*gomilte
 // it (a bounce storm to that recipient: see decide.CheckRecipient). It
 // returns Continue, never Accept: Accept here would end the milter's part in
 // the message, and with it the chance to act at end of message.
+//
+// Mail without an SMTP client is never refused here: Postfix cannot refuse
+// a recipient of its own bounce ("milter configuration error: can't reject
+// recipient in non-smtpd"); end of message holds it instead.
 func (s *session) RcptTo(rcpt string, _ string, m gomilter.Modifier) (*gomilter.Response, error) {
-	if s.env.Sender == "" {
+	if s.env.Sender == "" && !s.nonSMTP {
 		d := s.engine.CheckRecipient(context.Background(), s.env, rcpt)
 		if d.Action != policy.ActionNone {
 			code := uint16(550)
@@ -249,6 +267,13 @@ func (s *session) EndOfMessage(m gomilter.Modifier) (resp *gomilter.Response, er
 	}()
 	msg := &loopdetect.Message{Envelope: env, Header: s.header, Body: s.body, BodyTruncated: s.bodyCut}
 	d := s.engine.Decide(ctx, msg)
+	if s.nonSMTP && (d.Action == policy.ActionReject || d.Action == policy.ActionTempfail) {
+		// Nobody is on the other end to be told: a refused bounce fails in
+		// Postfix and leaves its original deferred, to bounce again on
+		// every retry. Hold it instead; postsuper -H releases it.
+		log.Info("no SMTP client to refuse; holding instead", "policy_action", string(d.Action), "rule", d.Rule)
+		d.Action = policy.ActionQuarantine
+	}
 	resp = apply(m, &d, &env, log)
 	logDecision(ctx, log, &d, &env, s.headerCut, time.Since(start))
 	return resp, nil

@@ -51,11 +51,20 @@ type result struct {
 	mods []gomilter.ModifyAction
 }
 
-// send runs one message through a milter session the way an MTA does.
+// send runs one message through a milter session the way Postfix's smtpd
+// does: {client_addr} is defined.
 func send(t *testing.T, addr, from string, rcpts []string, headers [][2]string, body string) result {
 	t.Helper()
-	c := gomilter.NewClient("tcp", addr, gomilter.WithActions(gomilter.OptAddHeader|gomilter.OptAddRcpt|gomilter.OptRemoveRcpt|gomilter.OptQuarantine|gomilter.OptChangeHeader|gomilter.OptSetMacros))
 	macros := gomilter.NewMacroBag()
+	macros.Set(gomilter.MacroClientAddr, "192.0.2.1")
+	return sendMacros(t, addr, macros, from, rcpts, headers, body)
+}
+
+// sendMacros runs one message with the given macros; with {client_port}
+// "0" it looks like Postfix's non-SMTP mail (its own bounces).
+func sendMacros(t *testing.T, addr string, macros *gomilter.MacroBag, from string, rcpts []string, headers [][2]string, body string) result {
+	t.Helper()
+	c := gomilter.NewClient("tcp", addr, gomilter.WithActions(gomilter.OptAddHeader|gomilter.OptAddRcpt|gomilter.OptRemoveRcpt|gomilter.OptQuarantine|gomilter.OptChangeHeader|gomilter.OptSetMacros))
 	s, err := c.Session(macros)
 	if err != nil {
 		t.Fatal(err)

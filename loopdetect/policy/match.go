@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"net/mail"
 	"net/netip"
 	"path"
 	"strings"
@@ -25,6 +26,26 @@ func NormalizeAddress(a string) string {
 		domain = ascii
 	}
 	return local + "@" + domain
+}
+
+// headerFromAddress returns the address of the message's From: field
+// (RFC 5322 3.6.2), or "" when it has none that parses.
+func headerFromAddress(msg *loopdetect.Message) string {
+	from := msg.Header.Get("From")
+	if from == "" {
+		return ""
+	}
+	if a, err := mail.ParseAddress(from); err == nil {
+		return a.Address
+	}
+	// A display name net/mail refuses (unquoted dots, 8-bit): take the
+	// part in angle brackets.
+	if i := strings.LastIndexByte(from, '<'); i >= 0 {
+		if j := strings.IndexByte(from[i:], '>'); j > 0 && strings.Contains(from[i+1:i+j], "@") {
+			return from[i+1 : i+j]
+		}
+	}
+	return ""
 }
 
 // keyAddress is the form an address takes in a counting key: normalized and
@@ -212,6 +233,13 @@ func (p *Policy) Keys(r *Rule, msg *loopdetect.Message, v *loopdetect.Verdict, r
 		switch part {
 		case KeySender:
 			val = keyAddress(msg.Envelope.Sender, p.AddressDelimiters)
+			if val == "" && v.Kind == loopdetect.KindAutoReply {
+				// Auto-replies come from the null sender (RFC 3834
+				// 3.3); the responder is in From:. Without it every
+				// responder's replies to one recipient would share one
+				// count.
+				val = keyAddress(headerFromAddress(msg), p.AddressDelimiters)
+			}
 			if val == "" {
 				val = "<>"
 			}

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 
@@ -160,5 +161,39 @@ func TestKeysAreNormalized(t *testing.T) {
 	}
 	if got := keyAddress("a+b@x.example", q.AddressDelimiters); got != "a+b@x.example" {
 		t.Errorf("got %q", got)
+	}
+}
+
+// TestAutoReplyFromNullSenderIsKeyedByFrom: auto-replies come from the
+// null sender, so the ping-pong pair key takes the responder from From:;
+// two responders answering one user are two pairs, not one.
+func TestAutoReplyFromNullSenderIsKeyedByFrom(t *testing.T) {
+	p := Default()
+	r, ok := p.Rule("autoreply-pingpong")
+	if !ok || !slices.Equal(r.KeyParts(), []string{KeySender, KeyRecipient}) {
+		t.Fatalf("default policy has no autoreply-pingpong rule keyed by sender+recipient: %+v", r)
+	}
+	v := &loopdetect.Verdict{Kind: loopdetect.KindAutoReply}
+	tests := []struct {
+		sender, from, want string
+	}{
+		{"", "Helpdesk <helpdesk+ack@Outside.example>", "helpdesk@outside.example bob@corp.example"},
+		{"", `"Out. of office" <ooo@other.example>`, "ooo@other.example bob@corp.example"},
+		{"", "", "<> bob@corp.example"},
+		{"", "not an address", "<> bob@corp.example"},
+		{"responder@outside.example", "Someone <else@outside.example>", "responder@outside.example bob@corp.example"},
+	}
+	for _, tt := range tests {
+		msg := &loopdetect.Message{Envelope: loopdetect.Envelope{Sender: tt.sender, Recipients: []string{"bob@corp.example"}}}
+		if tt.from != "" {
+			msg.Header.Set("From", tt.from)
+		}
+		rcpts, ok := p.Match(r, msg, v)
+		if !ok {
+			t.Fatalf("rule %s does not match an auto-reply to bob", r.Name)
+		}
+		if got := p.Keys(r, msg, v, rcpts); len(got) != 1 || got[0] != tt.want {
+			t.Errorf("sender %q From %q: keys %q, want %q", tt.sender, tt.from, got, tt.want)
+		}
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 )
 
 func readTestdata(t testing.TB, name string) []byte {
@@ -402,13 +401,9 @@ func TestBounds(t *testing.T) {
 			b.WriteString("--b" + itoa(i-1) + "\r\nContent-Type: multipart/mixed; boundary=b" + itoa(i) + "\r\n\r\n")
 		}
 		b.WriteString("--b" + itoa(depth) + "\r\nContent-Type: text/plain\r\n\r\nThis is the qmail-send program at x.\r\n")
-		start := time.Now()
 		v := Classify(mustRead(t, "x@y.example", b.String()), Options{})
 		if v.Has(SignalBodyNDRPhrase) {
 			t.Errorf("text below the depth limit was read")
-		}
-		if d := time.Since(start); d > 2*time.Second {
-			t.Errorf("took %v", d)
 		}
 	})
 	t.Run("deep attached messages", func(t *testing.T) {

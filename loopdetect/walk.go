@@ -16,12 +16,17 @@ import (
 // the walk does not follow them all).
 const (
 	// DefaultMaxDepth is how deep multiparts and attached messages are
-	// followed when Options.MaxDepth is zero.
-	DefaultMaxDepth = 8
+	// followed when Options.MaxDepth is zero. An NDR loop nests one
+	// report (two levels: multipart/report, message/rfc822) per round;
+	// following 24 rounds down to the first message lets the
+	// ndrs-per-original rule count the loop by it. The body limit still
+	// bounds the bytes read, whatever the depth.
+	DefaultMaxDepth = 48
 	// maxParts bounds the body parts visited in one message, all levels.
 	maxParts = 128
-	// maxEmbedded bounds the attached messages analyzed per message.
-	maxEmbedded = 4
+	// maxEmbedded bounds the attached messages analyzed per message (one
+	// per round of an NDR loop, see DefaultMaxDepth).
+	maxEmbedded = 24
 	// maxHTMLLine bounds a line of text flattened from HTML.
 	maxHTMLLine = 8 << 10
 )

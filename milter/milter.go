@@ -287,6 +287,9 @@ func logDecision(ctx context.Context, log *slog.Logger, d *decide.Decision, env 
 	if headerCut {
 		attrs = append(attrs, "header_truncated", true)
 	}
+	if d.Verdict.OriginalMessageID != "" {
+		attrs = append(attrs, "original_message_id", d.Verdict.OriginalMessageID)
+	}
 	if d.Action == policy.ActionNone {
 		if len(d.Hits) > 0 || len(d.Monitored) > 0 || d.Verdict.Kind != loopdetect.KindOrdinary {
 			for _, h := range d.Hits {

@@ -43,6 +43,14 @@ func (b *Block) clone() Block {
 	return c
 }
 
+// snapshot copies b for writing it out of the store's lock: the samples
+// are only ever appended to, so the copy shares them.
+func (b *Block) snapshot() *Block {
+	c := *b
+	c.Samples = c.Samples[:len(c.Samples):len(c.Samples)]
+	return &c
+}
+
 func encodeBlock(b *Block) ([]byte, error) { return json.Marshal(b) }
 
 func decodeBlock(v []byte) (*Block, error) {

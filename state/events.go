@@ -47,20 +47,32 @@ func (s *Store) Record(ev Event) {
 	defer s.mu.Unlock()
 	s.eventSeq++
 	ev.Seq = s.eventSeq
-	s.events = append(s.events, ev)
-	if len(s.events) > MaxEvents {
-		n := copy(s.events, s.events[len(s.events)-MaxEvents:])
-		s.events = s.events[:n]
-	}
-	s.pendingEvents = append(s.pendingEvents, ev)
+	s.events = trimEvents(append(s.events, ev))
+	// Events that fail to reach the file wait for the next flush; beyond
+	// MaxEvents they would be trimmed from the file anyway.
+	s.pendingEvents = trimEvents(append(s.pendingEvents, ev))
 }
 
-// Events returns up to n of the most recent events, newest last.
+// trimEvents keeps the last MaxEvents of evs once it reaches 2*MaxEvents:
+// one copy per MaxEvents records instead of one per record, which under
+// the store's lock in a storm (every message acted on is recorded) cost
+// every other message its wait.
+func trimEvents(evs []Event) []Event {
+	if len(evs) < 2*MaxEvents {
+		return evs
+	}
+	n := copy(evs, evs[len(evs)-MaxEvents:])
+	clear(evs[n:]) // let the strings of the dropped events go
+	return evs[:n]
+}
+
+// Events returns up to n (at most MaxEvents) of the most recent events,
+// newest last.
 func (s *Store) Events(n int) []Event {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if n <= 0 || n > len(s.events) {
-		n = len(s.events)
+	if have := min(len(s.events), MaxEvents); n <= 0 || n > have {
+		n = have
 	}
 	return append([]Event(nil), s.events[len(s.events)-n:]...)
 }

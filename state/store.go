@@ -1,21 +1,30 @@
 // Package state keeps the sliding-window counts and the blocks of loopbreaker
 // in an embedded bbolt file.
 //
-// The counts live in memory and are the authority while the daemon runs; they
-// are written to the file in one transaction every flush interval (one fsync
-// a second, not one per message), so a crash loses at most about the last
-// interval of counts. A block is different: it is committed to the file
-// before the caller acts on it, so a block that was acted on survives kill -9.
+// The counts live in memory and are the authority while the daemon runs; the
+// ones that changed are written to the file every flush interval, in
+// transactions of at most 10,000 keys (one fsync each, not one per
+// message), so a crash loses at most about the last interval of counts. A
+// block is different: it is committed to the file before the caller acts on
+// it, so a block that was acted on survives kill -9.
+//
+// Memory: a tracked key costs about 80 bytes at a million keys (one map
+// entry per rule and key, its value one word; see ruleState), and nothing in
+// it is a pointer per key for the garbage collector but the key string.
 package state
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -65,22 +74,63 @@ type Store struct {
 	log  *slog.Logger
 	path string
 
-	// wmu orders the writers of the file (Flush, Release, a new block) so
-	// that a flush snapshot taken before a release cannot put back on disk
-	// what the release deleted. Take wmu before mu, never the other way.
-	wmu     sync.Mutex
-	mu      sync.Mutex
-	windows map[string]*window // by id(rule, key)
-	blocks  map[string]*Block  // by id(rule, key)
-	dirty   map[string]struct{}
-	gone    map[string]struct{} // windows to delete from the file
+	// wmu orders the writers of the file (a flush batch, Release, a new
+	// block) so that a flush batch encoded before a release cannot put back
+	// on disk what the release deleted. Take wmu before mu, never the other
+	// way. fmu lets one Flush run at a time.
+	fmu   sync.Mutex
+	wmu   sync.Mutex
+	mu    sync.Mutex
+	rules map[string]*ruleState
+	// dirty lists the windows changed since the last flush, each once
+	// (the slot's dirty bit says whether it is listed); an entry whose
+	// window is gone by the flush is skipped.
+	dirty []ruleKey
+	// gone lists windows and blocks dropped from memory, to delete from
+	// the file unless they are back by the flush.
+	gone []ruleKey
 
-	events        []Event // the audit trail, newest last
+	events        []Event // the audit trail, newest last (up to 2*MaxEvents)
 	pendingEvents []Event // not yet in the file
 	eventSeq      uint64
 
 	stop chan struct{}
 	done sync.WaitGroup
+
+	health healthState // health.go
+}
+
+// ruleKey names a key of a rule in the dirty and gone lists.
+type ruleKey struct {
+	rs  *ruleState
+	key string
+}
+
+func (k ruleKey) id() string { return ID(k.rs.name, k.key) }
+
+// flushBatch is how many keys one flush transaction writes at most: a flush
+// of many scattered keys in one transaction copies most of bbolt's tree
+// into memory at once.
+const flushBatch = 10_000
+
+// countsFillPercent is how full the flush fills the counts bucket's pages.
+const countsFillPercent = 0.9
+
+// sweepSlice is how many keys Sweep looks at per hold of the store's lock,
+// lockSlice how many Flush copies.
+const (
+	sweepSlice = 10_000
+	lockSlice  = 1000
+)
+
+// rule returns the rule's state, creating it. Call with mu held.
+func (s *Store) rule(name string) *ruleState {
+	rs := s.rules[name]
+	if rs == nil {
+		rs = newRuleState(name)
+		s.rules[name] = rs
+	}
+	return rs
 }
 
 // Open opens or creates the state file at path and loads what is still in
@@ -101,7 +151,7 @@ func Open(path string, opts Options) (*Store, error) {
 			return nil, fmt.Errorf("creating state directory: %w", err)
 		}
 	}
-	db, err := bolt.Open(path, 0o640, &bolt.Options{Timeout: opts.OpenTimeout})
+	db, err := openBolt(path, opts.OpenTimeout) // health.go: ErrCorrupt for a damaged file
 	if err != nil {
 		if errors.Is(err, bolt.ErrTimeout) {
 			return nil, fmt.Errorf("opening state file %s: %w (waited %s)", path, ErrLocked, opts.OpenTimeout)
@@ -109,17 +159,14 @@ func Open(path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("opening state file %s: %w", path, err)
 	}
 	s := &Store{
-		db:      db,
-		now:     opts.Now,
-		log:     opts.Logger,
-		path:    path,
-		windows: make(map[string]*window),
-		blocks:  make(map[string]*Block),
-		dirty:   make(map[string]struct{}),
-		gone:    make(map[string]struct{}),
-		stop:    make(chan struct{}),
+		db:    db,
+		now:   opts.Now,
+		log:   opts.Logger,
+		path:  path,
+		rules: make(map[string]*ruleState),
+		stop:  make(chan struct{}),
 	}
-	if err := s.load(); err != nil {
+	if err := s.loadChecked(); err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("loading state file %s: %w", path, err)
 	}
@@ -163,60 +210,128 @@ func (s *Store) Close() error {
 	return errors.Join(ferr, cerr)
 }
 
+// load reads what is still in force at start. It reads in one read-only
+// transaction (which copies nothing) and deletes what has expired in
+// transactions of at most flushBatch keys.
 func (s *Store) load() error {
 	now := s.now()
-	return s.db.Update(func(tx *bolt.Tx) error {
+	nowMs := now.UnixMilli()
+	err := s.db.Update(func(tx *bolt.Tx) error {
 		for _, name := range [][]byte{bucketCounts, bucketBlocks, bucketEvents} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return fmt.Errorf("creating bucket %s: %w", name, err)
 			}
 		}
-		var stale [][]byte
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	var staleCounts, staleBlocks [][]byte
+	err = s.db.View(func(tx *bolt.Tx) error {
+		// Size each rule's map first: a map grown one key at a time
+		// leaves its old tables to the GC and ends up with more room
+		// than it needs (measured: 55 against 30-odd bytes per key at
+		// 1M keys).
+		sizes := make(map[string]int)
+		c := tx.Bucket(bucketCounts).Cursor()
+		for k, _ := c.First(); k != nil; k, _ = c.Next() {
+			if i := bytes.IndexByte(k, 0); i >= 0 {
+				if _, ok := sizes[string(k[:i])]; !ok {
+					sizes[string(k[:i])] = 0
+				}
+				sizes[string(k[:i])]++
+			}
+		}
+		for name, n := range sizes {
+			rs := s.rule(name)
+			rs.windows = make(map[string]slot, n)
+		}
+		var times []int64 // reused: restore copies what it keeps
+		var rs *ruleState
 		err := tx.Bucket(bucketCounts).ForEach(func(k, v []byte) error {
-			w, err := decodeWindow(v)
-			if err != nil {
+			i := bytes.IndexByte(k, 0)
+			var span int64
+			var err error
+			if i >= 0 {
+				span, times, err = decodeWindow(v, times[:0])
+			}
+			if i < 0 || err != nil {
 				// A damaged record costs one key's count, not the daemon.
 				s.log.Warn("dropping unreadable count record", "key", string(k), "err", err)
-				stale = append(stale, append([]byte(nil), k...))
+				staleCounts = append(staleCounts, append([]byte(nil), k...))
 				return nil
 			}
-			w.prune(now)
-			if w.empty() {
-				stale = append(stale, append([]byte(nil), k...))
-				return nil
+			if rs == nil || rs.name != string(k[:i]) {
+				if rs = s.rules[string(k[:i])]; rs == nil {
+					rs = s.rule(string(k[:i]))
+				}
 			}
-			s.windows[string(k)] = w
+			rs.span = max(span, 1)
+			if !rs.restore(k[i+1:], times, nowMs) {
+				staleCounts = append(staleCounts, append([]byte(nil), k...))
+			}
 			return nil
 		})
 		if err != nil {
 			return err
 		}
-		for _, k := range stale {
-			if err := tx.Bucket(bucketCounts).Delete(k); err != nil {
-				return err
-			}
-		}
-		stale = stale[:0]
 		err = tx.Bucket(bucketBlocks).ForEach(func(k, v []byte) error {
+			rule, key, ok := splitIDBytes(k)
 			b, err := decodeBlock(v)
-			if err != nil || !b.activeAt(now) {
-				stale = append(stale, append([]byte(nil), k...))
+			if !ok || err != nil || !b.activeAt(now) {
+				staleBlocks = append(staleBlocks, append([]byte(nil), k...))
 				return nil
 			}
-			s.blocks[string(k)] = b
+			s.rule(rule).blocks[key] = b
 			return nil
 		})
 		if err != nil {
 			return err
-		}
-		for _, k := range stale {
-			if err := tx.Bucket(bucketBlocks).Delete(k); err != nil {
-				return err
-			}
 		}
 		s.events, s.eventSeq = loadEvents(tx)
 		return nil
 	})
+	if err != nil {
+		return err
+	}
+	for len(staleCounts) > 0 || len(staleBlocks) > 0 {
+		nc, nb := min(len(staleCounts), flushBatch), min(len(staleBlocks), flushBatch)
+		err := s.db.Update(func(tx *bolt.Tx) error {
+			for _, k := range staleCounts[:nc] {
+				if err := tx.Bucket(bucketCounts).Delete(k); err != nil {
+					return err
+				}
+			}
+			for _, k := range staleBlocks[:nb] {
+				if err := tx.Bucket(bucketBlocks).Delete(k); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		staleCounts, staleBlocks = staleCounts[nc:], staleBlocks[nb:]
+	}
+	return nil
+}
+
+// fileKey is ID(rule, key) as the file's key.
+func fileKey(rule, key string) []byte {
+	b := make([]byte, 0, len(rule)+1+len(key))
+	return append(append(append(b, rule...), 0), key...)
+}
+
+// splitIDBytes splits a file key into rule and key, each a string of its
+// own (the key is stored: it must not keep the rule's bytes alive).
+func splitIDBytes(id []byte) (rule, key string, ok bool) {
+	i := bytes.IndexByte(id, 0)
+	if i < 0 {
+		return "", "", false
+	}
+	return string(id[:i]), string(id[i+1:]), true
 }
 
 // Request is one counted event for one rule and key.
@@ -254,20 +369,19 @@ func (s *Store) Hit(ctx context.Context, r Request) (Result, error) {
 	if r.Limit < 0 || r.Window <= 0 {
 		return Result{}, fmt.Errorf("state: invalid request for rule %q: limit %d window %s", r.Rule, r.Limit, r.Window)
 	}
-	id := ID(r.Rule, r.Key)
 	now := s.now()
+	span := max(r.Window.Milliseconds(), 1)
+	key := strings.Clone(r.Key) // allocated before the lock is taken
 
 	s.mu.Lock()
-	w := s.windows[id]
-	if w == nil {
-		w = &window{}
-		s.windows[id] = w
+	rs := s.rule(r.Rule)
+	rs.span = span
+	count, marked := rs.add(r.Key, key, now.UnixMilli(), r.Limit)
+	if marked {
+		s.dirty = append(s.dirty, ruleKey{rs, key})
 	}
-	w.add(now, r.Window, r.Limit)
-	s.dirty[id] = struct{}{}
-	count := w.count(now)
 
-	if b := s.blocks[id]; b != nil && b.activeAt(now) {
+	if b := rs.blocks[key]; b != nil && b.activeAt(now) {
 		b.Count++
 		b.addSample(r.Subject)
 		res := Result{Count: count, Blocked: true, Block: b.clone()}
@@ -280,7 +394,7 @@ func (s *Store) Hit(ctx context.Context, r Request) (Result, error) {
 	}
 	b := &Block{
 		Rule:   r.Rule,
-		Key:    r.Key,
+		Key:    key,
 		Since:  now,
 		Until:  now.Add(r.BlockFor),
 		Count:  1,
@@ -288,14 +402,14 @@ func (s *Store) Hit(ctx context.Context, r Request) (Result, error) {
 		Window: r.Window,
 	}
 	b.addSample(r.Subject)
-	s.blocks[id] = b
+	rs.blocks[key] = b
 	res := Result{Count: count, Blocked: true, NewBlock: true, Block: b.clone()}
 	s.mu.Unlock()
 
 	// Durable before anyone acts on it. Other messages already see the block
 	// in memory, so exactness does not wait for the disk.
-	if err := s.putBlock(ctx, id, b); err != nil {
-		return res, fmt.Errorf("committing block %s: %w", id, err)
+	if err := s.putBlock(ctx, rs, key, b); err != nil {
+		return res, fmt.Errorf("committing block %s: %w", ID(r.Rule, key), err)
 	}
 	return res, nil
 }
@@ -305,7 +419,11 @@ func (s *Store) Blocked(rule, key string) (Block, bool) {
 	now := s.now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	b := s.blocks[ID(rule, key)]
+	rs := s.rules[rule]
+	if rs == nil {
+		return Block{}, false
+	}
+	b := rs.blocks[key]
 	if b == nil || !b.activeAt(now) {
 		return Block{}, false
 	}
@@ -317,8 +435,8 @@ func (s *Store) Count(rule, key string) int {
 	now := s.now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if w := s.windows[ID(rule, key)]; w != nil {
-		return w.count(now)
+	if rs := s.rules[rule]; rs != nil {
+		return rs.count(key, now.UnixMilli())
 	}
 	return 0
 }
@@ -327,10 +445,12 @@ func (s *Store) Count(rule, key string) int {
 func (s *Store) Blocks() []Block {
 	now := s.now()
 	s.mu.Lock()
-	out := make([]Block, 0, len(s.blocks))
-	for _, b := range s.blocks {
-		if b.activeAt(now) {
-			out = append(out, b.clone())
+	var out []Block
+	for _, rs := range s.rules {
+		for _, b := range rs.blocks {
+			if b.activeAt(now) {
+				out = append(out, b.clone())
+			}
 		}
 	}
 	s.mu.Unlock()
@@ -356,16 +476,20 @@ func (s *Store) Release(ctx context.Context, rule, key string) ([]Block, error) 
 	s.mu.Lock()
 	var ids []string
 	var lifted []Block
-	for id, b := range s.blocks {
-		if (rule == "" || b.Rule == rule) && (key == "" || b.Key == key) {
-			ids = append(ids, id)
-			lifted = append(lifted, b.clone())
-			delete(s.blocks, id)
-			if _, ok := s.windows[id]; ok {
-				delete(s.windows, id)
-				delete(s.dirty, id)
-				s.gone[id] = struct{}{}
+	for name, rs := range s.rules {
+		if rule != "" && name != rule {
+			continue
+		}
+		for k, b := range rs.blocks {
+			if key != "" && k != key {
+				continue
 			}
+			ids = append(ids, ID(name, k))
+			lifted = append(lifted, b.clone())
+			delete(rs.blocks, k)
+			// A dirty entry for it is skipped by the flush once the
+			// window is gone.
+			rs.remove(k)
 		}
 	}
 	s.mu.Unlock()
@@ -393,29 +517,36 @@ func (s *Store) Release(ctx context.Context, rule, key string) ([]Block, error) 
 type Stats struct {
 	Windows int
 	Blocks  int
-	Dirty   int
+	// Dirty is how many windows wait for the flush (at most: a window
+	// released or swept since it changed is counted until the flush).
+	Dirty int
 }
 
 // Stats reports how many keys are tracked.
 func (s *Store) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return Stats{Windows: len(s.windows), Blocks: len(s.blocks), Dirty: len(s.dirty)}
+	st := Stats{Dirty: len(s.dirty)}
+	for _, rs := range s.rules {
+		st.Windows += len(rs.windows)
+		st.Blocks += len(rs.blocks)
+	}
+	return st
 }
 
 // putBlock commits b unless it was released in the meantime.
-func (s *Store) putBlock(ctx context.Context, id string, b *Block) error {
+func (s *Store) putBlock(ctx context.Context, rs *ruleState, key string, b *Block) error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	s.mu.Lock()
-	current := s.blocks[id] == b
+	current := rs.blocks[key] == b
 	v, err := encodeBlock(b)
 	s.mu.Unlock()
 	if err != nil || !current {
 		return err
 	}
 	return s.update(ctx, func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketBlocks).Put([]byte(id), v)
+		return tx.Bucket(bucketBlocks).Put([]byte(ID(rs.name, key)), v)
 	})
 }
 
@@ -424,127 +555,218 @@ func (s *Store) update(ctx context.Context, f func(*bolt.Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return s.db.Update(f)
+	err := s.db.Update(f)
+	s.noteWrite(err)
+	return err
 }
 
-// Flush writes the counts and block counters changed since the last flush in
-// one transaction.
+// Flush writes the counts and block counters changed since the last flush,
+// the deletions of what expired or was swept, and the new audit events. It
+// writes in transactions of at most flushBatch keys, in key order; each
+// batch is encoded under the store's lock and written before another writer
+// of the file (a release, a new block) runs, so the lock is held for one
+// batch's encoding at a time and a new block waits for one batch at most.
 func (s *Store) Flush() error {
-	s.wmu.Lock()
-	defer s.wmu.Unlock()
+	s.fmu.Lock()
+	defer s.fmu.Unlock()
 	s.mu.Lock()
-	if len(s.dirty) == 0 && len(s.gone) == 0 && len(s.pendingEvents) == 0 {
-		s.mu.Unlock()
-		return nil
-	}
+	dirty, gone := s.dirty, s.gone
+	s.dirty, s.gone = nil, nil
 	evs, lastSeq := s.pendingEvents, s.eventSeq
 	s.pendingEvents = nil
-	type rec struct {
-		id    string
-		win   []byte
-		block []byte
-	}
-	recs := make([]rec, 0, len(s.dirty))
-	for id := range s.dirty {
-		r := rec{id: id}
-		if w := s.windows[id]; w != nil {
-			r.win = w.encode()
-		}
-		if b := s.blocks[id]; b != nil {
-			if v, err := encodeBlock(b); err == nil {
-				r.block = v
-			}
-		}
-		recs = append(recs, r)
-	}
-	// A gone id may have come back since it was marked; delete from the
-	// file only what memory no longer holds.
-	type del struct {
-		id            string
-		window, block bool
-	}
-	gone := make([]del, 0, len(s.gone))
-	for id := range s.gone {
-		_, w := s.windows[id]
-		_, b := s.blocks[id]
-		if !w || !b {
-			gone = append(gone, del{id: id, window: !w, block: !b})
-		}
-	}
-	clear(s.dirty)
-	clear(s.gone)
 	s.mu.Unlock()
+	if len(dirty) == 0 && len(gone) == 0 && len(evs) == 0 {
+		return nil
+	}
 
-	// Sorted keys make bbolt's page writes sequential.
-	sort.Slice(recs, func(i, j int) bool { return recs[i].id < recs[j].id })
-	err := s.db.Update(func(tx *bolt.Tx) error {
-		counts, blocks := tx.Bucket(bucketCounts), tx.Bucket(bucketBlocks)
-		for _, r := range recs {
-			if r.win != nil {
-				if err := counts.Put([]byte(r.id), r.win); err != nil {
-					return err
+	// Sorted keys make bbolt's page writes sequential and let each batch
+	// touch one stretch of the tree.
+	byID := func(a, b ruleKey) int {
+		if c := strings.Compare(a.rs.name, b.rs.name); c != 0 {
+			return c
+		}
+		return strings.Compare(a.key, b.key)
+	}
+	slices.SortFunc(dirty, byID)
+	slices.SortFunc(gone, byID)
+
+	if len(evs) == 0 {
+		evs = nil
+	}
+	var (
+		snaps    = make([]windowSnap, 0, min(len(dirty), flushBatch))
+		olderBuf = make([]int64, 0, 1024)
+		dels     []goneKey
+		written  int
+	)
+	for i, j := 0, 0; i < len(dirty) || j < len(gone) || evs != nil; {
+		j0 := j
+		// One transaction of at most flushBatch keys; the writers of the
+		// file wait for it, the messages only for each slice of lockSlice
+		// keys copied under the store's lock (allocating nothing, so that
+		// the lock is never held for a GC assist).
+		s.wmu.Lock()
+		snaps, olderBuf, dels = snaps[:0], olderBuf[:0], dels[:0]
+		for n := 0; n < flushBatch && (i < len(dirty) || j < len(gone)); {
+			s.mu.Lock()
+			for k := 0; k < lockSlice && n < flushBatch && i < len(dirty); k, i = k+1, i+1 {
+				d := dirty[i]
+				v, ok := d.rs.windows[d.key]
+				if !ok || !v.dirty() {
+					continue // released, swept, or already written from a duplicate entry
+				}
+				n++
+				start := len(olderBuf)
+				olderBuf = d.rs.older(olderBuf, d.key, v)
+				sn := windowSnap{rk: d, v: v, span: d.rs.span, older: [2]int{start, len(olderBuf)}}
+				if b := d.rs.blocks[d.key]; b != nil {
+					sn.block = b.snapshot()
+				}
+				d.rs.windows[d.key] = v &^ slotDirty
+				snaps = append(snaps, sn)
+			}
+			// A gone key may have come back since it was listed; delete
+			// from the file only what memory no longer holds.
+			for k := 0; k < lockSlice && n < flushBatch && j < len(gone); k, j = k+1, j+1 {
+				g := gone[j]
+				_, w := g.rs.windows[g.key]
+				_, b := g.rs.blocks[g.key]
+				if !w || !b {
+					n++
+					dels = append(dels, goneKey{rk: g, window: !w, block: !b})
 				}
 			}
-			if r.block != nil {
-				if err := blocks.Put([]byte(r.id), r.block); err != nil {
-					return err
+			s.mu.Unlock()
+		}
+		var err error
+		if len(snaps) > 0 || len(dels) > 0 || evs != nil {
+			err = s.db.Update(func(tx *bolt.Tx) error {
+				counts, blocks := tx.Bucket(bucketCounts), tx.Bucket(bucketBlocks)
+				// Keys are written once and rarely grow: fuller pages
+				// make a file (and a mapped file at start) about 40 %
+				// smaller than bbolt's default of half-full pages.
+				counts.FillPercent = countsFillPercent
+				for _, sn := range snaps {
+					id := fileKey(sn.rk.rs.name, sn.rk.key)
+					if err := counts.Put(id, encodeWindow(sn.span, olderBuf[sn.older[0]:sn.older[1]], sn.v.last())); err != nil {
+						return err
+					}
+					if sn.block != nil {
+						v, err := encodeBlock(sn.block)
+						if err != nil {
+							return err
+						}
+						if err := blocks.Put(id, v); err != nil {
+							return err
+						}
+					}
+				}
+				for _, d := range dels {
+					id := fileKey(d.rk.rs.name, d.rk.key)
+					if d.window {
+						if err := counts.Delete(id); err != nil {
+							return err
+						}
+					}
+					if d.block {
+						if err := blocks.Delete(id); err != nil {
+							return err
+						}
+					}
+				}
+				if evs == nil {
+					return nil
+				}
+				return writeEvents(tx, evs, lastSeq)
+			})
+		}
+		s.wmu.Unlock()
+		if err != nil {
+			// Put back what was not written so the next flush tries again:
+			// this batch's windows (unless a hit listed them again
+			// meanwhile) and everything after it.
+			s.mu.Lock()
+			for _, sn := range snaps {
+				rk := sn.rk
+				if v, ok := rk.rs.windows[rk.key]; ok && !v.dirty() {
+					rk.rs.windows[rk.key] = v | slotDirty
+					s.dirty = append(s.dirty, rk)
 				}
 			}
+			s.dirty = append(s.dirty, dirty[i:]...)
+			s.gone = append(s.gone, gone[j0:]...)
+			s.pendingEvents = append(evs, s.pendingEvents...)
+			s.mu.Unlock()
+			return fmt.Errorf("flushing %d counts: %w", len(dirty)-written, err)
 		}
-		for _, d := range gone {
-			if d.window {
-				if err := counts.Delete([]byte(d.id)); err != nil {
-					return err
-				}
-			}
-			if d.block {
-				if err := blocks.Delete([]byte(d.id)); err != nil {
-					return err
-				}
-			}
-		}
-		return writeEvents(tx, evs, lastSeq)
-	})
-	if err != nil {
-		// Put them back so the next flush tries again.
-		s.mu.Lock()
-		for _, r := range recs {
-			s.dirty[r.id] = struct{}{}
-		}
-		for _, d := range gone {
-			s.gone[d.id] = struct{}{}
-		}
-		s.pendingEvents = append(evs, s.pendingEvents...)
-		s.mu.Unlock()
-		return fmt.Errorf("flushing %d counts: %w", len(recs), err)
+		written += len(snaps)
+		evs = nil
 	}
 	return nil
 }
 
+// windowSnap is a window copied for the flush: its slot, its rule's span,
+// where its older hits are in the batch's buffer, and its block if any.
+type windowSnap struct {
+	rk    ruleKey
+	v     slot
+	span  int64
+	older [2]int
+	block *Block
+}
+
+// goneKey is a key whose window or block is to be deleted from the file.
+type goneKey struct {
+	rk            ruleKey
+	window, block bool
+}
+
 func (s *Store) flushLogged() {
-	if err := s.Flush(); err != nil {
+	err := s.Flush()
+	s.noteWrite(err) // health.go
+	if err != nil {
 		s.log.Error("state flush failed; counts stay in memory", "err", err)
 	}
 }
 
 // Sweep drops windows with no hit inside their window and expired blocks,
-// from memory and (at the next flush) from the file.
+// from memory and (at the next flush) from the file. It looks at sweepSlice
+// keys per hold of the store's lock, so a sweep of a million keys does not
+// stop the messages for its whole length.
 func (s *Store) Sweep() {
 	now := s.now()
+	nowMs := now.UnixMilli()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for id, w := range s.windows {
-		w.prune(now)
-		if w.empty() {
-			delete(s.windows, id)
-			delete(s.dirty, id)
-			s.gone[id] = struct{}{}
-		}
+	rules := make([]*ruleState, 0, len(s.rules))
+	for _, rs := range s.rules {
+		rules = append(rules, rs)
 	}
-	for id, b := range s.blocks {
-		if !b.activeAt(now) {
-			delete(s.blocks, id)
-			s.gone[id] = struct{}{}
+	seen := 0
+	for _, rs := range rules {
+		for key, v := range rs.windows {
+			if seen++; seen%sweepSlice == 0 {
+				// Let the messages waiting for the lock in. The map may
+				// change meanwhile; Go's map iteration allows that (a key
+				// deleted meanwhile is not visited, one added may be).
+				s.mu.Unlock()
+				runtime.Gosched()
+				s.mu.Lock()
+				var ok bool
+				if v, ok = rs.windows[key]; !ok {
+					continue
+				}
+			}
+			if !rs.prune(key, v, nowMs) {
+				delete(rs.windows, key)
+				s.gone = append(s.gone, ruleKey{rs, key})
+			}
+		}
+		for key, b := range rs.blocks {
+			if !b.activeAt(now) {
+				delete(rs.blocks, key)
+				s.gone = append(s.gone, ruleKey{rs, key})
+			}
 		}
 	}
 }

@@ -22,21 +22,23 @@ func (s *Store) Top(n int) []KeyCount {
 	now := s.now()
 	h := &minHeap{}
 	s.mu.Lock()
-	for id, w := range s.windows {
-		c := w.count(now)
-		if c == 0 || (h.Len() == n && c <= (*h)[0].count) {
-			continue
-		}
-		heap.Push(h, idCount{id, c})
-		if h.Len() > n {
-			heap.Pop(h)
+	nowMs := now.UnixMilli()
+	for _, rs := range s.rules {
+		for key, v := range rs.windows {
+			c := rs.countSlot(key, v, nowMs)
+			if c == 0 || (h.Len() == n && c <= (*h)[0].count) {
+				continue
+			}
+			heap.Push(h, idCount{rs.name, key, c})
+			if h.Len() > n {
+				heap.Pop(h)
+			}
 		}
 	}
 	s.mu.Unlock()
 	out := make([]KeyCount, 0, h.Len())
 	for _, e := range *h {
-		rule, key := SplitID(e.id)
-		out = append(out, KeyCount{Rule: rule, Key: key, Count: e.count})
+		out = append(out, KeyCount{Rule: e.rule, Key: e.key, Count: e.count})
 	}
 	sort.Slice(out, func(i, j int) bool {
 		if out[i].Count != out[j].Count {
@@ -48,8 +50,8 @@ func (s *Store) Top(n int) []KeyCount {
 }
 
 type idCount struct {
-	id    string
-	count int
+	rule, key string
+	count     int
 }
 
 type minHeap []idCount

@@ -3,94 +3,276 @@ package state
 import (
 	"encoding/binary"
 	"errors"
-	"time"
 )
 
-// window holds the times of the most recent hits of one (rule, key), newest
-// last, as Unix milliseconds. It keeps at most limit+1 of them: that is all an
-// exact "more than limit in the window" check needs, and it bounds memory for
-// a storm while a key with one hit costs one int64.
-type window struct {
-	span  int64   // the window length in ms, as last requested
-	times []int64 // ascending
+// The windows of one rule. A key's window holds the times of its most recent
+// hits, as Unix milliseconds: at most limit+1 of them, which is all an exact
+// "more than limit in the window" check needs, and which bounds memory for a
+// storm.
+//
+// Most tracked keys have a single hit in their window (a million senders,
+// one message each), so a key costs one map entry whose value is one word
+// (a slot) holding the newest hit; the hits before it are kept only for the
+// keys that have them: one in a map of words, more in a map of slices.
+// Neither the slots nor the map's key (the bare key, not rule+key: the maps
+// are per rule) is a pointer the garbage collector has to follow per key.
+type ruleState struct {
+	name string
+	// span is the window length in ms as last requested (at least 1):
+	// the rule's window.
+	span    int64
+	windows map[string]slot
+	// one holds the hit before the newest for the keys whose slot has
+	// slotOne; many the hits before the newest, ascending (2 to limit of
+	// them), for the keys whose slot has slotMany.
+	one    map[string]int64
+	many   map[string][]int64
+	blocks map[string]*Block // by bare key
 }
 
-// add records a hit at now, forgetting hits outside the window and beyond
-// the limit+1 most recent.
-func (w *window) add(now time.Time, span time.Duration, limit int) {
-	w.span = span.Milliseconds()
-	if w.span <= 0 {
-		w.span = 1
-	}
-	w.prune(now)
-	w.times = append(w.times, now.UnixMilli())
-	if keep := limit + 1; len(w.times) > keep {
-		n := copy(w.times, w.times[len(w.times)-keep:])
-		w.times = w.times[:n]
+func newRuleState(name string) *ruleState {
+	return &ruleState{
+		name:    name,
+		span:    1,
+		windows: make(map[string]slot),
+		one:     make(map[string]int64),
+		many:    make(map[string][]int64),
+		blocks:  make(map[string]*Block),
 	}
 }
 
-// prune drops hits at or before now-span: the window is (now-span, now].
-func (w *window) prune(now time.Time) {
-	cut := now.UnixMilli() - w.span
+// slot packs a key's window into one word: the newest hit in Unix
+// milliseconds shifted left by 3, slotOne or slotMany when older hits are
+// kept, slotDirty when the window changed since the last flush.
+type slot int64
+
+const (
+	slotDirty slot = 1 << iota
+	slotOne
+	slotMany
+	slotFlags = slotDirty | slotOne | slotMany
+	slotShift = 3
+)
+
+func mkslot(ms int64, flags slot) slot { return slot(ms<<slotShift) | flags&slotFlags }
+func (v slot) last() int64             { return int64(v) >> slotShift }
+func (v slot) dirty() bool             { return v&slotDirty != 0 }
+func (v slot) hasOlder() bool          { return v&(slotOne|slotMany) != 0 }
+
+// older appends key's hits before the newest to buf. key must have slot v.
+func (rs *ruleState) older(buf []int64, key string, v slot) []int64 {
+	switch {
+	case v&slotOne != 0:
+		return append(buf, rs.one[key])
+	case v&slotMany != 0:
+		return append(buf, rs.many[key]...)
+	}
+	return buf
+}
+
+// setOlder stores older as key's hits before the newest (stored is the key
+// as the maps keep it) and returns the slot flags for it; was is the slot
+// before. older may be the slice held in many (it is updated in place).
+func (rs *ruleState) setOlder(key, stored string, was slot, older []int64) slot {
+	switch {
+	case len(older) == 0:
+		rs.dropOlder(key, was)
+		return 0
+	case len(older) == 1:
+		if was&slotMany != 0 {
+			delete(rs.many, key)
+		}
+		rs.one[stored] = older[0]
+		return slotOne
+	}
+	if was&slotOne != 0 {
+		delete(rs.one, key)
+	}
+	if was&slotMany == 0 {
+		older = append(make([]int64, 0, max(4, len(older))), older...)
+	}
+	rs.many[stored] = older
+	return slotMany
+}
+
+func (rs *ruleState) dropOlder(key string, was slot) {
+	if was&slotOne != 0 {
+		delete(rs.one, key)
+	}
+	if was&slotMany != 0 {
+		delete(rs.many, key)
+	}
+}
+
+// add records a hit at now (Unix ms) for key, forgetting hits outside the
+// window and beyond the limit+1 most recent. It returns the count in the
+// window, this hit included, and whether the window just became dirty (the
+// caller then lists it for the flush). stored is key as the maps keep it:
+// a copy of the caller's string, which may be a slice of a whole message
+// (Go replaces a map's string key on every assignment).
+func (rs *ruleState) add(key, stored string, now int64, limit int) (count int, marked bool) {
+	cut := now - rs.span
+	v, ok := rs.windows[key]
+	var buf [1]int64
+	var older []int64
+	if ok {
+		if v&slotMany != 0 {
+			older = rs.many[key] // updated in place
+		} else {
+			older = rs.older(buf[:0], key, v)
+		}
+		if prev := v.last(); prev > cut {
+			now = max(now, prev) // a clock that stepped back keeps the times ascending
+			older = pruneTimes(older, cut)
+			if limit > 0 {
+				older = append(older, prev)
+				if len(older) > limit {
+					n := copy(older, older[len(older)-limit:])
+					older = older[:n]
+				}
+			} else {
+				older = older[:0]
+			}
+		} else {
+			older = older[:0]
+		}
+	}
+	flags := slotDirty | rs.setOlder(key, stored, v, older)
+	rs.windows[stored] = mkslot(now, flags)
+	return 1 + len(older), !ok || !v.dirty()
+}
+
+// pruneTimes drops the times at or before cut: the window is (now-span, now].
+func pruneTimes(times []int64, cut int64) []int64 {
 	i := 0
-	for i < len(w.times) && w.times[i] <= cut {
+	for i < len(times) && times[i] <= cut {
 		i++
 	}
-	if i > 0 {
-		n := copy(w.times, w.times[i:])
-		w.times = w.times[:n]
+	if i == 0 {
+		return times
 	}
+	n := copy(times, times[i:])
+	return times[:n]
 }
 
-// count is the number of hits in the window at now.
-func (w *window) count(now time.Time) int {
-	cut := now.UnixMilli() - w.span
-	n := 0
-	for i := len(w.times) - 1; i >= 0 && w.times[i] > cut; i-- {
-		n++
+// count is the number of hits of key in the window at now (Unix ms).
+func (rs *ruleState) count(key string, now int64) int {
+	v, ok := rs.windows[key]
+	if !ok {
+		return 0
+	}
+	return rs.countSlot(key, v, now)
+}
+
+func (rs *ruleState) countSlot(key string, v slot, now int64) int {
+	cut := now - rs.span
+	if v.last() <= cut {
+		return 0
+	}
+	n := 1
+	switch {
+	case v&slotOne != 0:
+		if rs.one[key] > cut {
+			n++
+		}
+	case v&slotMany != 0:
+		older := rs.many[key]
+		for i := len(older) - 1; i >= 0 && older[i] > cut; i-- {
+			n++
+		}
 	}
 	return n
 }
 
-func (w *window) empty() bool { return len(w.times) == 0 }
+// prune forgets the hits of key at or before now-span; it reports false when
+// none is left (the caller deletes the key). key must be the stored key.
+func (rs *ruleState) prune(key string, v slot, now int64) bool {
+	cut := now - rs.span
+	if v.last() <= cut {
+		rs.dropOlder(key, v)
+		return false
+	}
+	if v.hasOlder() {
+		var buf [1]int64
+		var older []int64
+		if v&slotMany != 0 {
+			older = rs.many[key] // pruned in place
+		} else {
+			older = rs.older(buf[:0], key, v)
+		}
+		if kept := pruneTimes(older, cut); len(kept) != len(older) {
+			if flags := rs.setOlder(key, key, v, kept); flags != v&(slotOne|slotMany) {
+				rs.windows[key] = v&^(slotOne|slotMany) | flags
+			}
+		}
+	}
+	return true
+}
 
-// encode writes span, n and the times as varint deltas.
-func (w *window) encode() []byte {
-	b := make([]byte, 0, 2*binary.MaxVarintLen64+len(w.times)*4)
-	b = binary.AppendVarint(b, w.span)
-	b = binary.AppendUvarint(b, uint64(len(w.times)))
+// remove forgets key's window.
+func (rs *ruleState) remove(key string) (had bool) {
+	v, ok := rs.windows[key]
+	if !ok {
+		return false
+	}
+	rs.dropOlder(key, v)
+	delete(rs.windows, key)
+	return true
+}
+
+// encodeWindow writes a window's record for the file: span, n and the
+// times (older, then last) as varint deltas (the format of earlier
+// versions, which kept a span per key).
+func encodeWindow(span int64, older []int64, last int64) []byte {
+	b := make([]byte, 0, 2*binary.MaxVarintLen64+(len(older)+1)*4)
+	b = binary.AppendVarint(b, span)
+	b = binary.AppendUvarint(b, uint64(len(older)+1))
 	prev := int64(0)
-	for _, t := range w.times {
+	for _, t := range older {
 		b = binary.AppendVarint(b, t-prev)
 		prev = t
 	}
-	return b
+	return binary.AppendVarint(b, last-prev)
 }
 
 var errBadWindow = errors.New("malformed window record")
 
-func decodeWindow(b []byte) (*window, error) {
+// decodeWindow reads a record written by encode: the span it was written
+// with and the times, ascending, appended to times.
+func decodeWindow(b []byte, times []int64) (span int64, _ []int64, err error) {
 	span, n := binary.Varint(b)
 	if n <= 0 {
-		return nil, errBadWindow
+		return 0, nil, errBadWindow
 	}
 	b = b[n:]
 	cnt, n := binary.Uvarint(b)
 	if n <= 0 || cnt > uint64(len(b)) {
-		return nil, errBadWindow
+		return 0, nil, errBadWindow
 	}
 	b = b[n:]
-	w := &window{span: span, times: make([]int64, 0, cnt)}
 	prev := int64(0)
 	for i := uint64(0); i < cnt; i++ {
 		d, n := binary.Varint(b)
 		if n <= 0 {
-			return nil, errBadWindow
+			return 0, nil, errBadWindow
 		}
 		b = b[n:]
 		prev += d
-		w.times = append(w.times, prev)
+		times = append(times, prev)
 	}
-	return w, nil
+	return span, times, nil
+}
+
+// restore puts a window read from the file back, dropping the hits at or
+// before now-span; it reports false when none is left. It keeps a copy of
+// key and of times.
+func (rs *ruleState) restore(keyBytes []byte, times []int64, now int64) bool {
+	times = pruneTimes(times, now-rs.span)
+	if len(times) == 0 {
+		return false
+	}
+	key := string(keyBytes)
+	last := times[len(times)-1]
+	rs.windows[key] = mkslot(last, rs.setOlder(key, key, 0, times[:len(times)-1]))
+	return true
 }

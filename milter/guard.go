@@ -1,6 +1,7 @@
 package milter
 
 import (
+	"bufio"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -8,6 +9,8 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"syscall"
+	"time"
 )
 
 // MaxFrame is the largest milter packet a guarded connection lets through.
@@ -58,8 +61,13 @@ func (l *guardListener) Accept() (net.Conn, error) {
 		}
 		return nil, err
 	}
-	return &framingConn{Conn: c, log: l.log, slots: l.slots}, nil
+	return newFramingConn(c, l.log, l.slots), nil
 }
+
+// readBuffer is the framing connection's read buffer: Postfix writes the
+// packets that need no reply (macros, header fields, body chunks) back to
+// back, and one read(2) takes them all instead of two per packet.
+const readBuffer = 16 << 10
 
 // framingConn validates the milter framing (a 4-byte big-endian length, then
 // that many bytes: a command byte and its data) before go-milter reads it.
@@ -70,6 +78,19 @@ func (l *guardListener) Accept() (net.Conn, error) {
 // library, on the byte stream: this wrapper reads each length itself,
 // refuses 0 and anything over MaxFrame by failing the read (the library
 // then closes that one connection), and hands valid lengths on unchanged.
+//
+// It also saves system calls and round trips, which are most of the
+// milter's cost per message:
+//   - reads go through a 16 KiB buffer;
+//   - on TCP, what the MTA sent is acknowledged at once (TCP_QUICKACK,
+//     see socketReader), not after the kernel's delayed ACK. Postfix does
+//     not set TCP_NODELAY on its milter sockets, and some of its packets
+//     get no reply (the events loopbreaker skips: SMFIP_NODATA and the
+//     SMFIP_NR_* steps), so without an ACK Nagle's algorithm holds the
+//     MTA's next packet for the 40 ms of a delayed ACK;
+//   - go-milter writes a reply as two writes, the 5-byte packet header and
+//     then the payload; the header is held until the payload comes and both
+//     go out in one writev(2), one TCP segment.
 type framingConn struct {
 	net.Conn
 	log *slog.Logger
@@ -78,10 +99,104 @@ type framingConn struct {
 	closeOnce sync.Once
 
 	mu      sync.Mutex
+	br      *bufio.Reader
 	hdr     [4]byte
 	pending []byte // length bytes not yet handed to the reader
 	left    uint32 // payload bytes of the current packet not yet read
 	err     error
+
+	dmu            sync.Mutex
+	rdl, rdlSocket time.Time       // read deadline: as set, as given to the socket
+	wdl, wdlSocket time.Time       // write deadline: as set, as given to the socket
+	raw            syscall.RawConn // TCP only
+
+	wmu   sync.Mutex
+	whdr  [5]byte
+	held  bool   // whdr waits for its payload
+	wleft uint32 // payload bytes of the current outgoing packet not yet written
+	wlost bool   // the writes no longer follow the framing: pass them through
+}
+
+func newFramingConn(c net.Conn, log *slog.Logger, slots chan struct{}) *framingConn {
+	fc := &framingConn{Conn: c, log: log, slots: slots}
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetNoDelay(true) // Go's default; our replies never wait
+		if rc, err := tc.SyscallConn(); err == nil {
+			fc.raw = rc
+		}
+	}
+	fc.br = bufio.NewReaderSize(socketReader{fc}, readBuffer)
+	return fc
+}
+
+// SetReadDeadline records the deadline for the next read from the socket.
+// go-milter sets a deadline before every packet and clears it after; most
+// packets come out of the read buffer, so it is applied only when a read
+// has to wait for the socket.
+func (c *framingConn) SetReadDeadline(t time.Time) error {
+	c.dmu.Lock()
+	c.rdl = t
+	c.dmu.Unlock()
+	return nil
+}
+
+// SetWriteDeadline records the deadline for the next write to the socket
+// (one per reply, see Write).
+func (c *framingConn) SetWriteDeadline(t time.Time) error {
+	c.dmu.Lock()
+	c.wdl = t
+	c.dmu.Unlock()
+	return nil
+}
+
+// SetDeadline records both deadlines.
+func (c *framingConn) SetDeadline(t time.Time) error {
+	c.dmu.Lock()
+	c.rdl, c.wdl = t, t
+	c.dmu.Unlock()
+	return nil
+}
+
+// applyDeadline gives the socket the deadline last set, when it changed.
+func (c *framingConn) applyDeadline(write bool) error {
+	c.dmu.Lock()
+	defer c.dmu.Unlock()
+	if write {
+		if c.wdl.Equal(c.wdlSocket) {
+			return nil
+		}
+		c.wdlSocket = c.wdl
+		return c.Conn.SetWriteDeadline(c.wdl)
+	}
+	if c.rdl.Equal(c.rdlSocket) {
+		return nil
+	}
+	c.rdlSocket = c.rdl
+	return c.Conn.SetReadDeadline(c.rdl)
+}
+
+// socketReader fills the read buffer from the socket. On TCP it then sets
+// TCP_QUICKACK: the kernel acknowledges at once what it read instead of
+// holding the ACK back for up to 40 ms, and the MTA's next packet, which
+// Nagle's algorithm holds until that ACK when the packet before it got no
+// reply, goes out. TCP_QUICKACK is not sticky (Linux goes back to delayed
+// ACKs by itself once the milter replies quickly), so it is set after every
+// read. Setting it only when go-milter comes back for more without having
+// replied saves a few ACK segments but measured no better.
+type socketReader struct{ c *framingConn }
+
+func (r socketReader) Read(p []byte) (int, error) {
+	c := r.c
+	if err := c.applyDeadline(false); err != nil {
+		return 0, err
+	}
+	n, err := c.Conn.Read(p)
+	if n > 0 && c.raw != nil {
+		_ = c.raw.Control(func(fd uintptr) {
+			_ = syscall.SetsockoptInt(int(fd), syscall.IPPROTO_TCP, syscall.TCP_QUICKACK, 1)
+		})
+	}
+	return n, err
 }
 
 // Close closes the connection and frees its slot.
@@ -110,13 +225,22 @@ func (c *framingConn) Read(p []byte) (int, error) {
 		return n, nil
 	}
 	if c.left == 0 {
-		if _, err := io.ReadFull(c.Conn, c.hdr[:]); err != nil {
+		if _, err := io.ReadFull(c.br, c.hdr[:]); err != nil {
 			return 0, err
 		}
 		n := binary.BigEndian.Uint32(c.hdr[:])
 		if n == 0 || n > MaxFrame {
 			c.err = fmt.Errorf("%w: %d bytes from %s", ErrBadFrame, n, c.Conn.RemoteAddr())
 			c.log.Warn("closing milter connection with an invalid packet", "length", n, "peer", c.Conn.RemoteAddr().String())
+			return 0, c.err
+		}
+		// Packets go-milter would panic on (wirecheck.go).
+		if problem, err := c.checkStringPacket(n); err != nil || problem != "" {
+			if err != nil {
+				return 0, err
+			}
+			c.err = fmt.Errorf("%w: %s from %s", ErrBadFrame, problem, c.Conn.RemoteAddr())
+			c.log.Warn("closing milter connection with an invalid packet", "problem", problem, "peer", c.Conn.RemoteAddr().String())
 			return 0, c.err
 		}
 		c.left = n
@@ -128,7 +252,48 @@ func (c *framingConn) Read(p []byte) (int, error) {
 	if uint32(len(p)) > c.left {
 		p = p[:c.left]
 	}
-	n, err := c.Conn.Read(p)
+	n, err := c.br.Read(p)
 	c.left -= uint32(n)
 	return n, err
+}
+
+// Write sends what go-milter writes, holding a lone packet header (a 4-byte
+// length above 1 and the command byte, as wire.WritePacket writes it) until
+// its payload comes, and then sending both with one writev(2). Writes that
+// do not follow that pattern pass through unchanged from then on.
+func (c *framingConn) Write(p []byte) (int, error) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if !c.wlost && !c.held && c.wleft == 0 && len(p) == len(c.whdr) {
+		if n := binary.BigEndian.Uint32(p); n > 1 { // a lone header: wait for its payload
+			copy(c.whdr[:], p)
+			c.held = true
+			c.wleft = n - 1
+			return len(p), nil
+		}
+	}
+	if err := c.applyDeadline(true); err != nil {
+		return 0, err
+	}
+	switch {
+	case c.wlost:
+	case c.held:
+		c.held = false
+		bufs := net.Buffers{c.whdr[:], p}
+		n, err := bufs.WriteTo(c.Conn)
+		n = max(n-int64(len(c.whdr)), 0)
+		c.wleft -= uint32(min(uint64(len(p)), uint64(c.wleft)))
+		return int(n), err
+	case c.wleft > 0: // the rest of a packet's payload
+		if uint64(len(p)) > uint64(c.wleft) {
+			c.wlost = true
+		} else {
+			c.wleft -= uint32(len(p))
+		}
+	case len(p) < 4 || uint64(binary.BigEndian.Uint32(p)) != uint64(len(p)-4):
+		// At a packet boundary, and not one whole packet: stop following
+		// the framing.
+		c.wlost = true
+	}
+	return c.Conn.Write(p)
 }

@@ -15,11 +15,13 @@ set -euo pipefail
 # Debian package name -> a file it provides that the tests use.
 # debootstrap builds the base image of the container test (testenv/docker)
 # where no image registry is reachable; that test skips without Docker.
+# redis-server: the tests of the shared (Redis) state backend start their own.
 declare -A wanted=(
 	[postfix]=/usr/sbin/postfix
 	[swaks]=/usr/bin/swaks
 	[chromium]=/usr/bin/chromium
 	[debootstrap]=/usr/sbin/debootstrap
+	[redis-server]=/usr/bin/redis-server
 )
 
 is_installed() {

@@ -74,6 +74,7 @@ func runAdmin(ctx context.Context, cmd string, args []string, stdout, stderr io.
 			fmt.Fprintf(w, "version\t%s\nrunning since\t%s\nmilter socket\t%s\nstate file\t%s\npolicy\t%s\nrules\t%s\nlocal domains\t%s\nquarantine mailbox\t%s\ntracked keys\t%d\nactive blocks\t%d\n",
 				st.Version, st.Started.Format(time.RFC3339), st.Listen, st.StateFile, st.Policy,
 				strings.Join(st.Rules, ", "), strings.Join(st.LocalDomains, ", "), st.Quarantine, st.TrackedKeys, st.ActiveBlocks)
+			fmt.Fprintf(w, "backend\t%s\n", backendText(st.Backend))
 			for _, n := range st.PolicyNotes {
 				fmt.Fprintf(w, "note\t%s\n", n)
 			}
@@ -133,6 +134,38 @@ func runAdmin(ctx context.Context, cmd string, args []string, stdout, stderr io.
 		})
 	}
 	return 2
+}
+
+// backendText is the status line of the state backend, e.g.
+// "redis redis://10.0.0.5:6379/0: DEGRADED since ... (fail mode open: counting in the state file)".
+func backendText(b state.BackendStatus) string {
+	s := b.Name
+	if s == "" {
+		s = "bbolt"
+	}
+	if b.Address != "" {
+		s += " " + b.Address
+	}
+	if !b.Degraded {
+		if b.Outages > 0 {
+			s += fmt.Sprintf(" (ok; %d outage(s) so far)", b.Outages)
+		}
+		return s
+	}
+	s += " DEGRADED"
+	if !b.DegradedSince.IsZero() {
+		s += " since " + b.DegradedSince.Format(time.RFC3339)
+	}
+	if b.LastError != "" {
+		s += ": " + b.LastError
+	}
+	switch {
+	case b.Name == "redis" && b.FailMode == "pass":
+		s += " (fail mode pass: counting nothing until Redis is back)"
+	case b.Name == "redis":
+		s += " (fail mode open: counting in the state file until Redis is back)"
+	}
+	return s
 }
 
 func printBlocks(w io.Writer, bs []state.Block) {

@@ -24,6 +24,7 @@ import (
 	"github.com/loopbreaker/loopbreaker/loopdetect/policy"
 	"github.com/loopbreaker/loopbreaker/milter"
 	"github.com/loopbreaker/loopbreaker/state"
+	"github.com/loopbreaker/loopbreaker/state/redisstore"
 )
 
 // Defaults of serve.
@@ -40,6 +41,7 @@ type serveFlags struct {
 	listen, state, policyFile, localDomains, quarantine string
 	logFormat, logLevel, pidFile, adminSocket, metrics  string
 	adminTCP, adminTokenFile                            string
+	redis, redisFailMode                                string
 	maxSessions                                         int
 	idleTimeout, adminMailDelay                         time.Duration
 }
@@ -59,6 +61,8 @@ func serveFlagSet(f *serveFlags, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&f.adminSocket, "admin", "", "admin API unix socket (default: admin.sock beside the state file)")
 	fs.StringVar(&f.adminTCP, "admin-tcp", "", "also serve the admin API and page on this TCP address (needs -admin-token-file)")
 	fs.StringVar(&f.adminTokenFile, "admin-token-file", "", "file holding the bearer token for -admin-tcp")
+	fs.StringVar(&f.redis, "redis", "", "share counts and blocks with other daemons in this Redis: redis://HOST:PORT/DB (default: the policy's redis, else the state file alone)")
+	fs.StringVar(&f.redisFailMode, "redis-fail-mode", "", "while Redis is unreachable: open (count in the state file) or pass (count nothing) (default: the policy's redis_fail_mode, else open)")
 	fs.StringVar(&f.metrics, "metrics", "", "serve Prometheus metrics on this address, e.g. 127.0.0.1:9357 (default: off)")
 	fs.DurationVar(&f.adminMailDelay, "admin-mail-delay", notify.DefaultDelay, "wait this long after a block starts before mailing the admin, to gather sample subjects")
 	fs.IntVar(&f.maxSessions, "max-sessions", milter.DefaultMaxSessions, "most MTA connections served at once (-1: no cap)")
@@ -159,7 +163,7 @@ func serve(ctx context.Context, f *serveFlags, log *slog.Logger) error {
 		log.Warn("policy: " + n)
 	}
 	path := statePath(f.state, p)
-	st, err := state.Open(path, state.Options{Logger: log})
+	st, err := openState(path, f, p, log)
 	if err != nil {
 		return err
 	}
@@ -268,7 +272,11 @@ func serve(ctx context.Context, f *serveFlags, log *slog.Logger) error {
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
-	log.Info("loopbreaker serving", "listen", f.listen, "state", path, "admin", adminPath, "admin_tcp", f.adminTCP, "metrics", f.metrics,
+	backend := "bbolt"
+	if sh, ok := st.(*redisstore.Shared); ok {
+		backend = "redis " + sh.Redis().Addr()
+	}
+	log.Info("loopbreaker serving", "listen", f.listen, "state", path, "backend", backend, "admin", adminPath, "admin_tcp", f.adminTCP, "metrics", f.metrics,
 		"policy", p.Source, "rules", len(p.Rules), "local_domains", strings.Join(p.LocalDomains, ","),
 		"quarantine_mailbox", p.QuarantineMailbox)
 
@@ -286,6 +294,39 @@ func serve(ctx context.Context, f *serveFlags, log *slog.Logger) error {
 	<-served
 	log.Info("stopped")
 	return nil
+}
+
+// openState opens the state file and, with -redis or the policy's redis,
+// the Redis shared with other daemons, the file being the fallback.
+func openState(path string, f *serveFlags, p *policy.Policy, log *slog.Logger) (state.Backend, error) {
+	url, mode := f.redis, f.redisFailMode
+	if url == "" {
+		url = p.Redis
+	}
+	if mode == "" {
+		mode = p.RedisFailMode
+	}
+	failMode, err := redisstore.ParseFailMode(mode)
+	if err != nil {
+		return nil, err
+	}
+	var r *redisstore.Redis
+	if url != "" {
+		if r, err = redisstore.New(url, redisstore.Options{}); err != nil {
+			return nil, err
+		}
+	}
+	st, err := state.Open(path, state.Options{Logger: log})
+	if err != nil {
+		if r != nil {
+			r.Close()
+		}
+		return nil, err
+	}
+	if r == nil {
+		return st, nil
+	}
+	return redisstore.NewShared(r, st, redisstore.SharedOptions{FailMode: failMode, Logger: log}), nil
 }
 
 // defaultPidFile is loopbreaker.pid beside the state file: the state file

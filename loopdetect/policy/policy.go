@@ -62,6 +62,13 @@ type Policy struct {
 	BodyLimit int `toml:"body_limit"`
 	// StateFile is the bbolt file; flags override it.
 	StateFile string `toml:"state_file"`
+	// Redis is the URL of a Redis that several daemons share their counts
+	// and blocks in (redis://HOST:PORT/DB); "" keeps them in the state
+	// file alone. The -redis flag overrides it; a reload does not change it.
+	Redis string `toml:"redis"`
+	// RedisFailMode is what to do while Redis is unreachable: "open" (the
+	// default: count in the state file) or "pass" (count nothing).
+	RedisFailMode string `toml:"redis_fail_mode"`
 	// AddressDelimiters separate a subaddress from the mailbox in counting
 	// keys (Postfix's recipient_delimiter); "" keeps addresses whole.
 	// Default "+".
@@ -223,6 +230,13 @@ func (p *Policy) check(file string, idx *keyIndex) Errors {
 	}
 	if p.AdminMailsPerHour == 0 {
 		p.AdminMailsPerHour = 10
+	}
+	p.Redis = strings.TrimSpace(p.Redis)
+	if p.Redis != "" && !strings.HasPrefix(p.Redis, "redis://") && !strings.HasPrefix(p.Redis, "rediss://") && !strings.HasPrefix(p.Redis, "unix://") {
+		at("redis", "redis %q is not a redis://HOST:PORT/DB URL", p.Redis)
+	}
+	if m := p.RedisFailMode; m != "" && m != "open" && m != "pass" {
+		at("redis_fail_mode", "unknown redis_fail_mode %q (want open or pass)", m)
 	}
 	seen := map[string]bool{}
 	for i := range p.Rules {

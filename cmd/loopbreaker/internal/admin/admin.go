@@ -56,6 +56,9 @@ type Status struct {
 	ActiveBlocks  int       `json:"active_blocks"`
 	PolicyNotes   []string  `json:"policy_notes,omitempty"`
 	LastReloadErr string    `json:"last_reload_error,omitempty"`
+	// Backend is where counts and blocks live: bbolt, or Redis (and
+	// whether it is unreachable, the daemon counting locally meanwhile).
+	Backend state.BackendStatus `json:"backend"`
 }
 
 // Explained is one rule's view of a key.
@@ -76,7 +79,7 @@ type ReleaseRequest struct {
 
 // Server serves the API.
 type Server struct {
-	Store  *state.Store
+	Store  state.Backend
 	Engine *decide.Engine
 	// Reload reloads the policy file; nil when there is none to reload.
 	Reload func() error
@@ -155,7 +158,13 @@ func (s *Server) handler() http.Handler {
 	mux.Handle("GET /", http.FileServerFS(files))
 	mux.HandleFunc("GET /v1/top", s.topKeys)
 	mux.HandleFunc("GET /v1/status", s.status)
-	mux.HandleFunc("GET /v1/blocks", func(w http.ResponseWriter, r *http.Request) { reply(w, s.Store.Blocks()) })
+	mux.HandleFunc("GET /v1/blocks", func(w http.ResponseWriter, r *http.Request) {
+		bs := s.Store.Blocks()
+		if bs == nil {
+			bs = []state.Block{} // a JSON list, also when empty
+		}
+		reply(w, bs)
+	})
 	mux.HandleFunc("POST /v1/release", s.release)
 	mux.HandleFunc("GET /v1/events", s.events)
 	mux.HandleFunc("GET /v1/explain", s.explain)
@@ -211,6 +220,10 @@ func (s *Server) status(w http.ResponseWriter, _ *http.Request) {
 	st.PolicyNotes = p.Notes()
 	stats := s.Store.Stats()
 	st.TrackedKeys, st.ActiveBlocks = stats.Windows, len(s.Store.Blocks())
+	st.Backend = state.BackendStatus{Name: "bbolt"}
+	if b, ok := s.Store.(interface{ BackendStatus() state.BackendStatus }); ok {
+		st.Backend = b.BackendStatus()
+	}
 	reply(w, st)
 }
 

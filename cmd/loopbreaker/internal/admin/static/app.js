@@ -53,7 +53,9 @@ async function refresh() {
       api("GET", "/v1/status"), api("GET", "/v1/blocks"), api("GET", "/v1/top?n=20"), api("GET", "/v1/events?n=50"),
     ]);
     document.getElementById("summary").textContent =
-      `${status.policy} · ${status.rules.length} rules · ${status.tracked_keys} keys · ${status.active_blocks} blocks`;
+      `${status.policy} · ${status.rules.length} rules · ${status.tracked_keys} keys · ${status.active_blocks} blocks` +
+      (status.backend && status.backend.name === "redis" ? ` · Redis ${status.backend.address}` : "") +
+      (status.backend && status.backend.degraded ? " · DEGRADED: " + (status.backend.last_error || "state unavailable") : "");
     document.getElementById("block-count").textContent = `(${blocks.length})`;
     document.getElementById("no-blocks").hidden = blocks.length > 0;
     fill("blocks", blocks, (row, b) => {

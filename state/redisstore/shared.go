@@ -1,0 +1,471 @@
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/loopbreaker/loopbreaker/state"
+)
+
+// FailMode is what a daemon does while Redis is unreachable. Neither mode
+// refuses mail because Redis is down.
+type FailMode string
+
+const (
+	// FailOpen counts in the local state file meanwhile: the limits apply
+	// to what this daemon sees, and the blocks it starts are pushed to
+	// Redis when Redis is back. The default.
+	FailOpen FailMode = "open"
+	// FailPass counts nothing meanwhile: every message passes, except
+	// under a block this daemon's state file still holds.
+	FailPass FailMode = "pass"
+)
+
+// ParseFailMode checks a fail mode's name; "" is FailOpen.
+func ParseFailMode(s string) (FailMode, error) {
+	switch FailMode(s) {
+	case "", FailOpen:
+		return FailOpen, nil
+	case FailPass:
+		return FailPass, nil
+	}
+	return "", fmt.Errorf("bad Redis fail mode %q (open or pass)", s)
+}
+
+// Defaults of SharedOptions.
+const (
+	DefaultMinBackoff    = 100 * time.Millisecond
+	DefaultMaxBackoff    = 5 * time.Second
+	DefaultSweepInterval = time.Minute
+)
+
+// SharedOptions configure a Shared store. The zero value is usable.
+type SharedOptions struct {
+	// FailMode is what to do while Redis is unreachable; FailOpen when empty.
+	FailMode FailMode
+	// MinBackoff and MaxBackoff bound the wait between reconnection
+	// attempts, which doubles from one to the other.
+	MinBackoff, MaxBackoff time.Duration
+	// SweepInterval is how often Redis's indexes are swept of what
+	// expired; a negative value disables it.
+	SweepInterval time.Duration
+	// Logger; slog.Default() when nil.
+	Logger *slog.Logger
+}
+
+// Shared is the daemon's state when several daemons share Redis: counts
+// and blocks in Redis, the audit trail in the local state file, and the
+// local state file as the fallback while Redis is unreachable. It
+// implements state.Backend and is safe for concurrent use.
+//
+// The first failed call marks the store degraded and every call goes to
+// the local store until a reconnection (with backoff) succeeds; the blocks
+// the local store started meanwhile are then pushed to Redis, and releases
+// made meanwhile applied there.
+type Shared struct {
+	redis *Redis
+	local *state.Store
+	opts  SharedOptions
+	log   *slog.Logger
+
+	degraded  atomic.Bool
+	outages   atomic.Uint64
+	fallbacks atomic.Uint64
+
+	mu       sync.Mutex
+	since    time.Time
+	lastErr  string
+	pushed   map[string]time.Time // local blocks already in Redis: ID -> Since
+	releases [][2]string          // releases made while degraded: rule, key
+
+	wake chan struct{}
+	stop chan struct{}
+	done sync.WaitGroup
+}
+
+var _ state.Backend = (*Shared)(nil)
+
+// NewShared returns the shared store over r with local as its fallback
+// and audit trail. It takes ownership of both (Close closes them). It
+// checks Redis at once: when Redis does not answer, the daemon starts
+// degraded rather than not at all.
+func NewShared(r *Redis, local *state.Store, opts SharedOptions) *Shared {
+	if opts.FailMode == "" {
+		opts.FailMode = FailOpen
+	}
+	if opts.MinBackoff <= 0 {
+		opts.MinBackoff = DefaultMinBackoff
+	}
+	if opts.MaxBackoff < opts.MinBackoff {
+		opts.MaxBackoff = max(DefaultMaxBackoff, opts.MinBackoff)
+	}
+	if opts.SweepInterval == 0 {
+		opts.SweepInterval = DefaultSweepInterval
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	redisLogger.Store(opts.Logger)
+	redisLogOnce.Do(func() { redis.SetLogger(redisLog{}) })
+	s := &Shared{
+		redis:  r,
+		local:  local,
+		opts:   opts,
+		log:    opts.Logger,
+		pushed: make(map[string]time.Time),
+		wake:   make(chan struct{}, 1),
+		stop:   make(chan struct{}),
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	err := r.Ping(ctx)
+	if err == nil {
+		err = s.sync(ctx)
+	}
+	cancel()
+	if err != nil {
+		s.fail(err)
+	} else {
+		s.log.Info("state shared in Redis", "redis", r.Addr())
+	}
+	s.done.Add(1)
+	go s.reconnect()
+	if opts.SweepInterval > 0 {
+		s.done.Add(1)
+		go s.sweep()
+	}
+	return s
+}
+
+// redisLog sends go-redis's own messages (failed dials...) to the
+// daemon's log at debug level: the outage itself is logged once.
+// go-redis's logger is global: the last daemon's logger gets them.
+type redisLog struct{}
+
+var (
+	redisLogger  atomic.Pointer[slog.Logger]
+	redisLogOnce sync.Once
+)
+
+func (redisLog) Printf(ctx context.Context, format string, v ...any) {
+	if l := redisLogger.Load(); l != nil {
+		l.DebugContext(ctx, "go-redis: "+fmt.Sprintf(format, v...))
+	}
+}
+
+// Redis is the Redis client.
+func (s *Shared) Redis() *Redis { return s.redis }
+
+// Local is the local state file.
+func (s *Shared) Local() *state.Store { return s.local }
+
+// Degraded reports whether Redis is unreachable now.
+func (s *Shared) Degraded() bool { return s.degraded.Load() }
+
+// BackendStatus describes the backend for `loopbreaker status`.
+func (s *Shared) BackendStatus() state.BackendStatus {
+	st := state.BackendStatus{
+		Name: "redis", Address: s.redis.Addr(), Degraded: s.degraded.Load(), FailMode: string(s.opts.FailMode),
+		Outages: s.outages.Load(), Fallbacks: s.fallbacks.Load(),
+	}
+	if st.Degraded {
+		s.mu.Lock()
+		st.DegradedSince, st.LastError = s.since, s.lastErr
+		s.mu.Unlock()
+	}
+	return st
+}
+
+// fail marks the store degraded after err, once per outage.
+func (s *Shared) fail(err error) {
+	if !s.degraded.CompareAndSwap(false, true) {
+		return
+	}
+	s.outages.Add(1)
+	s.mu.Lock()
+	s.since, s.lastErr = time.Now(), err.Error()
+	s.mu.Unlock()
+	mode := "counting in the local state file until it is back"
+	if s.opts.FailMode == FailPass {
+		mode = "letting mail through uncounted until it is back"
+	}
+	s.log.Error("Redis unreachable; "+mode, "redis", s.redis.Addr(), "err", err, "state", s.local.Path())
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// unavailable says whether err from Redis should degrade the store: not
+// when the caller's own context ended.
+func unavailable(ctx context.Context, err error) bool {
+	return err != nil && ctx.Err() == nil
+}
+
+// reconnect waits for an outage and pings Redis with a doubling backoff
+// until it answers and the local blocks are pushed.
+func (s *Shared) reconnect() {
+	defer s.done.Done()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-s.wake:
+		}
+		wait := s.opts.MinBackoff
+		for s.degraded.Load() {
+			select {
+			case <-s.stop:
+				return
+			case <-time.After(wait):
+			}
+			wait = min(2*wait, s.opts.MaxBackoff)
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			err := s.redis.Ping(ctx)
+			if err == nil {
+				err = s.sync(ctx)
+			}
+			cancel()
+			if err != nil {
+				s.log.Debug("Redis still unreachable", "redis", s.redis.Addr(), "err", err, "retry_in", wait)
+				continue
+			}
+			s.mu.Lock()
+			since := s.since
+			s.mu.Unlock()
+			s.degraded.Store(false)
+			s.log.Warn("Redis is back; counts and blocks are shared again", "redis", s.redis.Addr(), "outage", time.Since(since).Round(time.Millisecond))
+			// A block started locally while the first sync ran.
+			ctx, cancel = context.WithTimeout(context.Background(), 2*time.Second)
+			if err := s.sync(ctx); err != nil {
+				s.fail(err)
+			}
+			cancel()
+		}
+	}
+}
+
+// sync applies to Redis the releases made while it was unreachable and
+// pushes the local blocks it does not have yet.
+func (s *Shared) sync(ctx context.Context) error {
+	s.mu.Lock()
+	releases := s.releases
+	s.releases = nil
+	s.mu.Unlock()
+	for i, rk := range releases {
+		if _, err := s.redis.Release(ctx, rk[0], rk[1]); err != nil {
+			s.mu.Lock()
+			s.releases = append(releases[i:], s.releases...)
+			s.mu.Unlock()
+			return err
+		}
+	}
+	n := 0
+	for _, b := range s.local.Blocks() {
+		id := state.ID(b.Rule, b.Key)
+		s.mu.Lock()
+		done := s.pushed[id].Equal(b.Since)
+		s.mu.Unlock()
+		if done {
+			continue
+		}
+		if err := s.redis.Push(ctx, b); err != nil {
+			return fmt.Errorf("pushing the local block %s %s: %w", b.Rule, b.Key, err)
+		}
+		s.mu.Lock()
+		s.pushed[id] = b.Since
+		s.mu.Unlock()
+		n++
+		s.log.Info("local block pushed to Redis", "rule", b.Rule, "key", b.Key, "until", b.Until, "acted_on", b.Count)
+	}
+	if len(releases) > 0 || n > 0 {
+		s.log.Info("synced with Redis", "releases", len(releases), "blocks_pushed", n)
+	}
+	return nil
+}
+
+func (s *Shared) sweep() {
+	defer s.done.Done()
+	t := time.NewTicker(s.opts.SweepInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+		}
+		s.mu.Lock()
+		for id := range s.pushed {
+			rule, key := state.SplitID(id)
+			if _, ok := s.local.Blocked(rule, key); !ok {
+				delete(s.pushed, id)
+			}
+		}
+		s.mu.Unlock()
+		if s.degraded.Load() {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if err := s.redis.Sweep(ctx); err != nil {
+			s.log.Warn("sweeping Redis's indexes", "err", err)
+		}
+		cancel()
+	}
+}
+
+// Hit counts one event in Redis, or locally while Redis is unreachable.
+func (s *Shared) Hit(ctx context.Context, r state.Request) (state.Result, error) {
+	if !s.degraded.Load() {
+		res, err := s.redis.Hit(ctx, r)
+		if err == nil {
+			return res, nil
+		}
+		if !unavailable(ctx, err) {
+			return res, err
+		}
+		s.fail(err)
+	}
+	s.fallbacks.Add(1)
+	if s.opts.FailMode == FailPass {
+		if _, ok := s.local.Blocked(r.Rule, r.Key); ok {
+			return s.local.Hit(ctx, r)
+		}
+		return state.Result{Count: 1}, nil
+	}
+	return s.local.Hit(ctx, r)
+}
+
+// Blocked reports the block in force for (rule, key).
+func (s *Shared) Blocked(rule, key string) (state.Block, bool) {
+	if !s.degraded.Load() {
+		ctx, cancel := context.WithTimeout(context.Background(), s.redis.c.Options().ReadTimeout)
+		b, ok, err := s.redis.Blocked(ctx, rule, key)
+		cancel()
+		if err == nil {
+			return b, ok
+		}
+		s.fail(err)
+	}
+	return s.local.Blocked(rule, key)
+}
+
+// Count reports the current count for (rule, key).
+func (s *Shared) Count(rule, key string) int {
+	if !s.degraded.Load() {
+		ctx, cancel := context.WithTimeout(context.Background(), s.redis.c.Options().ReadTimeout)
+		n, err := s.redis.Count(ctx, rule, key)
+		cancel()
+		if err == nil {
+			return n
+		}
+		s.fail(err)
+	}
+	return s.local.Count(rule, key)
+}
+
+// Blocks lists the blocks in force, oldest first: Redis's, or the local
+// ones while Redis is unreachable.
+func (s *Shared) Blocks() []state.Block {
+	if !s.degraded.Load() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		bs, err := s.redis.Blocks(ctx)
+		cancel()
+		if err == nil {
+			return bs
+		}
+		s.fail(err)
+	}
+	return s.local.Blocks()
+}
+
+// Release lifts the matching blocks in Redis and in the local state file.
+// While Redis is unreachable it lifts the local ones and lifts the shared
+// ones when Redis is back.
+func (s *Shared) Release(ctx context.Context, rule, key string) ([]state.Block, error) {
+	if rule == "" && key == "" {
+		return nil, errors.New("redisstore: release needs a rule or a key")
+	}
+	local, lerr := s.local.Release(ctx, rule, key)
+	if !s.degraded.Load() {
+		shared, err := s.redis.Release(ctx, rule, key)
+		if err == nil {
+			return merge(shared, local), lerr
+		}
+		if !unavailable(ctx, err) {
+			return merge(shared, local), errors.Join(err, lerr)
+		}
+		s.fail(err)
+	}
+	s.mu.Lock()
+	s.releases = append(s.releases, [2]string{rule, key})
+	s.mu.Unlock()
+	return local, lerr
+}
+
+// merge lists the blocks of a and those of b whose (rule, key) a lacks.
+func merge(a, b []state.Block) []state.Block {
+	seen := make(map[string]bool, len(a))
+	for _, x := range a {
+		seen[state.ID(x.Rule, x.Key)] = true
+	}
+	for _, x := range b {
+		if !seen[state.ID(x.Rule, x.Key)] {
+			a = append(a, x)
+		}
+	}
+	sortBlocks(a)
+	return a
+}
+
+// Record keeps an audit event in the local state file: each daemon keeps
+// the trail of its own decisions.
+func (s *Shared) Record(ev state.Event) { s.local.Record(ev) }
+
+// Events returns this daemon's most recent events.
+func (s *Shared) Events(n int) []state.Event { return s.local.Events(n) }
+
+// Top returns the keys with the highest shared counts.
+func (s *Shared) Top(n int) []state.KeyCount {
+	if !s.degraded.Load() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		top, err := s.redis.Top(ctx, n)
+		cancel()
+		if err == nil {
+			return top
+		}
+		s.fail(err)
+	}
+	return s.local.Top(n)
+}
+
+// Stats reports the tracked keys and blocks: Redis's, or the local
+// store's while Redis is unreachable.
+func (s *Shared) Stats() state.Stats {
+	if !s.degraded.Load() {
+		ctx, cancel := context.WithTimeout(context.Background(), s.redis.c.Options().ReadTimeout)
+		defer cancel()
+		n, err := s.redis.Tracked(ctx)
+		if err == nil {
+			var b int64
+			if b, err = s.redis.c.ZCount(ctx, s.redis.blocksKey(), "("+fmt.Sprint(s.redis.now().UnixMilli()), "+inf").Result(); err == nil {
+				return state.Stats{Windows: n, Blocks: int(b), Dirty: s.local.Stats().Dirty}
+			}
+		}
+		s.fail(err)
+	}
+	return s.local.Stats()
+}
+
+// Close stops the reconnection, closes Redis's connections and the local
+// state file.
+func (s *Shared) Close() error {
+	close(s.stop)
+	s.done.Wait()
+	return errors.Join(s.redis.Close(), s.local.Close())
+}

@@ -52,7 +52,7 @@ rm -f "$root.log"
 # postfix and sendmail conflict: resolve them one at a time.
 cp /etc/resolv.conf "$root/etc/resolv.conf"
 chroot "$root" apt-get update -qq
-for pkgs in "postfix" "sendmail-bin sendmail-cf m4"; do
+for pkgs in "postfix" "sendmail-bin sendmail-cf m4" "redis-server"; do
 	# shellcheck disable=SC2086
 	chroot "$root" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --download-only --no-install-recommends $pkgs >/dev/null
 done

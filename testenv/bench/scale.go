@@ -50,8 +50,16 @@ type ScaleResult struct {
 	FlushDirtyMs float64 `json:"flush_dirty_ms"`
 	// DirtyKeys is how many keys that flush wrote.
 	DirtyKeys int `json:"dirty_keys"`
-	// SweepMs is one sweep over every key; it holds the store's lock.
+	// SweepMs is one sweep over every key.
 	SweepMs float64 `json:"sweep_ms"`
+	// FlushStallMs and SweepStallMs are the longest a Count (which takes
+	// the store's lock, as every Hit does) waited while the flush after the
+	// hits and the sweep ran: what a message may wait for them.
+	FlushStallMs float64 `json:"flush_stall_ms"`
+	SweepStallMs float64 `json:"sweep_stall_ms"`
+	// IdleStallMs is the same with neither running, for 300 ms: the
+	// machine's own scheduling noise.
+	IdleStallMs float64 `json:"idle_stall_ms"`
 	// FileBytes is the state file's size after the last flush.
 	FileBytes int64 `json:"file_bytes"`
 	// RSS is VmRSS after filling and a GC; RSSAnon and RSSFile split it
@@ -65,17 +73,45 @@ type ScaleResult struct {
 	// RSSEnd is VmRSS at the end of the measurement (after the hits,
 	// decisions, flushes and the sweep): what the daemon carries in
 	// steady state.
-	RSSEnd int64 `json:"rss_end"`
+	RSSEnd     int64 `json:"rss_end"`
+	RSSEndAnon int64 `json:"rss_end_anon"`
+	RSSEndFile int64 `json:"rss_end_file"`
+	// HeapEnd is the live heap at the end, after a GC.
+	HeapEnd int64 `json:"heap_end"`
 	// LoadMs, LoadRSS and LoadPeak are from a second fresh process that
 	// opens the file (a daemon restart with that many keys).
-	LoadMs   float64 `json:"load_ms"`
-	LoadRSS  int64   `json:"load_rss"`
-	LoadPeak int64   `json:"load_peak"`
+	LoadMs      float64 `json:"load_ms"`
+	LoadRSS     int64   `json:"load_rss"`
+	LoadRSSAnon int64   `json:"load_rss_anon"`
+	LoadRSSFile int64   `json:"load_rss_file"`
+	LoadPeak    int64   `json:"load_peak"`
+	LoadHeap    int64   `json:"load_heap"`
 }
 
 // MemProfileEnv names an environment variable: when set, the scale child
-// writes a heap profile (go tool pprof) to that path after filling.
+// writes a heap profile (go tool pprof) to that path after filling, and
+// another to that path with ".end" appended at the end of the measurement.
 const MemProfileEnv = "LBBENCH_MEMPROFILE"
+
+// CPUProfileEnv names an environment variable: when set, the scale child
+// profiles the decisions on the big store and on the reference store apart,
+// to PATH.big and PATH.ref. The profiled decisions count again (they stay
+// under the limit at 1M keys; at 1k the ref keys may reach it).
+const CPUProfileEnv = "LBBENCH_CPUPROFILE"
+
+func profileCPU(path string, f func() error) error {
+	out, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer out.Close()
+	if err := pprof.StartCPUProfile(out); err != nil {
+		return err
+	}
+	err = f()
+	pprof.StopCPUProfile()
+	return err
+}
 
 func writeHeapProfile(path string) error {
 	f, err := os.Create(path)
@@ -227,21 +263,65 @@ func MeasureScale(dir string, keys int) (*ScaleResult, error) {
 	if err != nil {
 		return nil, err
 	}
+	if p := os.Getenv(CPUProfileEnv); p != "" {
+		// The same decisions again, profiled apart: PATH.big on the big
+		// store, PATH.ref on the reference store.
+		// Big: every tracked sender once more, in scattered order (no
+		// key reaches the limit). Ref: its 1k senders over and over; the
+		// blocks that start are released after each pass.
+		for _, run := range []struct {
+			suffix string
+			eng    *decide.Engine
+			st     *state.Store
+			keys   int
+		}{{".big", eng, st, keys}, {".ref", engRef, ref, RefKeys}} {
+			msg := MessageOf(Storm("x@"+LocalDomain, 1))
+			if err := profileCPU(p+run.suffix, func() error {
+				for j, start := 0, time.Now(); time.Since(start) < 3*time.Second; j++ {
+					msg.Envelope.Sender = scaleKey(scatter(j, run.keys))
+					run.eng.Decide(ctx, msg)
+					if j%run.keys == run.keys-1 {
+						if _, err := run.st.Release(ctx, rule.Name, ""); err != nil {
+							return err
+						}
+					}
+				}
+				return nil
+			}); err != nil {
+				return nil, err
+			}
+		}
+	}
 
 	res.DirtyKeys = st.Stats().Dirty
-	start := time.Now()
-	if err := st.Flush(); err != nil {
+	var start time.Time
+	res.FlushStallMs = stalls(st, rule.Name, scaleKey(0), func() {
+		start = time.Now()
+		err = st.Flush()
+		res.FlushDirtyMs = ms(time.Since(start))
+	})
+	if err != nil {
 		return nil, err
 	}
-	res.FlushDirtyMs = ms(time.Since(start))
-	start = time.Now()
-	st.Sweep()
-	res.SweepMs = ms(time.Since(start))
+	res.IdleStallMs = stalls(st, rule.Name, scaleKey(0), func() { time.Sleep(300 * time.Millisecond) })
+	res.SweepStallMs = stalls(st, rule.Name, scaleKey(0), func() {
+		start = time.Now()
+		st.Sweep()
+		res.SweepMs = ms(time.Since(start))
+	})
 	if fi, err := os.Stat(path); err == nil {
 		res.FileBytes = fi.Size()
 	}
+	runtime.GC()
+	runtime.ReadMemStats(&ms0)
+	res.HeapEnd = int64(ms0.HeapAlloc)
+	if p := os.Getenv(MemProfileEnv); p != "" {
+		if err := writeHeapProfile(p + ".end"); err != nil {
+			return nil, err
+		}
+	}
 	status = ProcStatus(0)
-	res.RSSEnd, res.Peak = status["VmRSS"], status["VmHWM"]
+	res.RSSEnd, res.RSSEndAnon, res.RSSEndFile, res.Peak = status["VmRSS"], status["RssAnon"], status["RssFile"], status["VmHWM"]
 	err = st.Close()
 	st = nil
 	return res, err
@@ -262,11 +342,39 @@ func MeasureLoad(dir string, keys int) (*ScaleResult, error) {
 	}
 	runtime.GC()
 	status := ProcStatus(0)
-	res.LoadRSS, res.LoadPeak = status["VmRSS"], status["VmHWM"]
+	res.LoadRSS, res.LoadRSSAnon, res.LoadRSSFile, res.LoadPeak = status["VmRSS"], status["RssAnon"], status["RssFile"], status["VmHWM"]
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	res.LoadHeap = int64(m.HeapAlloc)
 	return res, nil
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// stalls runs f while another goroutine asks st for a count over and over,
+// and returns the longest one of those calls took, in ms.
+func stalls(st *state.Store, rule, key string, f func()) float64 {
+	stop := make(chan struct{})
+	done := make(chan time.Duration)
+	go func() {
+		var worst time.Duration
+		for {
+			select {
+			case <-stop:
+				done <- worst
+				return
+			default:
+			}
+			t := time.Now()
+			st.Count(rule, key)
+			worst = max(worst, time.Since(t))
+			time.Sleep(50 * time.Microsecond)
+		}
+	}()
+	f()
+	close(stop)
+	return ms(<-done)
+}
 
 // RefKeys is the size of the reference store the per-message costs are
 // compared with, and ScaleBatches the number of batch pairs.
@@ -341,7 +449,7 @@ func RunScale(ctx context.Context, exe, dir string, sizes []int, progress io.Wri
 			return nil, fmt.Errorf("scale %d keys, load: %w", n, err)
 		}
 		os.RemoveAll(d)
-		r.LoadMs, r.LoadRSS, r.LoadPeak = l.LoadMs, l.LoadRSS, l.LoadPeak
+		r.LoadMs, r.LoadRSS, r.LoadRSSAnon, r.LoadRSSFile, r.LoadPeak, r.LoadHeap = l.LoadMs, l.LoadRSS, l.LoadRSSAnon, l.LoadRSSFile, l.LoadPeak, l.LoadHeap
 		fmt.Fprintf(progress, "  scale %8d keys: hit %.0f ns, decide %.1f µs, heap %s, RSS %s (end %s, peak %s, after restart %s), file %s\n",
 			n, r.HitNs, r.DecideNs/1000, MB(r.HeapAlloc), MB(r.RSS), MB(r.RSSEnd), MB(r.Peak), MB(r.LoadRSS), MB(r.FileBytes))
 		out = append(out, &r)
@@ -393,13 +501,13 @@ func WriteScaleTable(w io.Writer, rs []*ScaleResult) {
 			count(r.Keys), r.DecideNs/1000, r.DecideRefNs/1000, r.DecideRatio, r.HitNs, r.HitRefNs, r.HitRatio, r.InsertNs)
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "| tracked keys | live Go heap (per key) | RSS after filling (anon + file) | RSS at the end | peak RSS | RSS after a restart (load time) | state file | slowest flush while filling | flush after the hits | sweep (holds the store lock) |")
-	fmt.Fprintln(w, "|---:|---|---|---|---|---|---:|---:|---:|---:|")
+	fmt.Fprintln(w, "| tracked keys | live Go heap after filling (per key) / at the end | RSS after filling (anon + file) | RSS at the end (anon + file) | peak RSS | RSS after a restart (anon + file; live heap; load time) | state file | slowest flush while filling | flush after the hits (longest wait of a concurrent Count) | sweep (longest wait of a concurrent Count) | longest wait of a Count with neither |")
+	fmt.Fprintln(w, "|---:|---|---|---|---|---|---:|---:|---:|---:|---:|")
 	for _, r := range rs {
-		fmt.Fprintf(w, "| %s | %s (%d B) | %s (%s + %s) | %s | %s | %s (%.0f ms) | %s | %.0f ms | %.0f ms (%d keys) | %.1f ms |\n",
-			count(r.Keys), MB(r.HeapAlloc), r.HeapAlloc/int64(r.Keys), MB(r.RSS), MB(r.RSSAnon), MB(r.RSSFile),
-			MB(r.RSSEnd), MB(r.Peak), MB(r.LoadRSS), r.LoadMs, MB(r.FileBytes),
-			r.FlushMaxMs, r.FlushDirtyMs, r.DirtyKeys, r.SweepMs)
+		fmt.Fprintf(w, "| %s | %s (%d B) / %s | %s (%s + %s) | %s (%s + %s) | %s | %s (%s + %s; %s; %.0f ms) | %s | %.0f ms | %.0f ms, %d keys (%.1f ms) | %.1f ms (%.1f ms) | %.1f ms |\n",
+			count(r.Keys), MB(r.HeapAlloc), r.HeapAlloc/int64(r.Keys), MB(r.HeapEnd), MB(r.RSS), MB(r.RSSAnon), MB(r.RSSFile),
+			MB(r.RSSEnd), MB(r.RSSEndAnon), MB(r.RSSEndFile), MB(r.Peak), MB(r.LoadRSS), MB(r.LoadRSSAnon), MB(r.LoadRSSFile), MB(r.LoadHeap), r.LoadMs, MB(r.FileBytes),
+			r.FlushMaxMs, r.FlushDirtyMs, r.DirtyKeys, r.FlushStallMs, r.SweepMs, r.SweepStallMs, r.IdleStallMs)
 	}
 }
 

@@ -60,7 +60,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var f flags
 	fs := flag.NewFlagSet("lbbench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&f.sections, "sections", "protocol,postfix,scale,containment", "sections to run")
+	fs.StringVar(&f.sections, "sections", "protocol,postfix,scale,containment,redis", "sections to run")
 	fs.IntVar(&f.rounds, "rounds", 5, "protocol: alternating rounds per cell")
 	fs.IntVar(&f.messages, "messages", 2000, "protocol: messages per round and milter")
 	fs.StringVar(&f.conc, "sessions", "1,16", "protocol: concurrent sessions")
@@ -233,6 +233,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "## 4. Containment: %d concurrent sessions feeding one storm\n\nEach storm is one sender's forwarded NDRs (forward-storm: 25 per 15 min, then redirect), sent by %d go-milter sessions at once to the loopbreaker process.\n\n", f.trialSess, f.trialSess)
 		bench.WriteContainmentTable(stdout, cfg, ts)
 		fmt.Fprintln(stdout)
+	}
+	if sections["redis"] {
+		if err := runRedisSection(ctx, &f, dir, conc, stdout, stderr); err != nil {
+			return err
+		}
 	}
 	load := "unknown"
 	if b, err := os.ReadFile("/proc/loadavg"); err == nil {

@@ -35,8 +35,20 @@ var (
 	srvOnce sync.Once
 	srv     *redisserver.Server
 	srvErr  error
+	srvDir  string
 	nextDB  atomic.Int32
 )
+
+// TestMain stops the package's shared redis-server when the tests end:
+// nothing else would, and it would outlive the test binary.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if srv != nil {
+		srv.Kill()
+		os.RemoveAll(srvDir)
+	}
+	os.Exit(code)
+}
 
 // sharedServer is one redis-server for the tests that do not kill it; each
 // test gets a database of its own (16 by default).
@@ -53,6 +65,7 @@ func sharedServer(t *testing.T) string {
 			srvErr = err
 			return
 		}
+		srvDir = dir
 		srv, srvErr = redisserver.Start(ctx, dir)
 	})
 	if srvErr != nil {

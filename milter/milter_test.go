@@ -20,30 +20,8 @@ import (
 
 func startServer(t *testing.T) string {
 	t.Helper()
-	st, err := state.Open(filepath.Join(t.TempDir(), "state.db"), state.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := policy.Default()
-	p.Apply(policy.Overrides{LocalDomains: []string{"corp.example"}, QuarantineMailbox: "quarantine@corp.example"})
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	srv := NewServer(decide.New(p, st, log), log, Options{})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ln) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-		st.Close()
-	})
-	return ln.Addr().String()
+	addr, _ := startTB(t, Options{})
+	return addr
 }
 
 type result struct {

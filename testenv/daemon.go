@@ -35,17 +35,30 @@ func ModuleRoot() (string, error) {
 	}
 }
 
-// BuildDaemon builds cmd/loopbreaker into dir and returns the binary's path.
+// BuildDaemon builds cmd/loopbreaker with the race detector into dir and
+// returns the binary's path.
 func BuildDaemon(ctx context.Context, dir string) (string, error) {
+	return Build(ctx, dir, "./cmd/loopbreaker", true)
+}
+
+// Build builds the main package pkg (e.g. "./cmd/loopbreaker") of this
+// module into dir and returns the binary's path. Tests build with the race
+// detector; benchmarks, the demo and the soak build the binary a postmaster
+// runs.
+func Build(ctx context.Context, dir, pkg string, race bool) (string, error) {
 	root, err := ModuleRoot()
 	if err != nil {
 		return "", err
 	}
-	bin := filepath.Join(dir, "loopbreaker")
-	cmd := exec.CommandContext(ctx, "go", "build", "-race", "-o", bin, "./cmd/loopbreaker")
+	bin := filepath.Join(dir, filepath.Base(pkg))
+	args := []string{"build", "-o", bin}
+	if race {
+		args = append(args, "-race")
+	}
+	cmd := exec.CommandContext(ctx, "go", append(args, pkg)...)
 	cmd.Dir = root
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build: %w\n%s", err, out)
+		return "", fmt.Errorf("go build %s: %w\n%s", pkg, err, out)
 	}
 	return bin, nil
 }

@@ -21,17 +21,7 @@ import (
 // module into dir, without the race detector: benchmarks measure the binary
 // a postmaster runs.
 func Build(ctx context.Context, dir, pkg string) (string, error) {
-	root, err := testenv.ModuleRoot()
-	if err != nil {
-		return "", err
-	}
-	bin := filepath.Join(dir, filepath.Base(pkg))
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, pkg)
-	cmd.Dir = root
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build %s: %w\n%s", pkg, err, out)
-	}
-	return bin, nil
+	return testenv.Build(ctx, dir, pkg, false)
 }
 
 // FreePort returns a free TCP port on 127.0.0.1.

@@ -476,17 +476,7 @@ func (r *Result) Report(w io.Writer) bool {
 }
 
 func build(ctx context.Context, dir string) (string, error) {
-	root, err := testenv.ModuleRoot()
-	if err != nil {
-		return "", err
-	}
-	bin := filepath.Join(dir, "loopbreaker")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/loopbreaker")
-	cmd.Dir = root
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build: %w\n%s", err, out)
-	}
-	return bin, nil
+	return testenv.Build(ctx, dir, "./cmd/loopbreaker", false)
 }
 
 func freePort() (int, error) {

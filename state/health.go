@@ -29,6 +29,9 @@ type Health struct {
 type healthState struct {
 	mu sync.Mutex
 	h  Health
+	// broken is set when bbolt panicked in a write: it leaves its writer
+	// lock held, so no later write may start (it would wait forever).
+	broken error
 }
 
 // noteWrite records the outcome of a write to the file.
@@ -103,4 +106,35 @@ func (s *Store) loadChecked() (err error) {
 		}
 	}()
 	return s.load()
+}
+
+// boltUpdate is bbolt's Update, with a panic on a page found damaged while
+// the daemon runs turned into ErrCorrupt: the write fails (mail flows, the
+// state is degraded) instead of the daemon. bbolt rolls the transaction
+// back before the panic leaves Update.
+//
+// A panic leaves bbolt's writer lock held, so the store stops writing for
+// good: counts and blocks stay in memory (fail open) until a restart, which
+// then reports the damage with the way out.
+func (s *Store) boltUpdate(f func(*bolt.Tx) error) (err error) {
+	if err := s.brokenErr(); err != nil {
+		return err
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = corrupt(s.path, r)
+			s.health.mu.Lock()
+			s.health.broken = err
+			s.health.mu.Unlock()
+			s.log.Error("state file damaged while running; counting in memory until a restart", "err", err)
+		}
+	}()
+	return s.db.Update(f)
+}
+
+// brokenErr is the error that stopped all writes, or nil.
+func (s *Store) brokenErr() error {
+	s.health.mu.Lock()
+	defer s.health.mu.Unlock()
+	return s.health.broken
 }

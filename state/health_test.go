@@ -2,7 +2,9 @@ package state
 
 import (
 	"bytes"
+	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -60,4 +62,60 @@ func TestHealthTracksWrites(t *testing.T) {
 	if h := s.Health(); h.Degraded || h.WriteErrors != 2 {
 		t.Fatalf("after a good write: %+v", h)
 	}
+}
+
+// TestPagesDamagedWhileRunningFailTheWrite: pages damaged under a running
+// daemon make bbolt panic on the next write that walks them; the write
+// fails with ErrCorrupt, the state is degraded, and the store still counts
+// in memory (fail open) instead of taking the daemon down.
+func TestPagesDamagedWhileRunningFailTheWrite(t *testing.T) {
+	c := newClock()
+	path := filepath.Join(t.TempDir(), "state.db")
+	s := openTest(t, path, c)
+	ctx := context.Background()
+	for i := 0; i < 2000; i++ {
+		if _, err := s.Hit(ctx, req(fmt.Sprintf("sender%d@corp.example", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, _ := f.Stat()
+	garbage := bytes.Repeat([]byte{0x5a}, int(st.Size())-4*4096)
+	if _, err := f.WriteAt(garbage, 4*4096); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	for i := 0; i < 2000; i++ {
+		if _, err := s.Hit(ctx, req(fmt.Sprintf("sender%d@corp.example", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Flush(); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("flush over damaged pages: %v, want ErrCorrupt", err)
+	}
+	// The counts kept in memory still decide: the 3rd hit passes, the 4th
+	// starts a block (its write fails, the block holds in memory).
+	res, err := s.Hit(ctx, req("sender1@corp.example"))
+	if err != nil || res.Count != 3 || res.Blocked {
+		t.Fatalf("3rd hit: %+v", res)
+	}
+	res, err = s.Hit(ctx, req("sender1@corp.example"))
+	if !res.Blocked || !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("4th hit: %+v, %v; want blocked, and ErrCorrupt from committing the block", res, err)
+	}
+	if h := s.Health(); !h.Degraded {
+		t.Fatalf("health %+v, want degraded", h)
+	}
+	if err := s.Close(); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("close: %v, want ErrCorrupt", err)
+	}
+	// The next start (another process: this one keeps bbolt's file lock)
+	// reports the damage with the way out, as TestCorruptFileIsErrCorrupt
+	// shows for damaged pages.
 }

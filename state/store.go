@@ -206,6 +206,11 @@ func (s *Store) Close() error {
 	close(s.stop)
 	s.done.Wait()
 	ferr := s.Flush()
+	if err := s.brokenErr(); err != nil {
+		// bbolt's writer lock is held since its panic: Close would wait
+		// for it forever. The process is ending; the file stays as it is.
+		return err
+	}
 	cerr := s.db.Close()
 	return errors.Join(ferr, cerr)
 }
@@ -555,7 +560,7 @@ func (s *Store) update(ctx context.Context, f func(*bolt.Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	err := s.db.Update(f)
+	err := s.boltUpdate(f)
 	s.noteWrite(err)
 	return err
 }
@@ -640,7 +645,7 @@ func (s *Store) Flush() error {
 		}
 		var err error
 		if len(snaps) > 0 || len(dels) > 0 || evs != nil {
-			err = s.db.Update(func(tx *bolt.Tx) error {
+			err = s.boltUpdate(func(tx *bolt.Tx) error {
 				counts, blocks := tx.Bucket(bucketCounts), tx.Bucket(bucketBlocks)
 				// Keys are written once and rarely grow: fuller pages
 				// make a file (and a mapped file at start) about 40 %

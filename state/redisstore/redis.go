@@ -53,7 +53,9 @@ const (
 
 // Options configure a Redis client. The zero value is usable.
 type Options struct {
-	// Now is the clock; time.Now when nil.
+	// Now is the clock; when nil, Redis's own clock (TIME), read at Ping
+	// and again every minute, so daemons whose clocks disagree still share
+	// one sliding window.
 	Now func() time.Time
 	// Prefix is put before every key; DefaultPrefix when empty.
 	Prefix string
@@ -66,6 +68,8 @@ type Options struct {
 type Redis struct {
 	c      *redis.Client
 	now    func() time.Time
+	// clock follows Redis's clock when Options.Now is nil.
+	clock *serverClock
 	prefix string
 	addr   string
 	// member makes each hit's sorted-set member unique.
@@ -111,21 +115,70 @@ func New(url string, opts Options) (*Redis, error) {
 	if o.DialerRetries == 0 {
 		o.DialerRetries = 1
 	}
+	var clock *serverClock
 	if opts.Now == nil {
-		opts.Now = time.Now
+		clock = &serverClock{local: time.Now}
+		opts.Now = clock.now
 	}
 	if opts.Prefix == "" {
 		opts.Prefix = DefaultPrefix
 	}
 	var id [6]byte
 	_, _ = rand.Read(id[:])
-	return &Redis{
+	r := &Redis{
 		c:       redis.NewClient(o),
 		now:     opts.Now,
+		clock:   clock,
 		prefix:  opts.Prefix,
 		addr:    Redact(url),
 		process: hex.EncodeToString(id[:]),
-	}, nil
+	}
+	if clock != nil {
+		clock.sync = r.syncClock
+	}
+	return r, nil
+}
+
+// serverClock is the local clock corrected by its offset from Redis's,
+// measured with TIME (the middle of the round trip stands for the moment
+// Redis read its clock).
+type serverClock struct {
+	local   func() time.Time
+	sync    func(context.Context) error
+	offset  atomic.Int64 // ns to add to the local clock
+	synced  atomic.Int64 // local unix ns of the last measurement
+	syncing atomic.Bool
+}
+
+// clockResync is how often the offset is measured again.
+const clockResync = time.Minute
+
+func (c *serverClock) now() time.Time {
+	t := c.local()
+	if t.UnixNano()-c.synced.Load() > int64(clockResync) && c.sync != nil && c.syncing.CompareAndSwap(false, true) {
+		go func() {
+			defer c.syncing.Store(false)
+			ctx, cancel := context.WithTimeout(context.Background(), DefaultTimeout)
+			defer cancel()
+			_ = c.sync(ctx)
+		}()
+	}
+	return t.Add(time.Duration(c.offset.Load()))
+}
+
+// syncClock measures the offset of the local clock from Redis's.
+func (r *Redis) syncClock(ctx context.Context) error {
+	c := r.clock
+	t0 := c.local()
+	srv, err := r.c.Time(ctx).Result()
+	if err != nil {
+		return err
+	}
+	t1 := c.local()
+	mid := t0.Add(t1.Sub(t0) / 2)
+	c.offset.Store(int64(srv.Sub(mid)))
+	c.synced.Store(t1.UnixNano())
+	return nil
 }
 
 // Redact is url without its password, for logs and status.
@@ -148,7 +201,16 @@ func (r *Redis) Addr() string { return r.addr }
 func (r *Redis) Close() error { return r.c.Close() }
 
 // Ping checks that the server answers.
-func (r *Redis) Ping(ctx context.Context) error { return r.c.Ping(ctx).Err() }
+// With Redis's clock, it also measures the local clock's offset from it.
+func (r *Redis) Ping(ctx context.Context) error {
+	if err := r.c.Ping(ctx).Err(); err != nil {
+		return err
+	}
+	if r.clock != nil {
+		return r.syncClock(ctx)
+	}
+	return nil
+}
 
 func (r *Redis) k(kind, id string) string { return r.prefix + kind + ":" + id }
 func (r *Redis) blocksKey() string        { return r.prefix + "blocks" }

@@ -363,3 +363,38 @@ func sameResult(a, b state.Result) bool {
 		a.Block.Limit == b.Block.Limit && a.Block.Window == b.Block.Window &&
 		a.Block.Since.Equal(b.Block.Since) && a.Block.Until.Equal(b.Block.Until)
 }
+
+// TestDaemonsWithClocksApartShareOneWindow: without Options.Now each
+// daemon reads Redis's clock (TIME) and corrects its own by the offset, so
+// two daemons whose clocks are an hour early and an hour late still count
+// one storm in one 15-minute window.
+func TestDaemonsWithClocksApartShareOneWindow(t *testing.T) {
+	url := sharedServer(t)
+	ctx := context.Background()
+	daemon := func(skew time.Duration) *Redis {
+		r, err := New(url, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { r.Close() })
+		r.clock.local = func() time.Time { return time.Now().Add(skew) }
+		if err := r.Ping(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if d := r.now().Sub(time.Now()); d > 2*time.Second || d < -2*time.Second {
+			t.Fatalf("clock %v off is corrected to %v off Redis's", skew, d)
+		}
+		return r
+	}
+	early, late := daemon(-time.Hour), daemon(time.Hour)
+	for i, r := range []*Redis{early, late, early} {
+		res, err := r.Hit(ctx, req("alice"))
+		if err != nil || res.Blocked || res.Count != i+1 {
+			t.Fatalf("hit %d: %+v %v", i+1, res, err)
+		}
+	}
+	res, err := late.Hit(ctx, req("alice"))
+	if err != nil || !res.Blocked || !res.NewBlock {
+		t.Fatalf("4th hit over both daemons: %+v %v, want a new block", res, err)
+	}
+}

@@ -66,10 +66,10 @@ type Options struct {
 
 // Redis is the shared state in one Redis server. It is safe for concurrent use.
 type Redis struct {
-	c      *redis.Client
-	now    func() time.Time
+	c   *redis.Client
+	now func() time.Time
 	// clock follows Redis's clock when Options.Now is nil.
-	clock *serverClock
+	clock  *serverClock
 	prefix string
 	addr   string
 	// member makes each hit's sorted-set member unique.

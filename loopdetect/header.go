@@ -108,7 +108,7 @@ func readHeaderLenient(br byteReader) (fs fields, mboxFrom string, rest []byte, 
 		}
 		if len(content) == 0 {
 			flush()
-			return fs, mboxFrom, nil, nil
+			return fs, mboxFrom, lr.drain(nil), nil
 		}
 		if content[0] == ' ' || content[0] == '\t' {
 			if cur != nil {
@@ -125,13 +125,13 @@ func readHeaderLenient(br byteReader) (fs fields, mboxFrom string, rest []byte, 
 				continue
 			}
 			flush()
-			return fs, mboxFrom, append([]byte(nil), line...), nil
+			return fs, mboxFrom, lr.drain(append([]byte(nil), line...)), nil
 		}
 		flush()
 		cur = append(make([]byte, 0, len(content)+16), content...)
 		if read > maxHeaderBytes {
 			flush()
-			return fs, mboxFrom, nil, nil
+			return fs, mboxFrom, lr.drain(nil), nil
 		}
 	}
 }
@@ -179,6 +179,16 @@ func (lr *lineReader) next() ([]byte, error) {
 		return l, e
 	}
 	return readLineAnyEnding(lr.br)
+}
+
+// drain appends the lines read ahead and not yet taken to b: the header
+// ended before them, so they begin the body.
+func (lr *lineReader) drain(b []byte) []byte {
+	for _, l := range lr.pending {
+		b = append(b, l...)
+	}
+	lr.pending, lr.errs = nil, nil
+	return b
 }
 
 // fieldsAhead reports whether one of the next n lines starts a header field

@@ -438,3 +438,28 @@ func TestExplainAndHas(t *testing.T) {
 		t.Errorf("Has is wrong")
 	}
 }
+
+// TestHeaderEndKeepsLinesReadAhead: the lenient header reader looks ahead
+// to tell a broken fold from the end of the header; the lines it read
+// ahead belong to the body when the header has ended.
+func TestHeaderEndKeepsLinesReadAhead(t *testing.T) {
+	for _, tt := range []struct{ raw, body string }{
+		{"Subject: x\nGarbage line\nBody text here\nmore\n", "Garbage line\nBody text here\nmore\n"},
+		{"\nnot a field\nsecond\nthird\n", "not a field\nsecond\nthird\n"},
+	} {
+		_, _, rest, err := readHeaderLenient(&byteSource{b: []byte(tt.raw)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := string(rest); !strings.HasPrefix(tt.body, got) {
+			t.Fatalf("%q: rest %q is not the start of the body %q", tt.raw, got, tt.body)
+		}
+		m, _, err := readMessage(strings.NewReader(tt.raw), Envelope{}, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(m.Body) != tt.body {
+			t.Errorf("%q: body %q, want %q", tt.raw, m.Body, tt.body)
+		}
+	}
+}

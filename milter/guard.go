@@ -229,16 +229,15 @@ func (c *framingConn) Read(p []byte) (int, error) {
 			return 0, err
 		}
 		n := binary.BigEndian.Uint32(c.hdr[:])
+		var problem string
 		if n == 0 || n > MaxFrame {
-			c.err = fmt.Errorf("%w: %d bytes from %s", ErrBadFrame, n, c.Conn.RemoteAddr())
-			c.log.Warn("closing milter connection with an invalid packet", "length", n, "peer", c.Conn.RemoteAddr().String())
-			return 0, c.err
+			problem = fmt.Sprintf("length %d bytes", n)
+		} else if bad, err := c.checkStringPacket(n); err != nil { // packets go-milter would panic on (wirecheck.go)
+			return 0, err
+		} else {
+			problem = bad
 		}
-		// Packets go-milter would panic on (wirecheck.go).
-		if problem, err := c.checkStringPacket(n); err != nil || problem != "" {
-			if err != nil {
-				return 0, err
-			}
+		if problem != "" {
 			c.err = fmt.Errorf("%w: %s from %s", ErrBadFrame, problem, c.Conn.RemoteAddr())
 			c.log.Warn("closing milter connection with an invalid packet", "problem", problem, "peer", c.Conn.RemoteAddr().String())
 			return 0, c.err

@@ -18,14 +18,15 @@ type Backend interface {
 	Events(n int) []Event
 	Top(n int) []KeyCount
 	Stats() Stats
+	// BackendStatus says what holds the state and whether it is degraded.
+	BackendStatus() BackendStatus
 	Close() error
 }
 
 var _ Backend = (*Store)(nil)
 
 // BackendStatus describes the backend in force, for `loopbreaker status`
-// and the metrics. A backend that can degrade implements
-// interface{ BackendStatus() BackendStatus }; *Store is always "bbolt".
+// and the metrics.
 type BackendStatus struct {
 	// Name is "bbolt" or "redis".
 	Name string `json:"name"`

@@ -25,16 +25,23 @@ type Block struct {
 func (b *Block) activeAt(now time.Time) bool { return now.Before(b.Until) }
 
 func (b *Block) addSample(subject string) {
-	if len(b.Samples) >= maxSamples || subject == "" {
+	if len(b.Samples) >= MaxSamples || subject == "" {
 		return
 	}
-	if len(subject) > maxSubject {
-		subject = subject[:maxSubject]
-		for !utf8.ValidString(subject) && len(subject) > 0 {
-			subject = subject[:len(subject)-1]
-		}
+	b.Samples = append(b.Samples, ClipSubject(subject))
+}
+
+// ClipSubject bounds a sample subject to 200 bytes without splitting a
+// UTF-8 character; every backend keeps samples this way.
+func ClipSubject(subject string) string {
+	if len(subject) <= maxSubject {
+		return subject
 	}
-	b.Samples = append(b.Samples, subject)
+	subject = subject[:maxSubject]
+	for !utf8.ValidString(subject) && len(subject) > 0 {
+		subject = subject[:len(subject)-1]
+	}
+	return subject
 }
 
 func (b *Block) clone() Block {

@@ -36,8 +36,8 @@ const (
 	DefaultFlushInterval = time.Second
 	DefaultOpenTimeout   = 3 * time.Second
 	DefaultSweepInterval = time.Minute
-	// maxSamples is how many subjects a block keeps for the admin.
-	maxSamples = 5
+	// MaxSamples is how many subjects a block keeps for the admin.
+	MaxSamples = 5
 	// maxSubject bounds one sample subject.
 	maxSubject = 200
 )
@@ -242,9 +242,6 @@ func (s *Store) load() error {
 		c := tx.Bucket(bucketCounts).Cursor()
 		for k, _ := c.First(); k != nil; k, _ = c.Next() {
 			if i := bytes.IndexByte(k, 0); i >= 0 {
-				if _, ok := sizes[string(k[:i])]; !ok {
-					sizes[string(k[:i])] = 0
-				}
 				sizes[string(k[:i])]++
 			}
 		}
@@ -268,9 +265,7 @@ func (s *Store) load() error {
 				return nil
 			}
 			if rs == nil || rs.name != string(k[:i]) {
-				if rs = s.rules[string(k[:i])]; rs == nil {
-					rs = s.rule(string(k[:i]))
-				}
+				rs = s.rule(string(k[:i]))
 			}
 			rs.span = max(span, 1)
 			if !rs.restore(k[i+1:], times, nowMs) {

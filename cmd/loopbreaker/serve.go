@@ -272,10 +272,8 @@ func serve(ctx context.Context, f *serveFlags, log *slog.Logger) error {
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
-	backend := "bbolt"
-	if sh, ok := st.(*redisstore.Shared); ok {
-		backend = "redis " + sh.Redis().Addr()
-	}
+	bs := st.BackendStatus()
+	backend := strings.TrimSpace(bs.Name + " " + bs.Address)
 	log.Info("loopbreaker serving", "listen", f.listen, "state", path, "backend", backend, "admin", adminPath, "admin_tcp", f.adminTCP, "metrics", f.metrics,
 		"policy", p.Source, "rules", len(p.Rules), "local_domains", strings.Join(p.LocalDomains, ","),
 		"quarantine_mailbox", p.QuarantineMailbox)

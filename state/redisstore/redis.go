@@ -35,7 +35,6 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
 	"github.com/redis/go-redis/v9"
 
@@ -46,9 +45,6 @@ import (
 const (
 	DefaultPrefix  = "loopbreaker:"
 	DefaultTimeout = 3 * time.Second
-	// maxSamples and maxSubject are state's: the subjects a block keeps.
-	maxSamples = 5
-	maxSubject = 200
 )
 
 // Options configure a Redis client. The zero value is usable.
@@ -71,7 +67,9 @@ type Redis struct {
 	// clock follows Redis's clock when Options.Now is nil.
 	clock  *serverClock
 	prefix string
-	addr   string
+	// indexKeys are the blocks, keys and spans indexes, built once.
+	indexKeys [3]string
+	addr      string
 	// member makes each hit's sorted-set member unique.
 	member  atomic.Uint64
 	process string
@@ -133,6 +131,7 @@ func New(url string, opts Options) (*Redis, error) {
 		addr:    Redact(url),
 		process: hex.EncodeToString(id[:]),
 	}
+	r.indexKeys = [3]string{opts.Prefix + "blocks", opts.Prefix + "keys", opts.Prefix + "spans"}
 	if clock != nil {
 		clock.sync = r.syncClock
 	}
@@ -213,9 +212,9 @@ func (r *Redis) Ping(ctx context.Context) error {
 }
 
 func (r *Redis) k(kind, id string) string { return r.prefix + kind + ":" + id }
-func (r *Redis) blocksKey() string        { return r.prefix + "blocks" }
-func (r *Redis) keysKey() string          { return r.prefix + "keys" }
-func (r *Redis) spansKey() string         { return r.prefix + "spans" }
+func (r *Redis) blocksKey() string        { return r.indexKeys[0] }
+func (r *Redis) keysKey() string          { return r.indexKeys[1] }
+func (r *Redis) spansKey() string         { return r.indexKeys[2] }
 
 // hitScript counts one hit and checks the limit and the block.
 // KEYS: window, block, samples, blocks index, keys index, spans.
@@ -277,11 +276,12 @@ func (r *Redis) Hit(ctx context.Context, q state.Request) (state.Result, error) 
 	now := r.now()
 	ms := now.UnixMilli()
 	span := max(q.Window.Milliseconds(), 1)
-	subject := clip(q.Subject)
+	subject := state.ClipSubject(q.Subject)
 	member := strconv.FormatInt(ms, 10) + ":" + r.process + ":" + strconv.FormatUint(r.member.Add(1), 10)
+	blockMs := max(q.BlockFor.Milliseconds(), 0)
 	v, err := hitScript.Run(ctx, r.c,
-		[]string{r.k("w", id), r.k("b", id), r.k("s", id), r.blocksKey(), r.keysKey(), r.spansKey()},
-		ms, span, q.Limit, max(q.BlockFor.Milliseconds(), 0), subject, member, id, q.Rule, q.Key, maxSamples,
+		[]string{r.k("w", id), r.k("b", id), r.k("s", id), r.indexKeys[0], r.indexKeys[1], r.indexKeys[2]},
+		ms, span, q.Limit, blockMs, subject, member, id, q.Rule, q.Key, state.MaxSamples,
 	).Slice()
 	if err != nil {
 		return state.Result{}, fmt.Errorf("redis %s: %w", r.addr, err)
@@ -292,7 +292,7 @@ func (r *Redis) Hit(ctx context.Context, q state.Request) (state.Result, error) 
 	res := state.Result{Count: int(num(v[0])), Blocked: num(v[1]) == 1, NewBlock: num(v[2]) == 1}
 	switch {
 	case res.NewBlock:
-		res.Block = state.Block{Rule: q.Rule, Key: q.Key, Since: time.UnixMilli(ms), Until: time.UnixMilli(ms).Add(time.Duration(max(q.BlockFor.Milliseconds(), 0)) * time.Millisecond),
+		res.Block = state.Block{Rule: q.Rule, Key: q.Key, Since: time.UnixMilli(ms), Until: time.UnixMilli(ms + blockMs),
 			Count: 1, Limit: q.Limit, Window: time.Duration(span) * time.Millisecond}
 		if subject != "" {
 			res.Block.Samples = []string{subject}
@@ -323,17 +323,6 @@ func num(v any) int64 {
 }
 
 // clip bounds a sample subject as state does.
-func clip(s string) string {
-	if len(s) <= maxSubject {
-		return s
-	}
-	s = s[:maxSubject]
-	for !utf8.ValidString(s) && len(s) > 0 {
-		s = s[:len(s)-1]
-	}
-	return s
-}
-
 // Blocked reports the block in force for (rule, key) without counting.
 func (r *Redis) Blocked(ctx context.Context, rule, key string) (state.Block, bool, error) {
 	bs, err := r.blocks(ctx, []string{state.ID(rule, key)})
@@ -545,9 +534,9 @@ return 2
 func (r *Redis) Push(ctx context.Context, b state.Block) error {
 	id := state.ID(b.Rule, b.Key)
 	args := []any{b.Rule, b.Key, b.Since.UnixMilli(), b.Until.UnixMilli(), b.Count, b.Limit,
-		b.Window.Milliseconds(), r.now().UnixMilli(), maxSamples, id}
+		b.Window.Milliseconds(), r.now().UnixMilli(), state.MaxSamples, id}
 	for _, s := range b.Samples {
-		args = append(args, clip(s))
+		args = append(args, state.ClipSubject(s))
 	}
 	if err := pushScript.Run(ctx, r.c, []string{r.k("b", id), r.k("s", id), r.blocksKey()}, args...).Err(); err != nil {
 		return fmt.Errorf("redis %s: %w", r.addr, err)

@@ -220,10 +220,7 @@ func (s *Server) status(w http.ResponseWriter, _ *http.Request) {
 	st.PolicyNotes = p.Notes()
 	stats := s.Store.Stats()
 	st.TrackedKeys, st.ActiveBlocks = stats.Windows, len(s.Store.Blocks())
-	st.Backend = state.BackendStatus{Name: "bbolt"}
-	if b, ok := s.Store.(interface{ BackendStatus() state.BackendStatus }); ok {
-		st.Backend = b.BackendStatus()
-	}
+	st.Backend = s.Store.BackendStatus()
 	reply(w, st)
 }
 

@@ -28,9 +28,7 @@ type Metrics struct {
 
 var _ decide.Observer = (*Metrics)(nil)
 
-// New registers the metrics; the gauges read st when scraped. A backend
-// that can degrade (Redis) adds loopbreaker_state_degraded,
-// loopbreaker_state_outages_total and loopbreaker_state_fallbacks_total.
+// New registers the metrics; the gauges read st when scraped.
 func New(st state.Backend) *Metrics {
 	m := &Metrics{
 		reg: prometheus.NewRegistry(),
@@ -65,24 +63,22 @@ func New(st state.Backend) *Metrics {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
-	if b, ok := st.(interface{ BackendStatus() state.BackendStatus }); ok {
-		m.reg.MustRegister(
-			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-				Name: "loopbreaker_state_degraded", Help: "1 while the state is degraded: Redis unreachable (the daemon counts in its local state file meanwhile), or the state file taking no writes.",
-			}, func() float64 {
-				if b.BackendStatus().Degraded {
-					return 1
-				}
-				return 0
-			}),
-			prometheus.NewCounterFunc(prometheus.CounterOpts{
-				Name: "loopbreaker_state_outages_total", Help: "Times the shared state (Redis) became unreachable.",
-			}, func() float64 { return float64(b.BackendStatus().Outages) }),
-			prometheus.NewCounterFunc(prometheus.CounterOpts{
-				Name: "loopbreaker_state_fallbacks_total", Help: "Counts taken locally (or skipped, fail mode pass) while the shared state was unreachable.",
-			}, func() float64 { return float64(b.BackendStatus().Fallbacks) }),
-		)
-	}
+	m.reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "loopbreaker_state_degraded", Help: "1 while the state is degraded: Redis unreachable (the daemon counts in its local state file meanwhile), or the state file taking no writes.",
+		}, func() float64 {
+			if st.BackendStatus().Degraded {
+				return 1
+			}
+			return 0
+		}),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "loopbreaker_state_outages_total", Help: "Times the shared state (Redis) became unreachable.",
+		}, func() float64 { return float64(st.BackendStatus().Outages) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "loopbreaker_state_fallbacks_total", Help: "Counts taken locally (or skipped, fail mode pass) while the shared state was unreachable.",
+		}, func() float64 { return float64(st.BackendStatus().Fallbacks) }),
+	)
 	if h, ok := st.(interface{ Health() state.Health }); ok {
 		// The bbolt file (state/health.go): failed writes (full disk,
 		// read-only file system); loopbreaker_state_degraded says whether

@@ -1,6 +1,7 @@
 package loopdetect
 
 import (
+	"strconv"
 	"strings"
 )
 
@@ -576,7 +577,7 @@ func (a *analysis) textSignals(r *region, where string) {
 		a.add(SignalBodyNDRPhrase, where, bodyPhrases[r.firstPhrase].text)
 	}
 	if n := r.dsnFieldCount(); n >= 2 {
-		a.add(SignalDSNFields, where, itoa(n)+" fields")
+		a.add(SignalDSNFields, where, strconv.Itoa(n)+" fields")
 	}
 	if r.smtp != "" {
 		a.add(SignalSMTPStatus, where, r.smtp)
@@ -765,11 +766,11 @@ func (a *analysis) bounceAction() string {
 // loopSigns adds the signs that a loop is already running.
 func (a *analysis) loopSigns(v *Verdict, msg *Message, opts Options) {
 	if a.hops >= opts.maxHops() {
-		v.LoopSigns = append(v.LoopSigns, Signal{Name: SignalHopCount, Where: "header:Received", Value: itoa(a.hops)})
+		v.LoopSigns = append(v.LoopSigns, Signal{Name: SignalHopCount, Where: "header:Received", Value: strconv.Itoa(a.hops)})
 	}
 	depth := a.subj.depth
 	if depth >= 4 || depth >= 2 && (a.kind == KindForwardedNDR || a.kind == KindBounce) {
-		v.LoopSigns = append(v.LoopSigns, Signal{Name: SignalForwardDepth, Where: "header:Subject", Value: itoa(depth)})
+		v.LoopSigns = append(v.LoopSigns, Signal{Name: SignalForwardDepth, Where: "header:Subject", Value: strconv.Itoa(depth)})
 	}
 	if a.ndrCount >= 2 {
 		where := "body"
@@ -782,7 +783,7 @@ func (a *analysis) loopSigns(v *Verdict, msg *Message, opts Options) {
 		if where == "body" && a.subj.ndrs >= 2 {
 			where = "header:Subject"
 		}
-		v.LoopSigns = append(v.LoopSigns, Signal{Name: SignalNDROfNDR, Where: where, Value: itoa(a.ndrCount) + " reports"})
+		v.LoopSigns = append(v.LoopSigns, Signal{Name: SignalNDROfNDR, Where: where, Value: strconv.Itoa(a.ndrCount) + " reports"})
 	}
 	if len(msg.Envelope.Recipients) == 0 {
 		return
@@ -811,26 +812,4 @@ func (a *analysis) loopSigns(v *Verdict, msg *Message, opts Options) {
 			}
 		}
 	}
-}
-
-func itoa(n int) string {
-	if n == 0 {
-		return "0"
-	}
-	var b [20]byte
-	i := len(b)
-	neg := n < 0
-	if neg {
-		n = -n
-	}
-	for n > 0 {
-		i--
-		b[i] = byte('0' + n%10)
-		n /= 10
-	}
-	if neg {
-		i--
-		b[i] = '-'
-	}
-	return string(b[i:])
 }

@@ -40,27 +40,6 @@ func (fs fields) get(key string) string {
 	return ""
 }
 
-// has reports whether key is present at all, even with an empty value.
-func (fs fields) has(key string) bool {
-	for i := range fs {
-		if fs[i].key == key {
-			return true
-		}
-	}
-	return false
-}
-
-// count returns how many fields have key.
-func (fs fields) count(key string) int {
-	n := 0
-	for i := range fs {
-		if fs[i].key == key {
-			n++
-		}
-	}
-	return n
-}
-
 // maxHeaderBytes bounds the header section read by the lenient parser.
 const maxHeaderBytes = 256 << 10
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -398,9 +399,9 @@ func TestBounds(t *testing.T) {
 		b.WriteString("From: x@y.example\r\nSubject: deep\r\nContent-Type: multipart/mixed; boundary=b0\r\n\r\n")
 		const depth = 2000
 		for i := 1; i <= depth; i++ {
-			b.WriteString("--b" + itoa(i-1) + "\r\nContent-Type: multipart/mixed; boundary=b" + itoa(i) + "\r\n\r\n")
+			b.WriteString("--b" + strconv.Itoa(i-1) + "\r\nContent-Type: multipart/mixed; boundary=b" + strconv.Itoa(i) + "\r\n\r\n")
 		}
-		b.WriteString("--b" + itoa(depth) + "\r\nContent-Type: text/plain\r\n\r\nThis is the qmail-send program at x.\r\n")
+		b.WriteString("--b" + strconv.Itoa(depth) + "\r\nContent-Type: text/plain\r\n\r\nThis is the qmail-send program at x.\r\n")
 		v := Classify(mustRead(t, "x@y.example", b.String()), Options{})
 		if v.Has(SignalBodyNDRPhrase) {
 			t.Errorf("text below the depth limit was read")

@@ -12,7 +12,7 @@ import (
 
 	gomilter "github.com/d--j/go-milter"
 
-	"github.com/loopbreaker/loopbreaker/loopdetect/decide"
+	"github.com/loopbreaker/loopbreaker/loopdetect/engine"
 	"github.com/loopbreaker/loopbreaker/loopdetect/policy"
 	"github.com/loopbreaker/loopbreaker/state"
 )
@@ -28,7 +28,7 @@ func startWithPolicy(t *testing.T, src string) string {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	srv := NewServer(decide.New(p, st, log), log, Options{})
+	srv := NewServer(engine.New(p, st, log), log, Options{})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

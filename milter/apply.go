@@ -7,8 +7,8 @@ import (
 
 	gomilter "github.com/d--j/go-milter"
 
-	"github.com/loopbreaker/loopbreaker/loopdetect"
-	"github.com/loopbreaker/loopbreaker/loopdetect/decide"
+	"github.com/loopbreaker/loopbreaker/loopdetect/classify"
+	"github.com/loopbreaker/loopbreaker/loopdetect/engine"
 	"github.com/loopbreaker/loopbreaker/loopdetect/policy"
 )
 
@@ -23,7 +23,7 @@ const (
 // apply turns a decision into the end-of-message reply and modifications.
 // A modification the MTA refuses degrades to the next safest action that
 // loses nothing: redirect to quarantine, quarantine to tempfail.
-func apply(m gomilter.Modifier, d *decide.Decision, env *loopdetect.Envelope, log *slog.Logger) *gomilter.Response {
+func apply(m gomilter.Modifier, d *engine.Decision, env *classify.Envelope, log *slog.Logger) *gomilter.Response {
 	info := fmt.Sprintf("rule=%s; key=%s; count=%d; limit=%d; kind=%s", d.Rule, d.Key, d.Count, d.Limit, d.Verdict.Kind)
 	switch d.Action {
 	case policy.ActionNone, policy.ActionMonitor:

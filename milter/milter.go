@@ -3,7 +3,7 @@
 // Sendmail speak it), using github.com/d--j/go-milter.
 //
 // It only translates: it gathers the envelope, the headers and a bounded
-// first part of the body into a loopdetect.Message, asks the decide.Engine
+// first part of the body into a classify.Message, asks the engine.Engine
 // at end of message, and turns the Decision into a reply and modifications.
 package milter
 
@@ -19,8 +19,8 @@ import (
 	gomilter "github.com/d--j/go-milter"
 	"github.com/emersion/go-message/textproto"
 
-	"github.com/loopbreaker/loopbreaker/loopdetect"
-	"github.com/loopbreaker/loopbreaker/loopdetect/decide"
+	"github.com/loopbreaker/loopbreaker/loopdetect/classify"
+	"github.com/loopbreaker/loopbreaker/loopdetect/engine"
 	"github.com/loopbreaker/loopbreaker/loopdetect/policy"
 )
 
@@ -73,13 +73,13 @@ type Options struct {
 // Server is a milter server in front of an engine.
 type Server struct {
 	srv    *gomilter.Server
-	engine *decide.Engine
+	engine *engine.Engine
 	log    *slog.Logger
 	slots  chan struct{}
 }
 
 // NewServer returns a server that decides with engine.
-func NewServer(engine *decide.Engine, log *slog.Logger, opts Options) *Server {
+func NewServer(engine *engine.Engine, log *slog.Logger, opts Options) *Server {
 	if log == nil {
 		log = slog.Default()
 	}
@@ -157,11 +157,11 @@ func (s *Server) Shutdown(ctx context.Context) error { return s.srv.Shutdown(ctx
 // session is one MTA connection; it may carry several messages.
 type session struct {
 	gomilter.NoOpMilter
-	engine   *decide.Engine
+	engine   *engine.Engine
 	log      *slog.Logger
 	protocol gomilter.OptProtocol
 
-	env         loopdetect.Envelope
+	env         classify.Envelope
 	header      textproto.Header
 	headerBytes int
 	headerCut   bool
@@ -175,7 +175,7 @@ type session struct {
 }
 
 func (s *session) reset() {
-	s.env = loopdetect.Envelope{}
+	s.env = classify.Envelope{}
 	s.header = textproto.Header{}
 	s.headerBytes, s.headerCut = 0, false
 	s.body, s.bodyCut = nil, false
@@ -197,7 +197,7 @@ func (s *session) MailFrom(from string, _ string, m gomilter.Modifier) (*gomilte
 }
 
 // RcptTo records the recipient, or refuses it when a block already covers
-// it (a bounce storm to that recipient: see decide.CheckRecipient). It
+// it (a bounce storm to that recipient: see engine.CheckRecipient). It
 // returns Continue, never Accept: Accept here would end the milter's part in
 // the message, and with it the chance to act at end of message.
 //
@@ -281,7 +281,7 @@ func (s *session) EndOfMessage(m gomilter.Modifier) (resp *gomilter.Response, er
 		}
 		s.reset()
 	}()
-	msg := &loopdetect.Message{Envelope: env, Header: s.header, Body: s.body, BodyTruncated: s.bodyCut}
+	msg := &classify.Message{Envelope: env, Header: s.header, Body: s.body, BodyTruncated: s.bodyCut}
 	d := s.engine.Decide(ctx, msg)
 	if s.nonSMTP && (d.Action == policy.ActionReject || d.Action == policy.ActionTempfail) {
 		// Nobody is on the other end to be told: a refused bounce fails in
@@ -295,7 +295,7 @@ func (s *session) EndOfMessage(m gomilter.Modifier) (resp *gomilter.Response, er
 	return resp, nil
 }
 
-func logDecision(ctx context.Context, log *slog.Logger, d *decide.Decision, env *loopdetect.Envelope, headerCut bool, took time.Duration) {
+func logDecision(ctx context.Context, log *slog.Logger, d *engine.Decision, env *classify.Envelope, headerCut bool, took time.Duration) {
 	attrs := []any{
 		"kind", string(d.Verdict.Kind), "sender", env.Sender, "recipients", len(env.Recipients),
 		"took", took.Round(time.Microsecond),
@@ -307,7 +307,7 @@ func logDecision(ctx context.Context, log *slog.Logger, d *decide.Decision, env 
 		attrs = append(attrs, "original_message_id", d.Verdict.OriginalMessageID)
 	}
 	if d.Action == policy.ActionNone {
-		if len(d.Hits) > 0 || len(d.Monitored) > 0 || d.Verdict.Kind != loopdetect.KindOrdinary {
+		if len(d.Hits) > 0 || len(d.Monitored) > 0 || d.Verdict.Kind != classify.KindOrdinary {
 			for _, h := range d.Hits {
 				attrs = append(attrs, "rule_"+h.Rule, fmt.Sprintf("%d/%d", h.Count, h.Limit))
 			}

@@ -13,7 +13,7 @@ import (
 
 	gomilter "github.com/d--j/go-milter"
 
-	"github.com/loopbreaker/loopbreaker/loopdetect/decide"
+	"github.com/loopbreaker/loopbreaker/loopdetect/engine"
 	"github.com/loopbreaker/loopbreaker/loopdetect/policy"
 	"github.com/loopbreaker/loopbreaker/state"
 )
@@ -203,7 +203,7 @@ func TestSessionCapAndIdleTimeout(t *testing.T) {
 	defer st.Close()
 	p := policy.Default()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	srv := NewServer(decide.New(p, st, log), log, Options{MaxSessions: 2, IdleTimeout: 300 * time.Millisecond})
+	srv := NewServer(engine.New(p, st, log), log, Options{MaxSessions: 2, IdleTimeout: 300 * time.Millisecond})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -15,7 +15,7 @@ import (
 
 	gomilter "github.com/d--j/go-milter"
 
-	"github.com/loopbreaker/loopbreaker/loopdetect/decide"
+	"github.com/loopbreaker/loopbreaker/loopdetect/engine"
 	"github.com/loopbreaker/loopbreaker/loopdetect/policy"
 	"github.com/loopbreaker/loopbreaker/state"
 )
@@ -154,7 +154,7 @@ func startTB(tb testing.TB, opts Options) (string, *Server) {
 	p := policy.Default()
 	p.Apply(policy.Overrides{LocalDomains: []string{"corp.example"}, QuarantineMailbox: "quarantine@corp.example"})
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	srv := NewServer(decide.New(p, st, log), log, opts)
+	srv := NewServer(engine.New(p, st, log), log, opts)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatal(err)

@@ -13,16 +13,16 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/loopbreaker/loopbreaker/loopdetect"
+	"github.com/loopbreaker/loopbreaker/loopdetect/classify"
 )
 
 // classifyResult is one line of `loopbreaker classify -json`.
 type classifyResult struct {
 	File              string              `json:"file"`
-	Kind              loopdetect.Kind     `json:"kind,omitempty"`
+	Kind              classify.Kind     `json:"kind,omitempty"`
 	DSNAction         string              `json:"dsn_action,omitempty"`
-	Signals           []loopdetect.Signal `json:"signals"`
-	LoopSigns         []loopdetect.Signal `json:"loop_signs,omitempty"`
+	Signals           []classify.Signal `json:"signals"`
+	LoopSigns         []classify.Signal `json:"loop_signs,omitempty"`
 	Hops              int                 `json:"hops"`
 	ForwardDepth      int                 `json:"forward_depth,omitempty"`
 	OriginalMessageID string              `json:"original_message_id,omitempty"`
@@ -60,7 +60,7 @@ func runClassify(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		from = &s
 		return nil
 	})
-	bodyLimit := fset.Int("body-limit", loopdetect.DefaultBodyLimit, "body bytes to inspect")
+	bodyLimit := fset.Int("body-limit", classify.DefaultBodyLimit, "body bytes to inspect")
 	if err := fset.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -76,14 +76,14 @@ func runClassify(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		fmt.Fprintln(stderr, "loopbreaker classify: -body-limit must be positive")
 		return 2
 	}
-	opts := loopdetect.Options{BodyLimit: *bodyLimit}
+	opts := classify.Options{BodyLimit: *bodyLimit}
 	enc := json.NewEncoder(stdout)
 	enc.SetEscapeHTML(false)
 	code := 0
-	emit := func(res classifyResult, v *loopdetect.Verdict) {
+	emit := func(res classifyResult, v *classify.Verdict) {
 		if *asJSON {
 			if res.Signals == nil {
-				res.Signals = []loopdetect.Signal{}
+				res.Signals = []classify.Signal{}
 			}
 			if err := enc.Encode(res); err != nil {
 				code = 1
@@ -148,7 +148,7 @@ func collectFiles(arg string) ([]string, error) {
 	return files, err
 }
 
-func classifyFile(file string, from *string, opts loopdetect.Options) (classifyResult, *loopdetect.Verdict, error) {
+func classifyFile(file string, from *string, opts classify.Options) (classifyResult, *classify.Verdict, error) {
 	res := classifyResult{File: file}
 	f, err := os.Open(file)
 	if err != nil {
@@ -156,7 +156,7 @@ func classifyFile(file string, from *string, opts loopdetect.Options) (classifyR
 		return res, nil, err
 	}
 	defer f.Close()
-	msg, err := loopdetect.ReadStoredMessage(f, opts.BodyLimit)
+	msg, err := classify.ReadStoredMessage(f, opts.BodyLimit)
 	if err != nil {
 		res.Error = err.Error()
 		return res, nil, fmt.Errorf("%s: %w", file, err)
@@ -169,7 +169,7 @@ func classifyFile(file string, from *string, opts loopdetect.Options) (classifyR
 		s := msg.Envelope.Sender
 		res.Sender = &s
 	}
-	v := loopdetect.Classify(msg, opts)
+	v := classify.Classify(msg, opts)
 	res.Kind = v.Kind
 	res.DSNAction = v.DSNAction
 	res.Signals = v.Signals

@@ -20,7 +20,7 @@ import (
 	"github.com/loopbreaker/loopbreaker/cmd/loopbreaker/internal/admin"
 	"github.com/loopbreaker/loopbreaker/cmd/loopbreaker/internal/metrics"
 	"github.com/loopbreaker/loopbreaker/cmd/loopbreaker/internal/notify"
-	"github.com/loopbreaker/loopbreaker/loopdetect/decide"
+	"github.com/loopbreaker/loopbreaker/loopdetect/engine"
 	"github.com/loopbreaker/loopbreaker/loopdetect/policy"
 	"github.com/loopbreaker/loopbreaker/milter"
 	"github.com/loopbreaker/loopbreaker/state"
@@ -185,10 +185,10 @@ func serve(ctx context.Context, f *serveFlags, log *slog.Logger) error {
 	} else {
 		defer os.Remove(pidFile)
 	}
-	engine := decide.New(p, st, log)
+	eng := engine.New(p, st, log)
 	mets := metrics.New(st)
-	notifier := (&notify.Notifier{Policy: engine.Policy, Block: st.Blocked, Log: log, Delay: f.adminMailDelay}).Start()
-	engine.Observe(decide.Observers{mets, notifier})
+	notifier := (&notify.Notifier{Policy: eng.Policy, Block: st.Blocked, Log: log, Delay: f.adminMailDelay}).Start()
+	eng.Observe(engine.Observers{mets, notifier})
 	nctx, stopNotifier := context.WithCancel(context.Background())
 	defer stopNotifier()
 	go notifier.Run(nctx)
@@ -209,11 +209,11 @@ func serve(ctx context.Context, f *serveFlags, log *slog.Logger) error {
 		defer msrv.Close()
 	}
 	reloadPolicy := func() error {
-		err := reload(f, engine, log)
+		err := reload(f, eng, log)
 		mets.Reloaded(err)
 		return err
 	}
-	srv := milter.NewServer(engine, log, milter.Options{MaxSessions: f.maxSessions, IdleTimeout: f.idleTimeout})
+	srv := milter.NewServer(eng, log, milter.Options{MaxSessions: f.maxSessions, IdleTimeout: f.idleTimeout})
 
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -235,7 +235,7 @@ func serve(ctx context.Context, f *serveFlags, log *slog.Logger) error {
 	}
 	defer os.Remove(adminPath)
 	started := time.Now()
-	adm := &admin.Server{Store: st, Engine: engine, Log: log,
+	adm := &admin.Server{Store: st, Engine: eng, Log: log,
 		Info: func() admin.Status {
 			return admin.Status{Version: version, Started: started, Listen: f.listen, StateFile: path}
 		}}
@@ -334,13 +334,13 @@ func defaultPidFile(statePath string) string {
 }
 
 // reload swaps in the policy file again; a bad file keeps the running policy.
-func reload(f *serveFlags, engine *decide.Engine, log *slog.Logger) error {
+func reload(f *serveFlags, eng *engine.Engine, log *slog.Logger) error {
 	p, err := loadPolicy(f)
 	if err != nil {
 		log.Error("policy reload refused; the running policy stays", "err", err)
 		return err
 	}
-	engine.SetPolicy(p)
+	eng.SetPolicy(p)
 	log.Info("policy reloaded", "policy", p.Source, "rules", len(p.Rules))
 	return nil
 }

@@ -8,7 +8,7 @@ import (
 
 	"golang.org/x/net/idna"
 
-	"github.com/loopbreaker/loopbreaker/loopdetect"
+	"github.com/loopbreaker/loopbreaker/loopdetect/classify"
 )
 
 // NormalizeAddress lower-cases an envelope address and trims it; the
@@ -30,7 +30,7 @@ func NormalizeAddress(a string) string {
 
 // headerFromAddress returns the address of the message's From: field
 // (RFC 5322 3.6.2), or "" when it has none that parses.
-func headerFromAddress(msg *loopdetect.Message) string {
+func headerFromAddress(msg *classify.Message) string {
 	from := msg.Header.Get("From")
 	if from == "" {
 		return ""
@@ -150,7 +150,7 @@ func (r *Rule) exemptDomain(addr string) bool {
 }
 
 // matchesKind reports whether the verdict is of one of the rule's kinds.
-func (r *Rule) matchesKind(v *loopdetect.Verdict) bool {
+func (r *Rule) matchesKind(v *classify.Verdict) bool {
 	for _, k := range r.Kinds {
 		switch k {
 		case KindAny:
@@ -172,7 +172,7 @@ func (r *Rule) matchesKind(v *loopdetect.Verdict) bool {
 // at: those in its direction, matching its recipient patterns and not
 // exempt. Only the envelope is consulted, so a forged header can neither
 // exempt a message nor aim a rule at someone.
-func (p *Policy) Recipients(r *Rule, env *loopdetect.Envelope) []string {
+func (p *Policy) Recipients(r *Rule, env *classify.Envelope) []string {
 	var out []string
 	for _, raw := range env.Recipients {
 		a := NormalizeAddress(raw)
@@ -200,7 +200,7 @@ func (p *Policy) Recipients(r *Rule, env *loopdetect.Envelope) []string {
 
 // Match reports whether the rule applies to the message, and the recipients
 // it applies to.
-func (p *Policy) Match(r *Rule, msg *loopdetect.Message, v *loopdetect.Verdict) ([]string, bool) {
+func (p *Policy) Match(r *Rule, msg *classify.Message, v *classify.Verdict) ([]string, bool) {
 	if !r.matchesKind(v) {
 		return nil, false
 	}
@@ -225,7 +225,7 @@ func (p *Policy) Match(r *Rule, msg *loopdetect.Message, v *loopdetect.Verdict) 
 // recipient when the key has a recipient component. A message lacking a
 // component (no original Message-ID, no login) is not counted by the rule.
 // Addresses in keys are normalized and lose their subaddress.
-func (p *Policy) Keys(r *Rule, msg *loopdetect.Message, v *loopdetect.Verdict, rcpts []string) []string {
+func (p *Policy) Keys(r *Rule, msg *classify.Message, v *classify.Verdict, rcpts []string) []string {
 	base := make([]string, 0, len(r.keyParts))
 	perRcpt := false
 	for _, part := range r.keyParts {
@@ -233,7 +233,7 @@ func (p *Policy) Keys(r *Rule, msg *loopdetect.Message, v *loopdetect.Verdict, r
 		switch part {
 		case KeySender:
 			val = keyAddress(msg.Envelope.Sender, p.AddressDelimiters)
-			if val == "" && v.Kind == loopdetect.KindAutoReply {
+			if val == "" && v.Kind == classify.KindAutoReply {
 				// Auto-replies come from the null sender (RFC 3834
 				// 3.3); the responder is in From:. Without it every
 				// responder's replies to one recipient would share one

@@ -18,7 +18,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 
-	"github.com/loopbreaker/loopbreaker/loopdetect"
+	"github.com/loopbreaker/loopbreaker/loopdetect/classify"
 )
 
 //go:embed default.toml
@@ -217,7 +217,7 @@ func (p *Policy) check(file string, idx *keyIndex) Errors {
 		at("body_limit", "body_limit must not be negative")
 	}
 	if p.BodyLimit == 0 {
-		p.BodyLimit = loopdetect.DefaultBodyLimit
+		p.BodyLimit = classify.DefaultBodyLimit
 	}
 	if p.AdminAddress != "" && !strings.Contains(p.AdminAddress, "@") {
 		at("admin_address", "admin_address %q is not an address", p.AdminAddress)
@@ -312,7 +312,7 @@ func (p *Policy) check(file string, idx *keyIndex) Errors {
 
 func validKinds() []string {
 	ks := []string{KindAny, KindLoopSign}
-	for _, k := range loopdetect.Kinds {
+	for _, k := range classify.Kinds {
 		ks = append(ks, string(k))
 	}
 	return ks
@@ -324,7 +324,7 @@ func (r *Rule) broad() string {
 		return ""
 	}
 	for _, k := range r.Kinds {
-		if k == KindAny || k == string(loopdetect.KindOrdinary) {
+		if k == KindAny || k == string(classify.KindOrdinary) {
 			return fmt.Sprintf("matches ordinary mail (kind %q) and would %s it", k, r.Action)
 		}
 	}

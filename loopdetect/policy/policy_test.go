@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/loopbreaker/loopbreaker/loopdetect"
+	"github.com/loopbreaker/loopbreaker/loopdetect/classify"
 )
 
 func TestDefaultPolicyParses(t *testing.T) {
@@ -80,11 +80,11 @@ func TestMatchAndKeys(t *testing.T) {
 	p.Apply(Overrides{LocalDomains: []string{"Corp.Example"}, QuarantineMailbox: "q@corp.example"})
 	fwd, _ := p.Rule("forward-storm")
 	pair, _ := p.Rule("autoreply-pingpong")
-	msg := &loopdetect.Message{Envelope: loopdetect.Envelope{
+	msg := &classify.Message{Envelope: classify.Envelope{
 		Sender:     "Alice@Corp.Example",
 		Recipients: []string{"typo@Outside.example", "bob@corp.example"},
 	}}
-	v := &loopdetect.Verdict{Kind: loopdetect.KindForwardedNDR}
+	v := &classify.Verdict{Kind: classify.KindForwardedNDR}
 	rcpts, ok := p.Match(fwd, msg, v)
 	if !ok || len(rcpts) != 1 || rcpts[0] != "typo@outside.example" {
 		t.Fatalf("outbound recipients = %v %v", rcpts, ok)
@@ -93,15 +93,15 @@ func TestMatchAndKeys(t *testing.T) {
 		t.Fatalf("keys = %q", keys)
 	}
 	// Ordinary mail never matches the storm rule.
-	if _, ok := p.Match(fwd, msg, &loopdetect.Verdict{Kind: loopdetect.KindOrdinary}); ok {
+	if _, ok := p.Match(fwd, msg, &classify.Verdict{Kind: classify.KindOrdinary}); ok {
 		t.Fatal("ordinary mail matched forward-storm")
 	}
 	// Only local recipients: not outbound.
-	local := &loopdetect.Message{Envelope: loopdetect.Envelope{Sender: "alice@corp.example", Recipients: []string{"bob@corp.example"}}}
+	local := &classify.Message{Envelope: classify.Envelope{Sender: "alice@corp.example", Recipients: []string{"bob@corp.example"}}}
 	if _, ok := p.Match(fwd, local, v); ok {
 		t.Fatal("local-only forward matched an outbound rule")
 	}
-	ar := &loopdetect.Verdict{Kind: loopdetect.KindAutoReply}
+	ar := &classify.Verdict{Kind: classify.KindAutoReply}
 	rcpts, _ = p.Match(pair, msg, ar)
 	if keys := p.Keys(pair, msg, ar, rcpts); len(keys) != 2 || keys[0] != "alice@corp.example typo@outside.example" {
 		t.Fatalf("pair keys = %q", keys)
@@ -136,9 +136,9 @@ func TestMatchAddress(t *testing.T) {
 func TestKeysAreNormalized(t *testing.T) {
 	p := Default()
 	fwd, _ := p.Rule("forward-storm")
-	v := &loopdetect.Verdict{Kind: loopdetect.KindForwardedNDR}
+	v := &classify.Verdict{Kind: classify.KindForwardedNDR}
 	key := func(sender string) string {
-		msg := &loopdetect.Message{Envelope: loopdetect.Envelope{Sender: sender, Recipients: []string{"x@outside.example"}}}
+		msg := &classify.Message{Envelope: classify.Envelope{Sender: sender, Recipients: []string{"x@outside.example"}}}
 		rcpts, _ := p.Match(fwd, msg, v)
 		return p.Keys(fwd, msg, v, rcpts)[0]
 	}
@@ -173,7 +173,7 @@ func TestAutoReplyFromNullSenderIsKeyedByFrom(t *testing.T) {
 	if !ok || !slices.Equal(r.KeyParts(), []string{KeySender, KeyRecipient}) {
 		t.Fatalf("default policy has no autoreply-pingpong rule keyed by sender+recipient: %+v", r)
 	}
-	v := &loopdetect.Verdict{Kind: loopdetect.KindAutoReply}
+	v := &classify.Verdict{Kind: classify.KindAutoReply}
 	tests := []struct {
 		sender, from, want string
 	}{
@@ -184,7 +184,7 @@ func TestAutoReplyFromNullSenderIsKeyedByFrom(t *testing.T) {
 		{"responder@outside.example", "Someone <else@outside.example>", "responder@outside.example bob@corp.example"},
 	}
 	for _, tt := range tests {
-		msg := &loopdetect.Message{Envelope: loopdetect.Envelope{Sender: tt.sender, Recipients: []string{"bob@corp.example"}}}
+		msg := &classify.Message{Envelope: classify.Envelope{Sender: tt.sender, Recipients: []string{"bob@corp.example"}}}
 		if tt.from != "" {
 			msg.Header.Set("From", tt.from)
 		}

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/loopbreaker/loopbreaker/loopdetect/decide"
+	"github.com/loopbreaker/loopbreaker/loopdetect/engine"
 	"github.com/loopbreaker/loopbreaker/loopdetect/policy"
 	"github.com/loopbreaker/loopbreaker/milter"
 	"github.com/loopbreaker/loopbreaker/state"
@@ -36,7 +36,7 @@ func startLoopbreaker(tb testing.TB) *Target {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	srv := milter.NewServer(decide.New(testPolicy(), st, quietLog()), quietLog(), milter.Options{})
+	srv := milter.NewServer(engine.New(testPolicy(), st, quietLog()), quietLog(), milter.Options{})
 	ln, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatal(err)
@@ -172,13 +172,13 @@ func TestPostfixSectionRuns(t *testing.T) {
 //	go test -run XXX -bench Decide -cpuprofile cpu.out ./testenv/bench
 //	go tool pprof -top cpu.out
 
-func benchEngine(b *testing.B) *decide.Engine {
+func benchEngine(b *testing.B) *engine.Engine {
 	st, err := state.Open(filepath.Join(b.TempDir(), "state.db"), state.Options{})
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { st.Close() })
-	return decide.New(testPolicy(), st, quietLog())
+	return engine.New(testPolicy(), st, quietLog())
 }
 
 func BenchmarkDecideOrdinary(b *testing.B) {

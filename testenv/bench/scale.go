@@ -18,8 +18,8 @@ import (
 
 	"github.com/emersion/go-message/textproto"
 
-	"github.com/loopbreaker/loopbreaker/loopdetect"
-	"github.com/loopbreaker/loopbreaker/loopdetect/decide"
+	"github.com/loopbreaker/loopbreaker/loopdetect/classify"
+	"github.com/loopbreaker/loopbreaker/loopdetect/engine"
 	"github.com/loopbreaker/loopbreaker/loopdetect/policy"
 	"github.com/loopbreaker/loopbreaker/state"
 )
@@ -239,14 +239,14 @@ func MeasureScale(dir string, keys int) (*ScaleResult, error) {
 	// Decisions, as the milter asks for them, after a warm-up on ordinary
 	// mail (which counts nothing).
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	eng, engRef := decide.New(p, st, log), decide.New(p, ref, log)
+	eng, engRef := engine.New(p, st, log), engine.New(p, ref, log)
 	for i := 0; i < 1000; i++ {
 		eng.Decide(ctx, MessageOf(Ordinary(i)))
 		engRef.Decide(ctx, MessageOf(Ordinary(i)))
 	}
 	decisions := min(40_000, 19*keys)
 	bigSenders, refSenders := hitKeys(decisions, keys, hits), hitKeys(19*RefKeys, RefKeys, 5*RefKeys)
-	decideBatch := func(eng *decide.Engine, senders []string) (float64, error) {
+	decideBatch := func(eng *engine.Engine, senders []string) (float64, error) {
 		msg := MessageOf(Storm("x@"+LocalDomain, 1))
 		start := time.Now()
 		for _, s := range senders {
@@ -271,7 +271,7 @@ func MeasureScale(dir string, keys int) (*ScaleResult, error) {
 		// blocks that start are released after each pass.
 		for _, run := range []struct {
 			suffix string
-			eng    *decide.Engine
+			eng    *engine.Engine
 			st     *state.Store
 			keys   int
 		}{{".big", eng, st, keys}, {".ref", engRef, ref, RefKeys}} {
@@ -414,15 +414,15 @@ func alternate(big, ref func(b int) (float64, error)) (bigNs, refNs, ratio float
 
 var unfolder = strings.NewReplacer("\r\n", "", "\n", "", "\r", "")
 
-// MessageOf builds the loopdetect.Message the milter would build for m:
+// MessageOf builds the classify.Message the milter would build for m:
 // unfolded header values, the body.
-func MessageOf(m *Mail) *loopdetect.Message {
+func MessageOf(m *Mail) *classify.Message {
 	var h textproto.Header
 	for _, f := range m.Header {
 		h.Add(f[0], unfolder.Replace(f[1]))
 	}
-	return &loopdetect.Message{
-		Envelope: loopdetect.Envelope{Sender: m.Sender, Recipients: append([]string(nil), m.Recipients...)},
+	return &classify.Message{
+		Envelope: classify.Envelope{Sender: m.Sender, Recipients: append([]string(nil), m.Recipients...)},
 		Header:   h,
 		Body:     m.Body,
 	}

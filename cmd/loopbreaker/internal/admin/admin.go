@@ -33,7 +33,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/loopbreaker/loopbreaker/loopdetect/decide"
+	"github.com/loopbreaker/loopbreaker/loopdetect/engine"
 	"github.com/loopbreaker/loopbreaker/state"
 )
 
@@ -80,7 +80,7 @@ type ReleaseRequest struct {
 // Server serves the API.
 type Server struct {
 	Store  state.Backend
-	Engine *decide.Engine
+	Engine *engine.Engine
 	// Reload reloads the policy file; nil when there is none to reload.
 	Reload func() error
 	// Info fills the static part of Status.

@@ -11,11 +11,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/loopbreaker/loopbreaker/loopdetect/decide"
+	"github.com/loopbreaker/loopbreaker/loopdetect/engine"
 	"github.com/loopbreaker/loopbreaker/state"
 )
 
-// Metrics implements decide.Observer and serves /metrics.
+// Metrics implements engine.Observer and serves /metrics.
 type Metrics struct {
 	reg      *prometheus.Registry
 	messages *prometheus.CounterVec
@@ -26,7 +26,7 @@ type Metrics struct {
 	errors   *prometheus.CounterVec
 }
 
-var _ decide.Observer = (*Metrics)(nil)
+var _ engine.Observer = (*Metrics)(nil)
 
 // New registers the metrics; the gauges read st when scraped.
 func New(st state.Backend) *Metrics {
@@ -94,7 +94,7 @@ func New(st state.Backend) *Metrics {
 }
 
 // Decided counts a decision.
-func (m *Metrics) Decided(d *decide.Decision, took time.Duration) {
+func (m *Metrics) Decided(d *engine.Decision, took time.Duration) {
 	m.messages.WithLabelValues(string(d.Verdict.Kind)).Inc()
 	action := string(d.Action)
 	if action == "" {

@@ -23,7 +23,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 
-	"github.com/loopbreaker/loopbreaker/loopdetect/decide"
+	"github.com/loopbreaker/loopbreaker/loopdetect/engine"
 	"github.com/loopbreaker/loopbreaker/loopdetect/policy"
 	"github.com/loopbreaker/loopbreaker/state"
 )
@@ -41,7 +41,7 @@ type Notice struct {
 	Started                 time.Time
 }
 
-// Notifier implements decide.Observer (only Decided does anything) and
+// Notifier implements engine.Observer (only Decided does anything) and
 // sends the mail from Run.
 type Notifier struct {
 	// Policy returns the policy in force (admin address, relay, rate).
@@ -59,7 +59,7 @@ type Notifier struct {
 	handled atomic.Int64
 }
 
-var _ decide.Observer = (*Notifier)(nil)
+var _ engine.Observer = (*Notifier)(nil)
 
 // Start makes the queue; call before the engine decides anything.
 func (n *Notifier) Start() *Notifier {
@@ -74,7 +74,7 @@ func (n *Notifier) Start() *Notifier {
 }
 
 // Decided queues a notice for a decision that started a block.
-func (n *Notifier) Decided(d *decide.Decision, _ time.Duration) {
+func (n *Notifier) Decided(d *engine.Decision, _ time.Duration) {
 	if !d.NewBlock || n.Policy().AdminAddress == "" {
 		return
 	}

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/loopbreaker/loopbreaker/loopdetect"
-	"github.com/loopbreaker/loopbreaker/loopdetect/decide"
+	"github.com/loopbreaker/loopbreaker/loopdetect/classify"
+	"github.com/loopbreaker/loopbreaker/loopdetect/engine"
 	"github.com/loopbreaker/loopbreaker/loopdetect/policy"
 	"github.com/loopbreaker/loopbreaker/state"
 	"github.com/loopbreaker/loopbreaker/testenv/smtpsink"
@@ -39,7 +39,7 @@ func TestOneMailPerBlockRateLimitedWithSummary(t *testing.T) {
 	go n.Run(ctx)
 
 	block := func(key string, newBlock bool) {
-		n.Decided(&decide.Decision{Verdict: loopdetect.Verdict{Kind: loopdetect.KindForwardedNDR}, Action: policy.ActionRedirect,
+		n.Decided(&engine.Decision{Verdict: classify.Verdict{Kind: classify.KindForwardedNDR}, Action: policy.ActionRedirect,
 			Rule: "forward-storm", Key: key, Count: 26, Limit: 25, Window: 15 * time.Minute, NewBlock: newBlock}, 0)
 	}
 	block("alice@corp.example", true)

@@ -219,7 +219,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "## 3. Scale: the state with many tracked keys\n\nEach size in fresh processes (`lbbench %s fill|load KEYS DIR`): a state.Store filled with KEYS forward-storm keys (senders), %d new keys per flush as the once-a-second flusher would see them at %d messages/s; GC; RSS and the live heap. Then, per key at most, 5 Hits and 19 decisions through decide.Engine (default policy) on forwarded NDRs from tracked senders (no key goes over the limit of 25), in %d batches that alternate with the same work on a %d-key store in the same process: the ratio is the median of the per-batch ratios. Then a flush, a sweep; a second process opens the file as a restarted daemon would.\n\n", bench.ScaleChildArg, bench.FlushEvery, bench.FlushEvery, bench.ScaleBatches, bench.RefKeys)
+		fmt.Fprintf(stdout, "## 3. Scale: the state with many tracked keys\n\nEach size in fresh processes (`lbbench %s fill|load KEYS DIR`): a state.Store filled with KEYS forward-storm keys (senders), %d new keys per flush as the once-a-second flusher would see them at %d messages/s; GC; RSS and the live heap. Then, per key at most, 5 Hits and 19 decisions through engine.Engine (default policy) on forwarded NDRs from tracked senders (no key goes over the limit of 25), in %d batches that alternate with the same work on a %d-key store in the same process: the ratio is the median of the per-batch ratios. Then a flush, a sweep; a second process opens the file as a restarted daemon would.\n\n", bench.ScaleChildArg, bench.FlushEvery, bench.FlushEvery, bench.ScaleBatches, bench.RefKeys)
 		bench.WriteScaleTable(stdout, rs)
 		fmt.Fprintln(stdout)
 	}

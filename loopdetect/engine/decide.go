@@ -3,7 +3,7 @@
 // rule's keys and returns what to do. It knows nothing of the milter
 // protocol; the milter package translates its Decision into replies and
 // message modifications.
-package decide
+package engine
 
 import (
 	"context"
@@ -17,7 +17,7 @@ import (
 
 	"github.com/emersion/go-message/charset"
 
-	"github.com/loopbreaker/loopbreaker/loopdetect"
+	"github.com/loopbreaker/loopbreaker/loopdetect/classify"
 	"github.com/loopbreaker/loopbreaker/loopdetect/policy"
 	"github.com/loopbreaker/loopbreaker/state"
 )
@@ -91,7 +91,7 @@ type Hit struct {
 
 // Decision is what to do with one message, and why.
 type Decision struct {
-	Verdict loopdetect.Verdict
+	Verdict classify.Verdict
 	// Action is policy.ActionNone when the message goes on untouched.
 	Action policy.Action
 	// Rule, Key, Count and Limit name the rule that acts.
@@ -123,16 +123,16 @@ type Decision struct {
 // Decide classifies msg and applies the policy to it. A failure of the
 // store lets the message through (fail open) and is reported in StoreErr:
 // a loop breaker must never stop ordinary mail because its own state broke.
-func (e *Engine) Decide(ctx context.Context, msg *loopdetect.Message) Decision {
+func (e *Engine) Decide(ctx context.Context, msg *classify.Message) Decision {
 	start := time.Now()
 	d := e.decide(ctx, msg)
 	e.obs.Decided(&d, time.Since(start))
 	return d
 }
 
-func (e *Engine) decide(ctx context.Context, msg *loopdetect.Message) Decision {
+func (e *Engine) decide(ctx context.Context, msg *classify.Message) Decision {
 	p := e.policy.Load()
-	v := loopdetect.Classify(msg, loopdetect.Options{})
+	v := classify.Classify(msg, classify.Options{})
 	d := Decision{Verdict: v}
 	subject := ""
 	for i := range p.Rules {
@@ -187,7 +187,7 @@ func (e *Engine) decide(ctx context.Context, msg *loopdetect.Message) Decision {
 }
 
 // record adds an acted-on decision to the audit trail.
-func (e *Engine) record(d *Decision, env *loopdetect.Envelope, subject string) {
+func (e *Engine) record(d *Decision, env *classify.Envelope, subject string) {
 	e.store.Record(state.Event{
 		QueueID: env.QueueID, Rule: d.Rule, Key: d.Key, Action: string(d.Action),
 		Count: d.Count, Limit: d.Limit, Acted: d.Acted, Kind: string(d.Verdict.Kind),
@@ -257,21 +257,21 @@ func decodeSubject(s string) string {
 // is already blocked by a bounce rule that rejects or tempfails is refused
 // for that recipient alone. The refusal is counted on the block. Anything
 // that needs the message itself to decide waits for end of message.
-func (e *Engine) CheckRecipient(ctx context.Context, env loopdetect.Envelope, rcpt string) Decision {
+func (e *Engine) CheckRecipient(ctx context.Context, env classify.Envelope, rcpt string) Decision {
 	d := Decision{}
 	if env.Sender != "" {
 		return d
 	}
 	p := e.policy.Load()
 	env.Recipients = []string{rcpt}
-	msg := &loopdetect.Message{Envelope: env}
-	v := loopdetect.Verdict{Kind: loopdetect.KindBounce}
+	msg := &classify.Message{Envelope: env}
+	v := classify.Verdict{Kind: classify.KindBounce}
 	for i := range p.Rules {
 		r := &p.Rules[i]
 		if r.Action != policy.ActionReject && r.Action != policy.ActionTempfail {
 			continue
 		}
-		if !slices.Contains(r.Kinds, string(loopdetect.KindBounce)) {
+		if !slices.Contains(r.Kinds, string(classify.KindBounce)) {
 			continue
 		}
 		rcpts, ok := p.Match(r, msg, &v)

@@ -36,7 +36,7 @@
 // Options.MaxDepth, a fixed number of parts and attached messages. Broken
 // MIME is read as text. Nothing in it panics on any input (see the fuzz
 // tests).
-package loopdetect
+package classify
 
 import (
 	"bufio"

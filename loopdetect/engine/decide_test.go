@@ -1,4 +1,4 @@
-package decide
+package engine
 
 import (
 	"context"
@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/loopbreaker/loopbreaker/loopdetect"
+	"github.com/loopbreaker/loopbreaker/loopdetect/classify"
 	"github.com/loopbreaker/loopbreaker/loopdetect/policy"
 	"github.com/loopbreaker/loopbreaker/state"
 )
@@ -24,10 +24,10 @@ func newEngine(t *testing.T) *Engine {
 	return New(p, st, nil)
 }
 
-func message(t *testing.T, from, to, subject string) *loopdetect.Message {
+func message(t *testing.T, from, to, subject string) *classify.Message {
 	t.Helper()
 	raw := "From: " + from + "\r\nTo: " + to + "\r\nSubject: " + subject + "\r\n\r\nbody\r\n"
-	m, err := loopdetect.ReadMessage(strings.NewReader(raw), loopdetect.Envelope{Sender: from, Recipients: []string{to}}, 0)
+	m, err := classify.ReadMessage(strings.NewReader(raw), classify.Envelope{Sender: from, Recipients: []string{to}}, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +138,7 @@ func TestStoreFailureFailsOpen(t *testing.T) {
 func TestHopCeilingActsWithoutState(t *testing.T) {
 	e := newEngine(t)
 	raw := strings.Repeat("Received: from a by b; Mon, 23 Nov 2026 10:00:00 +0000\r\n", 31) + "Subject: hi\r\n\r\n"
-	m, _ := loopdetect.ReadMessage(strings.NewReader(raw), loopdetect.Envelope{Sender: "a@x.example", Recipients: []string{"b@corp.example"}}, 0)
+	m, _ := classify.ReadMessage(strings.NewReader(raw), classify.Envelope{Sender: "a@x.example", Recipients: []string{"b@corp.example"}}, 0)
 	d := e.Decide(context.Background(), m)
 	if d.Action != policy.ActionQuarantine || d.Rule != "hop-ceiling" {
 		t.Fatalf("%+v", d)

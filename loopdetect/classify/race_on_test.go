@@ -1,6 +1,6 @@
 //go:build race
 
-package loopdetect
+package classify
 
 // raceEnabled is true when the tests run under the race detector, which
 // makes the classifier some ten times slower; the generated-set test then

@@ -1,5 +1,5 @@
 //go:build !race
 
-package loopdetect
+package classify
 
 const raceEnabled = false

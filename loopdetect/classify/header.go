@@ -1,4 +1,4 @@
-package loopdetect
+package classify
 
 import (
 	"bytes"

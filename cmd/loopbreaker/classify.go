@@ -18,17 +18,17 @@ import (
 
 // classifyResult is one line of `loopbreaker classify -json`.
 type classifyResult struct {
-	File              string              `json:"file"`
+	File              string            `json:"file"`
 	Kind              classify.Kind     `json:"kind,omitempty"`
-	DSNAction         string              `json:"dsn_action,omitempty"`
+	DSNAction         string            `json:"dsn_action,omitempty"`
 	Signals           []classify.Signal `json:"signals"`
 	LoopSigns         []classify.Signal `json:"loop_signs,omitempty"`
-	Hops              int                 `json:"hops"`
-	ForwardDepth      int                 `json:"forward_depth,omitempty"`
-	OriginalMessageID string              `json:"original_message_id,omitempty"`
-	OriginalRecipient string              `json:"original_recipient,omitempty"`
-	Sender            *string             `json:"envelope_sender,omitempty"`
-	Error             string              `json:"error,omitempty"`
+	Hops              int               `json:"hops"`
+	ForwardDepth      int               `json:"forward_depth,omitempty"`
+	OriginalMessageID string            `json:"original_message_id,omitempty"`
+	OriginalRecipient string            `json:"original_recipient,omitempty"`
+	Sender            *string           `json:"envelope_sender,omitempty"`
+	Error             string            `json:"error,omitempty"`
 }
 
 const classifyUsage = `usage: loopbreaker classify [-json] [-from ENVELOPE_SENDER] [-body-limit BYTES] FILE|DIR...

@@ -45,7 +45,14 @@ unit:
 # Installs the daemon, the systemd unit and (if absent) the default policy
 # as /etc/loopbreaker/policy.toml, and creates the loopbreaker system user.
 # Then: systemctl daemon-reload && systemctl enable --now loopbreaker.
-install: build
+# It builds nothing when bin/loopbreaker is there (make build as yourself,
+# then sudo make install); otherwise it looks for the Go toolchain on PATH and
+# in /usr/local/go/bin, which sudo's secure_path drops.
+GO_FOR_INSTALL = $(shell command -v $(GO) 2>/dev/null || { test -x /usr/local/go/bin/go && echo /usr/local/go/bin/go; })
+install:
+	@if [ ! -x $(BIN) ]; then \
+		if [ -z "$(GO_FOR_INSTALL)" ]; then echo "no $(BIN) and no Go toolchain found: run make build as yourself first" >&2; exit 1; fi; \
+		$(GO_FOR_INSTALL) build -o $(BIN) ./cmd/loopbreaker; fi
 	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/sbin/loopbreaker
 	install -D -m 0644 cmd/loopbreaker/dist/loopbreaker.service $(DESTDIR)/etc/systemd/system/loopbreaker.service
 	install -D -m 0644 README.md $(DESTDIR)$(PREFIX)/share/doc/loopbreaker/README.md

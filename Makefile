@@ -57,7 +57,7 @@ install:
 	install -D -m 0644 cmd/loopbreaker/dist/loopbreaker.service $(DESTDIR)/etc/systemd/system/loopbreaker.service
 	install -D -m 0644 README.md $(DESTDIR)$(PREFIX)/share/doc/loopbreaker/README.md
 	install -d -m 0755 $(DESTDIR)/etc/loopbreaker
-	test -e $(DESTDIR)/etc/loopbreaker/policy.toml || ./$(BIN) default-policy > $(DESTDIR)/etc/loopbreaker/policy.toml
+	test -e $(DESTDIR)/etc/loopbreaker/policy.toml || $(abspath $(BIN)) default-policy > $(DESTDIR)/etc/loopbreaker/policy.toml
 	@if [ -z "$(DESTDIR)" ] && ! getent passwd loopbreaker >/dev/null; then \
 		useradd --system --home-dir /var/lib/loopbreaker --shell /usr/sbin/nologin loopbreaker; fi
 	@echo "installed; now: systemctl daemon-reload && systemctl enable --now loopbreaker"

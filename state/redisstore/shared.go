@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/loopbreaker/loopbreaker/state"
+	"github.com/loopbreaker/loopbreaker/state/internal/every"
 )
 
 // FailMode is what a daemon does while Redis is unreachable. Neither mode
@@ -137,8 +138,7 @@ func NewShared(r *Redis, local *state.Store, opts SharedOptions) *Shared {
 	s.done.Add(1)
 	go s.reconnect()
 	if opts.SweepInterval > 0 {
-		s.done.Add(1)
-		go s.sweep()
+		s.done.Go(func() { every.Run(s.stop, opts.SweepInterval, s.sweep) })
 	}
 	return s
 }
@@ -290,32 +290,24 @@ func (s *Shared) sync(ctx context.Context) error {
 	return nil
 }
 
+// sweep forgets the pushed local blocks that have ended and, unless
+// degraded, sweeps Redis's indexes; it runs every SweepInterval.
 func (s *Shared) sweep() {
-	defer s.done.Done()
-	t := time.NewTicker(s.opts.SweepInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.stop:
-			return
-		case <-t.C:
+	s.mu.Lock()
+	for id := range s.pushed {
+		rule, key := state.SplitID(id)
+		if _, ok := s.local.Blocked(rule, key); !ok {
+			delete(s.pushed, id)
 		}
-		s.mu.Lock()
-		for id := range s.pushed {
-			rule, key := state.SplitID(id)
-			if _, ok := s.local.Blocked(rule, key); !ok {
-				delete(s.pushed, id)
-			}
-		}
-		s.mu.Unlock()
-		if s.degraded.Load() {
-			continue
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		if err := s.redis.Sweep(ctx); err != nil {
-			s.log.Warn("sweeping Redis's indexes", "err", err)
-		}
-		cancel()
+	}
+	s.mu.Unlock()
+	if s.degraded.Load() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.redis.Sweep(ctx); err != nil {
+		s.log.Warn("sweeping Redis's indexes", "err", err)
 	}
 }
 
@@ -452,9 +444,9 @@ func (s *Shared) Stats() state.Stats {
 		defer cancel()
 		n, err := s.redis.Tracked(ctx)
 		if err == nil {
-			var b int64
-			if b, err = s.redis.c.ZCount(ctx, s.redis.blocksKey(), "("+fmt.Sprint(s.redis.now().UnixMilli()), "+inf").Result(); err == nil {
-				return state.Stats{Windows: n, Blocks: int(b), Dirty: s.local.Stats().Dirty}
+			var b int
+			if b, err = s.redis.blockCount(ctx); err == nil {
+				return state.Stats{Windows: n, Blocks: b, Dirty: s.local.Stats().Dirty}
 			}
 		}
 		s.fail(err)

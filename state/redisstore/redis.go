@@ -34,6 +34,18 @@
 // hits until the next measurement. Options.Now replaces that clock.
 package redisstore
 
+// The files of the package, by concept:
+//
+//	redis.go    Redis, the client: Options, New, Ping, Close, the key names
+//	clock.go    Redis's clock: the local clock's offset from TIME
+//	scripts.go  the Lua scripts, embedded from lua/*.lua
+//	hit.go      Hit: counting and the limit check, one script
+//	blocks.go   the blocks: Blocked, Blocks, Release, Push
+//	counts.go   the windows read without counting: Count, Tracked, Top
+//	sweep.go    Sweep: dropping expired index entries
+//	shared.go   Shared, the daemon's Backend: Redis with a local fallback
+//	outage.go   Shared while Redis is unreachable and when it is back
+
 import (
 	"context"
 	"crypto/rand"

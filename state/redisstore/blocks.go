@@ -3,9 +3,7 @@ package redisstore
 import (
 	"context"
 	"errors"
-	"fmt"
 	"sort"
-	"strconv"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -35,7 +33,7 @@ func (r *Redis) blocks(ctx context.Context, ids []string) ([]state.Block, error)
 		ss[i] = pipe.LRange(ctx, r.k("s", id), 0, -1)
 	}
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-		return nil, fmt.Errorf("redis %s: %w", r.addr, err)
+		return nil, r.wrap(err)
 	}
 	now := r.now()
 	var out []state.Block
@@ -92,10 +90,10 @@ func sortBlocks(bs []state.Block) {
 // blockIDs lists the IDs of the blocks that have not ended.
 func (r *Redis) blockIDs(ctx context.Context) ([]string, error) {
 	ids, err := r.c.ZRangeByScore(ctx, r.blocksKey(), &redis.ZRangeBy{
-		Min: "(" + strconv.FormatInt(r.now().UnixMilli(), 10), Max: "+inf",
+		Min: after(r.now().UnixMilli()), Max: "+inf",
 	}).Result()
 	if err != nil {
-		return nil, fmt.Errorf("redis %s: %w", r.addr, err)
+		return nil, r.wrap(err)
 	}
 	return ids, nil
 }
@@ -128,7 +126,7 @@ func (r *Redis) Release(ctx context.Context, rule, key string) ([]state.Block, e
 		v, err := releaseScript.Run(ctx, r.c,
 			[]string{r.k("b", id), r.k("s", id), r.k("w", id), r.blocksKey(), r.keysKey(), r.spansKey()}, id).StringSlice()
 		if err != nil {
-			return lifted, fmt.Errorf("redis %s: %w", r.addr, err)
+			return lifted, r.wrap(err)
 		}
 		h := map[string]string{}
 		i := 0
@@ -158,16 +156,16 @@ func (r *Redis) Push(ctx context.Context, b state.Block) error {
 		args = append(args, state.ClipSubject(s))
 	}
 	if err := pushScript.Run(ctx, r.c, []string{r.k("b", id), r.k("s", id), r.blocksKey()}, args...).Err(); err != nil {
-		return fmt.Errorf("redis %s: %w", r.addr, err)
+		return r.wrap(err)
 	}
 	return nil
 }
 
 // blockCount is how many blocks have not ended, from the blocks index.
 func (r *Redis) blockCount(ctx context.Context) (int, error) {
-	n, err := r.c.ZCount(ctx, r.blocksKey(), "("+strconv.FormatInt(r.now().UnixMilli(), 10), "+inf").Result()
+	n, err := r.c.ZCount(ctx, r.blocksKey(), after(r.now().UnixMilli()), "+inf").Result()
 	if err != nil {
-		return 0, fmt.Errorf("redis %s: %w", r.addr, err)
+		return 0, r.wrap(err)
 	}
 	return int(n), nil
 }

@@ -3,9 +3,7 @@ package redisstore
 import (
 	"context"
 	"errors"
-	"fmt"
 	"sort"
-	"strconv"
 
 	"github.com/redis/go-redis/v9"
 
@@ -20,20 +18,20 @@ func (r *Redis) Count(ctx context.Context, rule, key string) (int, error) {
 		return 0, nil
 	}
 	if err != nil {
-		return 0, fmt.Errorf("redis %s: %w", r.addr, err)
+		return 0, r.wrap(err)
 	}
-	n, err := r.c.ZCount(ctx, r.k("w", id), "("+strconv.FormatInt(r.now().UnixMilli()-span, 10), "+inf").Result()
+	n, err := r.c.ZCount(ctx, r.k("w", id), after(r.now().UnixMilli()-span), "+inf").Result()
 	if err != nil {
-		return 0, fmt.Errorf("redis %s: %w", r.addr, err)
+		return 0, r.wrap(err)
 	}
 	return int(n), nil
 }
 
 // Tracked is how many (rule, key) have hits in their window.
 func (r *Redis) Tracked(ctx context.Context) (int, error) {
-	n, err := r.c.ZCount(ctx, r.keysKey(), "("+strconv.FormatInt(r.now().UnixMilli(), 10), "+inf").Result()
+	n, err := r.c.ZCount(ctx, r.keysKey(), after(r.now().UnixMilli()), "+inf").Result()
 	if err != nil {
-		return 0, fmt.Errorf("redis %s: %w", r.addr, err)
+		return 0, r.wrap(err)
 	}
 	return int(n), nil
 }
@@ -49,25 +47,25 @@ func (r *Redis) Top(ctx context.Context, n int) ([]state.KeyCount, error) {
 	}
 	now := r.now().UnixMilli()
 	ids, err := r.c.ZRangeByScore(ctx, r.keysKey(), &redis.ZRangeBy{
-		Min: "(" + strconv.FormatInt(now, 10), Max: "+inf", Count: maxTop,
+		Min: after(now), Max: "+inf", Count: maxTop,
 	}).Result()
 	if err != nil {
-		return nil, fmt.Errorf("redis %s: %w", r.addr, err)
+		return nil, r.wrap(err)
 	}
 	if len(ids) == 0 {
 		return nil, nil
 	}
 	spans, err := r.c.HMGet(ctx, r.spansKey(), ids...).Result()
 	if err != nil {
-		return nil, fmt.Errorf("redis %s: %w", r.addr, err)
+		return nil, r.wrap(err)
 	}
 	pipe := r.c.Pipeline()
 	counts := make([]*redis.IntCmd, len(ids))
 	for i, id := range ids {
-		counts[i] = pipe.ZCount(ctx, r.k("w", id), "("+strconv.FormatInt(now-num(spans[i]), 10), "+inf")
+		counts[i] = pipe.ZCount(ctx, r.k("w", id), after(now-num(spans[i])), "+inf")
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
-		return nil, fmt.Errorf("redis %s: %w", r.addr, err)
+		return nil, r.wrap(err)
 	}
 	var out []state.KeyCount
 	for i, id := range ids {

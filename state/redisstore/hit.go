@@ -27,7 +27,7 @@ func (r *Redis) Hit(ctx context.Context, q state.Request) (state.Result, error) 
 		ms, span, q.Limit, blockMs, subject, member, id, q.Rule, q.Key, state.MaxSamples,
 	).Slice()
 	if err != nil {
-		return state.Result{}, fmt.Errorf("redis %s: %w", r.addr, err)
+		return state.Result{}, r.wrap(err)
 	}
 	if len(v) < 3 {
 		return state.Result{}, fmt.Errorf("redis %s: unexpected answer %v", r.addr, v)

@@ -51,6 +51,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -186,6 +187,14 @@ func (r *Redis) Ping(ctx context.Context) error {
 	}
 	return nil
 }
+
+// wrap names the server in an error of Redis.
+func (r *Redis) wrap(err error) error { return fmt.Errorf("redis %s: %w", r.addr, err) }
+
+// after is the ZCOUNT and ZRANGEBYSCORE bound for the scores above ms
+// (exclusive): the hits after a window's start, the windows and blocks that
+// have not ended at ms.
+func after(ms int64) string { return "(" + strconv.FormatInt(ms, 10) }
 
 func (r *Redis) k(kind, id string) string { return r.prefix + kind + ":" + id }
 func (r *Redis) blocksKey() string        { return r.indexKeys[0] }

@@ -1,18 +1,19 @@
 package redisstore
 
-import (
-	"context"
-	"fmt"
-)
+import "context"
 
-// Sweep drops the index entries of what has expired, a batch at a time.
+// sweepBatch is how many expired windows one run of lua/sweep.lua drops.
+const sweepBatch = 1000
+
+// Sweep drops the index entries of what has expired, sweepBatch windows
+// per script run (the keys themselves expire by their TTL).
 func (r *Redis) Sweep(ctx context.Context) error {
 	for {
-		n, err := sweepScript.Run(ctx, r.c, []string{r.blocksKey(), r.keysKey(), r.spansKey()}, r.now().UnixMilli(), 1000).Int()
+		n, err := sweepScript.Run(ctx, r.c, []string{r.blocksKey(), r.keysKey(), r.spansKey()}, r.now().UnixMilli(), sweepBatch).Int()
 		if err != nil {
-			return fmt.Errorf("redis %s: %w", r.addr, err)
+			return r.wrap(err)
 		}
-		if n < 1000 {
+		if n < sweepBatch {
 			return nil
 		}
 	}

@@ -4,8 +4,6 @@ import (
 	"context"
 	"path/filepath"
 	"strconv"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -81,28 +79,11 @@ func TestSweepInSlicesUnderConcurrentHits(t *testing.T) {
 	c.Advance(2 * time.Minute)
 
 	const workers, each, limit = 16, 10, 25
-	var passed atomic.Int64
-	var wg sync.WaitGroup
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; i < each; i++ {
-				r, err := s.Hit(ctx, Request{Rule: "r", Key: "storm", Window: time.Minute, Limit: limit, BlockFor: time.Hour})
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				if !r.Blocked {
-					passed.Add(1)
-				}
-			}
-		}()
-	}
+	wait := storm(t, s, workers, each, Request{Rule: "r", Key: "storm", Window: time.Minute, Limit: limit, BlockFor: time.Hour})
 	s.Sweep()
-	wg.Wait()
-	if passed.Load() != limit {
-		t.Fatalf("%d passed, want %d", passed.Load(), limit)
+	passed, _ := wait()
+	if passed != limit {
+		t.Fatalf("%d passed, want %d", passed, limit)
 	}
 	if st := s.Stats(); st.Windows != old+1 || st.Blocks != 1 {
 		t.Fatalf("after sweep: %+v, want %d windows", st, old+1)

@@ -169,31 +169,39 @@ func TestConcurrentHitsAreExact(t *testing.T) {
 	s := openTest(t, filepath.Join(t.TempDir(), "state.db"), c)
 	defer s.Close()
 	const workers, each, limit = 16, 50, 25
-	var passed atomic.Int64
-	var newBlocks atomic.Int64
+	passed, newBlocks := storm(t, s, workers, each, Request{Rule: "r", Key: "k", Window: time.Hour, Limit: limit, BlockFor: time.Hour})()
+	if passed != limit || newBlocks != 1 {
+		t.Fatalf("passed %d new blocks %d, want %d and 1", passed, newBlocks, limit)
+	}
+}
+
+// storm starts workers goroutines that each Hit r each times. The returned
+// wait waits for them and says how many hits passed and how many started a
+// block.
+func storm(t *testing.T, s *Store, workers, each int, r Request) (wait func() (passed, newBlocks int64)) {
+	t.Helper()
+	var p, nb atomic.Int64
 	var wg sync.WaitGroup
 	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			for i := 0; i < each; i++ {
-				r, err := s.Hit(context.Background(), Request{Rule: "r", Key: "k", Window: time.Hour, Limit: limit, BlockFor: time.Hour})
+				res, err := s.Hit(context.Background(), r)
 				if err != nil {
 					t.Error(err)
 					return
 				}
-				if !r.Blocked {
-					passed.Add(1)
+				if !res.Blocked {
+					p.Add(1)
 				}
-				if r.NewBlock {
-					newBlocks.Add(1)
+				if res.NewBlock {
+					nb.Add(1)
 				}
 			}
-		}()
+		})
 	}
-	wg.Wait()
-	if passed.Load() != limit || newBlocks.Load() != 1 {
-		t.Fatalf("passed %d new blocks %d, want %d and 1", passed.Load(), newBlocks.Load(), limit)
+	return func() (int64, int64) {
+		wg.Wait()
+		return p.Load(), nb.Load()
 	}
 }
 

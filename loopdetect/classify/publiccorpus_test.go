@@ -1,0 +1,192 @@
+package classify
+
+import (
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+)
+
+// The project's own corpus of real messages from public sources lives in
+// testdata/public (README.md there says where each came from, under which
+// licence, and how the tune/heldout split is drawn). Unlike the shared
+// corpora it is committed with the code, so this test always runs.
+
+const publicCorpusDir = "testdata/public"
+
+type publicRow struct {
+	path, class, subclass, split string
+}
+
+func readPublicManifest(t testing.TB) []publicRow {
+	t.Helper()
+	f, err := os.Open(filepath.Join(publicCorpusDir, "MANIFEST.tsv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	r := csv.NewReader(f)
+	r.Comma = '\t'
+	r.LazyQuotes = true
+	r.FieldsPerRecord = -1
+	head, err := r.Read()
+	if err != nil {
+		t.Fatal(err)
+	}
+	col := map[string]int{}
+	for i, h := range head {
+		col[h] = i
+	}
+	for _, need := range []string{"path", "class", "subclass", "split"} {
+		if _, ok := col[need]; !ok {
+			t.Fatalf("testdata/public/MANIFEST.tsv has no %q column", need)
+		}
+	}
+	var rows []publicRow
+	for {
+		rec, err := r.Read()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		get := func(k string) string {
+			if i := col[k]; i < len(rec) {
+				return rec[i]
+			}
+			return ""
+		}
+		rows = append(rows, publicRow{path: get("path"), class: get("class"), subclass: get("subclass"), split: get("split")})
+	}
+	return rows
+}
+
+// publicExpected maps the public corpus classes to the Kind loopbreaker
+// should give. Challenge-response messages ("please confirm you are a human
+// before your mail is delivered") are answers a program sends back to a
+// message it received, exactly like a vacation notice, and must not be
+// answered either: they are scored as auto-replies.
+func publicExpected(class string) (Kind, bool) {
+	switch class {
+	case "bounce":
+		return KindBounce, true
+	case "fwd-ndr":
+		return KindForwardedNDR, true
+	case "autoreply", "challenge-response":
+		return KindAutoReply, true
+	case "ordinary":
+		return KindOrdinary, true
+	}
+	return "", false
+}
+
+// TestPublicCorpus classifies every message of testdata/public and reports
+// recall per class, separately for the tune and heldout splits, with every
+// miss and the verdict's evidence (go test -v).
+//
+// Floors: no message labelled ordinary (hard negatives included) may be
+// taken for anything else, and bounce recall over the whole set must stay at
+// or above publicBounceFloor (set a few points under the figure measured when
+// the corpus was added). Auto-reply and forwarded-NDR recall are only
+// reported for now: the classifier misses many of these forms today, and a
+// floor at today's figure would only freeze that. Raise these floors as the
+// classifier improves; look at the heldout figures only to check, never to
+// tune.
+func TestPublicCorpus(t *testing.T) {
+	const publicBounceFloor = 0.90
+
+	rows := readPublicManifest(t)
+	if len(rows) == 0 {
+		t.Fatal("testdata/public/MANIFEST.tsv lists no messages")
+	}
+	type tally struct{ n, right int }
+	bySplit := map[string]map[string]*tally{} // split -> class -> tally
+	var misses, falsePositives []string
+	var bounceN, bounceRight int
+	for _, row := range rows {
+		want, scored := publicExpected(row.class)
+		if !scored {
+			t.Errorf("%s: unknown class %q", row.path, row.class)
+			continue
+		}
+		if row.split != "tune" && row.split != "heldout" {
+			t.Errorf("%s: unknown split %q", row.path, row.split)
+		}
+		var v Verdict
+		got := Kind("error")
+		why := ""
+		f, err := os.Open(filepath.Join(publicCorpusDir, filepath.FromSlash(row.path)))
+		if err == nil {
+			// The envelope sender comes from Return-Path (null for
+			// "Return-Path: <>"), else from an mbox "From " line.
+			var m *Message
+			m, err = ReadStoredMessage(f, 0)
+			f.Close()
+			if err == nil {
+				v = Classify(m, Options{})
+				got = v.Kind
+				why = v.Explain()
+			}
+		}
+		if err != nil {
+			why = err.Error()
+		}
+		if bySplit[row.split] == nil {
+			bySplit[row.split] = map[string]*tally{}
+		}
+		tl := bySplit[row.split][row.class]
+		if tl == nil {
+			tl = &tally{}
+			bySplit[row.split][row.class] = tl
+		}
+		tl.n++
+		if row.class == "bounce" {
+			bounceN++
+		}
+		if got == want {
+			tl.right++
+			if row.class == "bounce" {
+				bounceRight++
+			}
+			continue
+		}
+		line := fmt.Sprintf("[%s] %-10s %s (%s)\n\tgot %s: %s", row.split, row.class, row.path, row.subclass, got, why)
+		misses = append(misses, line)
+		if row.class == "ordinary" {
+			falsePositives = append(falsePositives, line)
+		}
+	}
+
+	var b strings.Builder
+	for _, split := range []string{"tune", "heldout"} {
+		classes := make([]string, 0, len(bySplit[split]))
+		for c := range bySplit[split] {
+			classes = append(classes, c)
+		}
+		sort.Strings(classes)
+		fmt.Fprintf(&b, "\n%s split:\n%-20s %5s %5s %8s\n", split, "class", "n", "right", "recall")
+		for _, c := range classes {
+			tl := bySplit[split][c]
+			fmt.Fprintf(&b, "%-20s %5d %5d %7.1f%%\n", c, tl.n, tl.right, 100*float64(tl.right)/float64(tl.n))
+		}
+	}
+	t.Log(b.String())
+	sort.Strings(misses)
+	for _, m := range misses {
+		t.Log(m)
+	}
+
+	for _, fp := range falsePositives {
+		t.Errorf("ordinary message not classified ordinary: %s", fp)
+	}
+	if bounceN > 0 && float64(bounceRight) < publicBounceFloor*float64(bounceN) {
+		t.Errorf("bounce recall %d/%d = %.1f%%, want >= %.0f%%", bounceRight, bounceN,
+			100*float64(bounceRight)/float64(bounceN), 100*publicBounceFloor)
+	}
+}

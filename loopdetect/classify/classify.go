@@ -149,10 +149,9 @@ func senderFromReturnPath(fs fields) sender {
 // analysis is everything learned about one message: the top-level one or
 // one attached to it.
 type analysis struct {
-	depth       int
-	hdr         fields
-	env         sender
-	headersOnly bool
+	depth int
+	hdr   fields
+	env   sender
 
 	// Header facts.
 	ct            mediaType
@@ -186,9 +185,7 @@ type analysis struct {
 	dsnActions    actionSet
 	dsnRecipient  string
 	dsnRecipFinal bool
-	dsnStatus     string
 	mdn, arf      bool
-	broken        bool
 	children      []*analysis
 	childPaths    [][]int
 
@@ -317,8 +314,9 @@ func (a *analysis) add(name, where, value string) {
 	a.signals = append(a.signals, Signal{Name: name, Where: where, Value: shorten(value)})
 }
 
-// autoSubmittedComment returns the comment of an Auto-Submitted value that
-// Sendmail and others use for reports: "auto-generated (failure)".
+// autoSubmittedReport returns the report kind named in the comment of an
+// Auto-Submitted value, as Sendmail and others write it for reports:
+// "failure" for "auto-generated (failure)"; "" when there is none.
 func (a *analysis) autoSubmittedReport() string {
 	as := a.autoSubmitted
 	i := strings.IndexByte(as, '(')
@@ -527,7 +525,7 @@ func (a *analysis) decide(v *Verdict) {
 			a.add(SignalForwardedBlockNDR, "body", val)
 			a.textSignals(emb, "body:forwarded")
 		}
-		if a.subj.forwardedNDR() && !a.hasSignal(SignalSubjectForwardedNDR) {
+		if a.subj.forwardedNDR() && !hasSignal(a.signals, SignalSubjectForwardedNDR) {
 			a.add(SignalSubjectForwardedNDR, "header:Subject", a.subject)
 		}
 	}
@@ -560,15 +558,6 @@ func (a *analysis) decide(v *Verdict) {
 	v.OriginalRecipient = a.recipient
 	v.Hops = a.hops
 	v.ForwardDepth = a.subj.depth
-}
-
-func (a *analysis) hasSignal(name string) bool {
-	for _, s := range a.signals {
-		if s.Name == name {
-			return true
-		}
-	}
-	return false
 }
 
 // textSignals records what a region of the text showed.

@@ -141,7 +141,7 @@ func classifyCorpus(t testing.TB, dir string, rows []manifestRow) []corpusResult
 }
 
 // TestCorpusConfusion classifies every file of the shared corpora, prints a
-// confusion table per class (go test -v) and holds the recognizer to the
+// confusion table per class (go test -v) and holds the classifier to the
 // targets of issue 3: bounce recall >= 99.5%, auto-reply recall >= 95%,
 // ham and spam taken for anything but ordinary <= 0.05%. Each near-duplicate
 // group counts once, and counts as right only when every copy is right.

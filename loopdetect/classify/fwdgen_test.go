@@ -39,7 +39,7 @@ import (
 // NDR phrase at all (a rule writing "FW: " + an unrelated subject, a rule
 // that keeps the subject of the message it forwards as is), so that the
 // structure alone has to carry the verdict. These strings are written from
-// the clients, independently of the recognizer's tables.
+// the clients, independently of the classifier's tables.
 //
 // Hard negatives are made too: people replying to a bounce ("Re:", quoted
 // or Outlook-style with the report below), and forwards of ordinary mail.

@@ -2,7 +2,7 @@ package classify
 
 import "strings"
 
-// This file holds the immutable tables the recognizer matches against. They
+// This file holds the immutable tables the classifier matches against. They
 // describe formats (what MTAs and mail clients write), never particular
 // messages. Every string is lower case with single spaces, the form the
 // text scanner folds body text into.
@@ -353,7 +353,7 @@ func compilePhrases(ascii bool) (*matcher, []int) {
 		}
 	}
 	if len(bodyPhrases) > maxPhrases {
-		panic("loopdetect: too many body phrases")
+		panic("classify: too many body phrases")
 	}
 	return newMatcher(texts), index
 }

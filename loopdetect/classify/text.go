@@ -824,8 +824,5 @@ func msgIDToken(v string) string {
 	if i := strings.IndexAny(v, " \t"); i >= 0 {
 		v = v[:i]
 	}
-	if len(v) > 250 {
-		v = v[:250]
-	}
-	return v
+	return clip(v, 250)
 }

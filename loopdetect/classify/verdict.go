@@ -1,6 +1,9 @@
 package classify
 
-import "strings"
+import (
+	"strings"
+	"unicode/utf8"
+)
 
 // Kind is what a message is, for counting purposes.
 type Kind string
@@ -72,8 +75,11 @@ type Verdict struct {
 }
 
 // Has reports whether a signal of that name fired.
-func (v *Verdict) Has(name string) bool {
-	for _, s := range v.Signals {
+func (v *Verdict) Has(name string) bool { return hasSignal(v.Signals, name) }
+
+// hasSignal reports whether ss holds a signal of that name.
+func hasSignal(ss []Signal, name string) bool {
+	for _, s := range ss {
 		if s.Name == name {
 			return true
 		}
@@ -100,25 +106,26 @@ func (v *Verdict) Explain() string {
 	return b.String()
 }
 
-func (v *Verdict) add(name, where, value string) {
-	v.Signals = append(v.Signals, Signal{Name: name, Where: where, Value: shorten(value)})
-}
-
 const maxSignalValue = 120
 
+// shorten clips a signal value to maxSignalValue bytes, marking the cut.
 func shorten(s string) string {
 	if len(s) <= maxSignalValue {
 		return s
 	}
-	// Cut on a rune boundary.
-	cut := maxSignalValue
-	for cut > 0 && !isRuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + "…"
+	return clip(s, maxSignalValue) + "…"
 }
 
-func isRuneStart(b byte) bool { return b&0xC0 != 0x80 }
+// clip returns at most the first n bytes of s, cut on a rune boundary.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
 
 func quoteShort(s string) string {
 	if strings.ContainsAny(s, " \t\"") {

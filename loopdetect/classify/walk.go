@@ -281,7 +281,6 @@ func (w *walker) entity(a *analysis, h partHeader, r io.Reader, raw []byte, dept
 func (w *walker) multipart(a *analysis, h partHeader, r io.Reader, raw []byte, depth int, path []int) {
 	boundary := h.ct.param("boundary")
 	if boundary == "" {
-		a.broken = true
 		w.fallback(a, r, raw)
 		return
 	}
@@ -302,7 +301,6 @@ func (w *walker) multipart(a *analysis, h partHeader, r io.Reader, raw []byte, d
 		p, err := mr.NextPart()
 		if err != nil {
 			if n == 0 && err != io.EOF {
-				a.broken = true
 				if raw != nil {
 					w.fallback(a, nil, raw)
 				}
@@ -373,7 +371,6 @@ func (w *walker) embedded(a *analysis, h partHeader, r io.Reader, depth int, pat
 		return
 	}
 	child := newAnalysis(fs, senderFromReturnPath(fs), depth+1)
-	child.headersOnly = headersOnly
 	if !headersOnly {
 		body := src.b[src.i:]
 		if len(rest) > 0 {
@@ -417,10 +414,6 @@ func (w *walker) deliveryStatus(a *analysis, h partHeader, r io.Reader, path []i
 				}
 			case roleDSNAction:
 				a.dsnActions |= parseAction(val)
-			case roleDSNStatus:
-				if a.dsnStatus == "" && isStatusCode(val) {
-					a.dsnStatus = strings.TrimSpace(val)
-				}
 			}
 		}
 	}

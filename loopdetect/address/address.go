@@ -85,17 +85,17 @@ func Extract(v string) string {
 
 // stripAddressType drops the address-type of an RFC 3464 2.3.2
 // Original-Recipient or Final-Recipient value ("rfc822; a@example.org"):
-// an atom and a semicolon before the address. A value without one is
-// returned as it is.
+// a word and a semicolon before the address. Reports misspell the word
+// ("rfc/822"), so any word without address punctuation counts. A value
+// without one is returned as it is.
 func stripAddressType(v string) string {
 	i := strings.IndexByte(v, ';')
 	if i <= 0 {
 		return v
 	}
-	for _, c := range strings.TrimRight(v[:i], " \t") {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
-			return v
-		}
+	typ := strings.TrimRight(v[:i], " \t")
+	if typ == "" || strings.ContainsAny(typ, "@<>\"(),; \t") {
+		return v
 	}
 	return strings.TrimSpace(v[i+1:])
 }

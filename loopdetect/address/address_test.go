@@ -62,6 +62,8 @@ func TestExtract(t *testing.T) {
 		{"RFC822;User@Example.org", "user@example.org"},
 		{"rfc822 ; <user@example.org>", "user@example.org"},
 		{"utf-8; user@example.org", "user@example.org"},
+		{"rfc/822;sabatora@example.net", "sabatora@example.net"},
+		{`"a; b" <user@example.org>`, "user@example.org"},
 		{"rfc822;", ""},
 		// Quotes left around a bare address.
 		{`"user@example.org"`, "user@example.org"},

@@ -3,6 +3,8 @@ package classify
 import (
 	"strconv"
 	"strings"
+
+	"github.com/loopbreaker/loopbreaker/loopdetect/address"
 )
 
 // Options tune the classifier. The zero value is usable.
@@ -122,8 +124,7 @@ func senderFromEnvelope(e *Envelope) sender {
 	if e.SenderUnknown {
 		return sender{}
 	}
-	s := strings.TrimSpace(e.Sender)
-	s = strings.TrimSuffix(strings.TrimPrefix(s, "<"), ">")
+	s := address.Path(e.Sender)
 	return sender{known: true, null: s == "", addr: s}
 }
 
@@ -132,14 +133,7 @@ func senderFromEnvelope(e *Envelope) sender {
 func senderFromReturnPath(fs fields) sender {
 	for i := range fs {
 		if fs[i].key == "Return-Path" {
-			s := strings.TrimSpace(fs[i].value)
-			if j := strings.IndexByte(s, '<'); j >= 0 {
-				s = s[j+1:]
-				if k := strings.IndexByte(s, '>'); k >= 0 {
-					s = s[:k]
-				}
-			}
-			s = strings.TrimSpace(s)
+			s := address.Path(fs[i].value)
 			return sender{known: true, null: s == "", addr: s}
 		}
 	}
@@ -702,8 +696,8 @@ func (a *analysis) facts(childNDR *analysis) {
 	switch {
 	case a.dsnRecipient != "":
 		a.recipient = a.dsnRecipient
-	case a.failedRcpts != "" && firstAddress(a.failedRcpts) != "":
-		a.recipient = firstAddress(a.failedRcpts)
+	case address.Extract(a.failedRcpts) != "":
+		a.recipient = address.Extract(a.failedRcpts)
 	case own.recipient != "" && a.kind == KindBounce:
 		a.recipient = own.recipient
 	case childNDR != nil && childNDR.recipient != "":
@@ -788,12 +782,12 @@ func (a *analysis) loopSigns(v *Verdict, msg *Message, opts Options) {
 		default:
 			continue
 		}
-		addr := firstAddress(f.value)
+		addr := address.Extract(f.value)
 		if addr == "" {
 			continue
 		}
 		for _, r := range msg.Envelope.Recipients {
-			if strings.EqualFold(strings.Trim(strings.TrimSpace(r), "<>"), addr) {
+			if strings.EqualFold(address.Path(r), addr) {
 				// Procmail's X-Loop and Postfix's Delivered-To name the
 				// mailbox that already handled the message (RFC 5321 6.3).
 				v.LoopSigns = append(v.LoopSigns, Signal{Name: name, Where: "header:" + f.key, Value: addr})

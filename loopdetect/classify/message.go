@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/emersion/go-message/textproto"
+
+	"github.com/loopbreaker/loopbreaker/loopdetect/address"
 )
 
 // DefaultBodyLimit is how much of a body is inspected when nothing else is
@@ -79,7 +81,7 @@ func ReadStoredMessage(r io.Reader, bodyLimit int) (*Message, error) {
 		if i := strings.IndexAny(s, " \t"); i >= 0 {
 			s = s[:i]
 		}
-		s = strings.Trim(s, "<>")
+		s = address.Path(s)
 		if strings.EqualFold(s, "MAILER-DAEMON") {
 			s = ""
 		}

@@ -1,6 +1,10 @@
 package classify
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/loopbreaker/loopbreaker/loopdetect/address"
+)
 
 // This file holds the immutable tables the classifier matches against. They
 // describe formats (what MTAs and mail clients write), never particular
@@ -523,15 +527,7 @@ func isDaemonAddress(v string) bool {
 		return false
 	}
 	low := strings.ToLower(strings.TrimSpace(v))
-	for i := 0; i < len(low); i++ {
-		if low[i] != '@' {
-			continue
-		}
-		j := i
-		for j > 0 && isLocalPartByte(low[j-1]) {
-			j--
-		}
-		local := strings.TrimRight(low[j:i], `\\`)
+	for _, local := range address.LocalParts(low) {
 		if daemonLocalParts[local] {
 			return true
 		}
@@ -539,11 +535,7 @@ func isDaemonAddress(v string) bool {
 			return true
 		}
 	}
-	name := low
-	if i := strings.IndexAny(name, "<[("); i >= 0 {
-		name = name[:i]
-	}
-	name = strings.Trim(strings.TrimSpace(name), `"' `)
+	name := address.DisplayName(low)
 	if daemonLocalParts[name] {
 		return true // a bare MAILER-DAEMON
 	}
@@ -554,8 +546,4 @@ func isDaemonAddress(v string) bool {
 	}
 	// amavis: "Content-filter at example.com".
 	return strings.HasPrefix(name, "content-filter at ")
-}
-
-func isLocalPartByte(c byte) bool {
-	return c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.' || c == '+' || c == '=' || c == '\\'
 }

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/loopbreaker/loopbreaker/loopdetect/address"
 )
 
 // Text regions. Everything a message says before the first forward or
@@ -539,7 +541,7 @@ func (ts *textScan) keyLine(role lineRole, val string) {
 	switch role {
 	case roleDSNFinalRecipient, roleDSNOriginalRecipient:
 		r.dsnKeys |= 1 << role
-		if a := dsnAddress(val); a != "" {
+		if a := address.Extract(val); a != "" {
 			if role == roleDSNFinalRecipient && !r.recipFinal {
 				r.recipient, r.recipFinal = a, true
 			} else if r.recipient == "" {
@@ -569,7 +571,7 @@ func (ts *textScan) keyLine(role lineRole, val string) {
 	case roleFailedRecipients:
 		r.dsnKeys |= 1 << role
 		if r.recipient == "" {
-			r.recipient = firstAddress(val)
+			r.recipient = address.Extract(val)
 		}
 		return
 	case roleContentType:
@@ -779,37 +781,7 @@ func (ts *textScan) recipientLine(l []byte) {
 	if end < 2 || end > 256 {
 		return
 	}
-	addr := l[1:end]
-	if bytes.IndexByte(addr, '@') <= 0 || bytes.ContainsAny(addr, " <>\t") {
-		return
-	}
-	r.recipient = strings.ToLower(string(addr))
-}
-
-// dsnAddress takes the address out of "rfc822; user@example.org".
-func dsnAddress(v string) string {
-	if _, after, ok := strings.Cut(v, ";"); ok {
-		v = after
-	}
-	return firstAddress(v)
-}
-
-// firstAddress returns the first address-like token of v, lower-cased.
-func firstAddress(v string) string {
-	v = strings.TrimSpace(v)
-	if i := strings.IndexByte(v, '<'); i >= 0 {
-		if j := strings.IndexByte(v[i:], '>'); j > 0 {
-			v = v[i+1 : i+j]
-		}
-	}
-	if i := strings.IndexAny(v, ", \t"); i >= 0 {
-		v = v[:i]
-	}
-	v = strings.Trim(v, `<>"'`)
-	if !strings.Contains(v, "@") || len(v) > 254 {
-		return ""
-	}
-	return strings.ToLower(v)
+	r.recipient = address.Extract(string(l[:end+1]))
 }
 
 // msgIDToken returns the first <...> token of a Message-ID value (RFC 5322

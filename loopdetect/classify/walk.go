@@ -10,6 +10,8 @@ import (
 
 	"github.com/emersion/go-message/charset"
 	gmtextproto "github.com/emersion/go-message/textproto"
+
+	"github.com/loopbreaker/loopbreaker/loopdetect/address"
 )
 
 // Limits of the MIME walk (RFC 2046 5.1 lets multiparts nest without bound;
@@ -405,11 +407,11 @@ func (w *walker) deliveryStatus(a *analysis, h partHeader, r io.Reader, path []i
 			role, val := lineKey(l)
 			switch role {
 			case roleDSNFinalRecipient:
-				if ad := dsnAddress(val); ad != "" && !a.dsnRecipFinal {
+				if ad := address.Extract(val); ad != "" && !a.dsnRecipFinal {
 					a.dsnRecipient, a.dsnRecipFinal = ad, true
 				}
 			case roleDSNOriginalRecipient:
-				if ad := dsnAddress(val); ad != "" && a.dsnRecipient == "" {
+				if ad := address.Extract(val); ad != "" && a.dsnRecipient == "" {
 					a.dsnRecipient = ad
 				}
 			case roleDSNAction:

@@ -212,11 +212,11 @@ func (a *analysis) readHeader() {
 			}
 		case "Subject":
 			if a.subject == "" {
-				a.subject = decodeHeader(v)
+				a.subject = DecodeHeader(v)
 			}
 		case "From":
 			if a.from == "" {
-				a.from = decodeHeader(v)
+				a.from = DecodeHeader(v)
 			}
 		case "Message-Id":
 			if a.msgID == "" {

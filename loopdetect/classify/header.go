@@ -261,9 +261,12 @@ func splitField(kv []byte) (string, string, bool) {
 	return textproto.CanonicalMIMEHeaderKey(string(k)), string(v), true
 }
 
-// decodeHeader decodes RFC 2047 encoded-words, in any charset go-message
-// knows; undecodable text is returned as it was.
-func decodeHeader(s string) string {
+// DecodeHeader decodes the RFC 2047 encoded-words of a header field value
+// ("=?iso-8859-1?q?Unzustellbar?=") into UTF-8, in any charset
+// go-message's charset package knows. Text that holds no encoded-word, or
+// that does not decode, is returned as it was. It is the program's one
+// encoded-word decoder.
+func DecodeHeader(s string) string {
 	if !strings.Contains(s, "=?") {
 		return s
 	}

@@ -672,7 +672,7 @@ func (ts *textScan) evaluateBlock() {
 	r := &ts.regions[regionEmbedded]
 	if b.roles&(1<<roleFrom) != 0 && b.evaluated&1 == 0 {
 		b.evaluated |= 1
-		if from := strings.TrimSpace(decodeHeader(b.from)); isDaemonAddress(from) || strings.HasSuffix(from, "<>") || from == "" || from == `""` {
+		if from := strings.TrimSpace(DecodeHeader(b.from)); isDaemonAddress(from) || strings.HasSuffix(from, "<>") || from == "" || from == `""` {
 			// Clients show a report's empty From as "<>" or nothing.
 			b.ndr = true
 			if r.daemonFrom == "" {
@@ -685,7 +685,7 @@ func (ts *textScan) evaluateBlock() {
 	}
 	if b.subject != "" && b.evaluated&2 == 0 {
 		b.evaluated |= 2
-		si := parseSubject(decodeHeader(b.subject))
+		si := parseSubject(DecodeHeader(b.subject))
 		if si.ndrPhrase != "" && si.outer != pfxReply {
 			b.ndr = true
 			if r.ndrSubject == "" {

@@ -13,11 +13,6 @@ import (
 	"github.com/loopbreaker/loopbreaker/loopdetect/address"
 )
 
-// DefaultBodyLimit is how much of a body is inspected when nothing else is
-// configured. NDRs put their diagnostic and the returned headers near the top;
-// 256 KiB holds them and the quoted original of every sample in the corpora.
-const DefaultBodyLimit = 256 << 10
-
 // Envelope is what the SMTP transaction says about a message (RFC 5321 3.3).
 type Envelope struct {
 	// Sender is the MAIL FROM reverse-path without angle brackets. The empty

@@ -1,11 +1,5 @@
 package classify
 
-import (
-	"strings"
-
-	"github.com/loopbreaker/loopbreaker/loopdetect/address"
-)
-
 // This file holds the immutable tables the classifier matches against. They
 // describe formats (what MTAs and mail clients write), never particular
 // messages. Every string is lower case with single spaces, the form the
@@ -516,34 +510,4 @@ var daemonNames = []string{
 	"microsoft exchange", "mail system", "postmaster", "internet mail delivery", "delivery subsystem",
 	"mail router", "email delivery system", "mail transport system", "sistema de entrega de correo",
 	"système de distribution du courrier", "e-mail-zustellsystem", "mail delivery error",
-}
-
-// isDaemonAddress reports whether an address or From value names a report
-// sender: a daemon local part (in any address of the value, so that
-// "Mail Delivery System [mailto:MAILER-DAEMON@x]" counts), Exchange's
-// MicrosoftExchange<hex> system mailbox, or a daemon display name.
-func isDaemonAddress(v string) bool {
-	if v == "" {
-		return false
-	}
-	low := strings.ToLower(strings.TrimSpace(v))
-	for _, local := range address.LocalParts(low) {
-		if daemonLocalParts[local] {
-			return true
-		}
-		if strings.HasPrefix(local, "microsoftexchange") && len(local) > len("microsoftexchange")+8 {
-			return true
-		}
-	}
-	name := address.DisplayName(low)
-	if daemonLocalParts[name] {
-		return true // a bare MAILER-DAEMON
-	}
-	for _, d := range daemonNames {
-		if name == d {
-			return true
-		}
-	}
-	// amavis: "Content-filter at example.com".
-	return strings.HasPrefix(name, "content-filter at ")
 }

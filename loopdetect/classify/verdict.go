@@ -2,7 +2,6 @@ package classify
 
 import (
 	"strings"
-	"unicode/utf8"
 )
 
 // Kind is what a message is, for counting purposes.
@@ -33,17 +32,6 @@ const (
 	DSNDelayed   = "delayed"
 	DSNDelivered = "delivered"
 )
-
-// Signal is one piece of evidence: what fired, where, and the value seen.
-// The names are the Signal* constants.
-type Signal struct {
-	// Name is a short stable identifier, e.g. "null-sender" or "subject-forwarded-ndr".
-	Name string `json:"name"`
-	// Where names the place it was seen: "envelope", "header:Subject", "body", "part:2".
-	Where string `json:"where"`
-	// Value is the text that matched, shortened for logs.
-	Value string `json:"value,omitempty"`
-}
 
 // Verdict is the classifier's answer for one message.
 type Verdict struct {
@@ -77,16 +65,6 @@ type Verdict struct {
 // Has reports whether a signal of that name fired.
 func (v *Verdict) Has(name string) bool { return hasSignal(v.Signals, name) }
 
-// hasSignal reports whether ss holds a signal of that name.
-func hasSignal(ss []Signal, name string) bool {
-	for _, s := range ss {
-		if s.Name == name {
-			return true
-		}
-	}
-	return false
-}
-
 // Explain renders the evidence in one line for logs.
 func (v *Verdict) Explain() string {
 	var b strings.Builder
@@ -104,27 +82,6 @@ func (v *Verdict) Explain() string {
 		}
 	}
 	return b.String()
-}
-
-const maxSignalValue = 120
-
-// shorten clips a signal value to maxSignalValue bytes, marking the cut.
-func shorten(s string) string {
-	if len(s) <= maxSignalValue {
-		return s
-	}
-	return clip(s, maxSignalValue) + "…"
-}
-
-// clip returns at most the first n bytes of s, cut on a rune boundary.
-func clip(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n]
 }
 
 func quoteShort(s string) string {

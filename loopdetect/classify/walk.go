@@ -380,7 +380,8 @@ func (w *walker) embedded(a *analysis, h partHeader, r io.Reader, depth int, pat
 		}
 		w.body(child, body, nil, depth+1)
 	}
-	child.decide(nil)
+	child.conclude()
+	child.reason = child.summary()
 	a.children = append(a.children, child)
 	a.childPaths = append(a.childPaths, path)
 }

@@ -1,8 +1,6 @@
 package classify
 
-import (
-	"strings"
-)
+import "strings"
 
 // analysis is everything learned about one message: the top-level one or
 // one attached to it.

@@ -1,8 +1,6 @@
 package classify
 
-import (
-	"sort"
-)
+import "sort"
 
 // matcher is an Aho-Corasick automaton compiled into a dense DFA over byte
 // classes. It is built once at package initialization from the phrase tables

@@ -1,8 +1,6 @@
 package classify
 
-import (
-	"unicode/utf8"
-)
+import "unicode/utf8"
 
 // Signal names. Every signal the classifier raises has one of these names;
 // they are stable identifiers for logs, tests and policies.

@@ -1,8 +1,6 @@
 package classify
 
-import (
-	"strings"
-)
+import "strings"
 
 // Kind is what a message is, for counting purposes.
 type Kind string

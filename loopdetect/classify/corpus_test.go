@@ -152,7 +152,7 @@ func TestCorpusConfusion(t *testing.T) {
 	}
 	rows := readManifest(t, dir)
 	results := classifyCorpus(t, dir, rows)
-	if dump := os.Getenv("LOOPDETECT_CORPUS_DUMP"); dump != "" {
+	if dump := os.Getenv("LOOPBREAKER_CORPUS_DUMP"); dump != "" {
 		// For tuning: every verdict, one line per file.
 		var b strings.Builder
 		for _, r := range results {

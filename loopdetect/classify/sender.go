@@ -13,6 +13,7 @@ type sender struct {
 	addr  string
 }
 
+// senderFromEnvelope reads the reverse-path of the SMTP transaction.
 func senderFromEnvelope(e *Envelope) sender {
 	if e.SenderUnknown {
 		return sender{}

@@ -67,6 +67,7 @@ func hasSignal(ss []Signal, name string) bool {
 	return false
 }
 
+// maxSignalValue bounds Signal.Value, in bytes.
 const maxSignalValue = 120
 
 // shorten clips a signal value to maxSignalValue bytes, marking the cut.

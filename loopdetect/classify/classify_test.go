@@ -76,3 +76,23 @@ func TestHopsAndForwardDepthAreLoopSigns(t *testing.T) {
 		t.Fatalf("hops %d depth %d signs %v", v.Hops, v.ForwardDepth, v.LoopSigns)
 	}
 }
+
+// TestDecodeHeader: RFC 2047 encoded-words in any charset go-message knows;
+// what does not decode is kept.
+func TestDecodeHeader(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"", ""},
+		{"Undeliverable: x", "Undeliverable: x"},
+		{"=?iso-8859-1?q?Unzustellbar=3A_x?=", "Unzustellbar: x"},
+		{"=?UTF-8?B?TsOjbyBlbnRyZWd1ZQ==?=", "Não entregue"},
+		{"=?koi8-r?b?7sXEz9PUwdfMxc7P?=", "Недоставлено"},
+		{"FW: =?utf-8?q?Non_remis?= : y", "FW: Non remis : y"},
+		{"=?x-unknown?q?abc?=", "=?x-unknown?q?abc?="},
+		{"=?utf-8?q?broken", "=?utf-8?q?broken"},
+	}
+	for _, tt := range tests {
+		if got := DecodeHeader(tt.in); got != tt.want {
+			t.Errorf("DecodeHeader(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}

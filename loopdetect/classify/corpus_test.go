@@ -141,7 +141,7 @@ func classifyCorpus(t testing.TB, dir string, rows []manifestRow) []corpusResult
 }
 
 // TestCorpusConfusion classifies every file of the shared corpora, prints a
-// confusion table per class (go test -v) and holds the recognizer to the
+// confusion table per class (go test -v) and holds the classifier to the
 // targets of issue 3: bounce recall >= 99.5%, auto-reply recall >= 95%,
 // ham and spam taken for anything but ordinary <= 0.05%. Each near-duplicate
 // group counts once, and counts as right only when every copy is right.
@@ -152,7 +152,7 @@ func TestCorpusConfusion(t *testing.T) {
 	}
 	rows := readManifest(t, dir)
 	results := classifyCorpus(t, dir, rows)
-	if dump := os.Getenv("LOOPDETECT_CORPUS_DUMP"); dump != "" {
+	if dump := os.Getenv("LOOPBREAKER_CORPUS_DUMP"); dump != "" {
 		// For tuning: every verdict, one line per file.
 		var b strings.Builder
 		for _, r := range results {

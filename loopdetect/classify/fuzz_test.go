@@ -116,9 +116,8 @@ func FuzzMIMEWalk(f *testing.F) {
 			if w.budget < 0 || w.parts > maxParts {
 				t.Fatalf("bounds broken: budget %d parts %d", w.budget, w.parts)
 			}
-			var v Verdict
-			a.decide(&v)
-			checkVerdict(t, v)
+			a.conclude()
+			checkVerdict(t, a.verdict())
 			for _, r := range a.text.regions {
 				if r.score < 0 || r.messageID != "" && !utf8.ValidString(r.messageID) && len(r.messageID) > 1000 {
 					t.Fatalf("region state broken: %+v", r)

@@ -39,7 +39,7 @@ import (
 // NDR phrase at all (a rule writing "FW: " + an unrelated subject, a rule
 // that keeps the subject of the message it forwards as is), so that the
 // structure alone has to carry the verdict. These strings are written from
-// the clients, independently of the recognizer's tables.
+// the clients, independently of the classifier's tables.
 //
 // Hard negatives are made too: people replying to a bounce ("Re:", quoted
 // or Outlook-style with the report below), and forwards of ordinary mail.
@@ -212,10 +212,10 @@ func loadSource(raw []byte) sourceMsg {
 	for _, l := range Classify(m, Options{}).LoopSigns {
 		s.loop = s.loop || l.Name == SignalNDROfNDR
 	}
-	s.from = decodeHeader(fs.get("From"))
-	s.to = decodeHeader(fs.get("To"))
+	s.from = DecodeHeader(fs.get("From"))
+	s.to = DecodeHeader(fs.get("To"))
 	s.date = fs.get("Date")
-	s.subject = decodeHeader(fs.get("Subject"))
+	s.subject = DecodeHeader(fs.get("Subject"))
 	// The first text part, decoded, as the client renders it. The header
 	// goes through the lenient reader first, as a client's parser would
 	// get past the damage some samples have.

@@ -6,7 +6,7 @@ import "sort"
 // classes. It is built once at package initialization from the phrase tables
 // and never written afterwards, so one matcher is shared by every goroutine.
 //
-// The input is fed one byte at a time (see phraseScanner), which lets the
+// The input is fed one byte at a time (see textScan), which lets the
 // text scanner fold case and collapse white space on the fly without copying
 // the body.
 type matcher struct {
@@ -47,7 +47,7 @@ func newMatcher(patterns []string) *matcher {
 		}
 	}
 	if m.nclass > 256 {
-		panic("loopdetect: too many byte classes")
+		panic("classify: too many byte classes")
 	}
 	// Trie.
 	type node struct {
@@ -71,7 +71,7 @@ func newMatcher(patterns []string) *matcher {
 		nodes[s].outs = append(nodes[s].outs, int32(pi))
 	}
 	if len(nodes) >= acceptFlag {
-		panic("loopdetect: phrase automaton too large")
+		panic("classify: phrase automaton too large")
 	}
 	// Breadth-first failure links and the dense transition table.
 	m.next = make([]uint16, len(nodes)*m.nclass)

@@ -1,41 +1,3 @@
-// Package loopdetect classifies one mail message as a bounce, a forwarded
-// non-delivery report, an auto-reply or ordinary mail, and says why.
-//
-// It is pure code: no I/O, no clock, no global mutable state (the phrase
-// tables and automata are built once at initialization and only read). The
-// milter layer and the classify command build a [Message] and call
-// [Classify]; the decision core counts and acts on the returned [Verdict].
-//
-// What it knows:
-//
-//   - Delivery status notifications (RFC 3464, RFC 6522 multipart/report,
-//     RFC 6533 for internationalized ones) and the non-standard reports of
-//     Postfix, Exim, Sendmail, qmail, Exchange 5.5 to Office 365, Gmail,
-//     Yahoo, Lotus Domino, GroupWise, Courier, MDaemon, Amazon SES and
-//     others: envelope and header signs (null reverse-path, RFC 5321 4.5.5;
-//     daemon senders; report subjects in many languages; vendor fields such
-//     as X-Failed-Recipients and X-MS-Exchange-Message-Is-Ndr) weighed with
-//     what the report's own text says (MTA wording, RFC 3464 2.2/2.3 fields,
-//     RFC 3463 status codes). Failure, delay and success notices are told
-//     apart (RFC 3464 2.3.3).
-//   - Reports forwarded onward by a person or a mailbox rule: a forward
-//     prefix in many languages before a report subject, or the report
-//     itself inside the message, attached (RFC 2046 5.2.1 message/rfc822)
-//     or inline below a mail client's forward separator and header block,
-//     and Exchange's inbox-rule fields. A reply about a report ("Re:") is
-//     not one.
-//   - Auto-replies (RFC 3834): Auto-Submitted: auto-replied, Precedence:
-//     auto_reply, the vendors' X-Autoreply-style fields, responders'
-//     subjects in many languages. Auto-Submitted: auto-generated marks a
-//     notification, not a reply (RFC 3834 5).
-//   - Loop signs: Received count (RFC 5321 6.3), X-Loop or Delivered-To
-//     naming a recipient, deep forward chains, a report about a report.
-//
-// The body is inspected in one pass and within bounds: at most
-// Options.BodyLimit bytes, MIME nesting (RFC 2045, RFC 2046) followed to
-// Options.MaxDepth, a fixed number of parts and attached messages. Broken
-// MIME is read as text. Nothing in it panics on any input (see the fuzz
-// tests).
 package classify
 
 import (
@@ -47,12 +9,9 @@ import (
 	"strings"
 
 	"github.com/emersion/go-message/textproto"
-)
 
-// DefaultBodyLimit is how much of a body is inspected when nothing else is
-// configured. NDRs put their diagnostic and the returned headers near the top;
-// 256 KiB holds them and the quoted original of every sample in the corpora.
-const DefaultBodyLimit = 256 << 10
+	"github.com/loopbreaker/loopbreaker/loopdetect/address"
+)
 
 // Envelope is what the SMTP transaction says about a message (RFC 5321 3.3).
 type Envelope struct {
@@ -74,7 +33,7 @@ type Envelope struct {
 	QueueID string
 }
 
-// Message is one message as loopdetect sees it: the envelope, the header
+// Message is one message as the classifier sees it: the envelope, the header
 // section and a bounded first part of the body.
 type Message struct {
 	Envelope Envelope
@@ -117,7 +76,7 @@ func ReadStoredMessage(r io.Reader, bodyLimit int) (*Message, error) {
 		if i := strings.IndexAny(s, " \t"); i >= 0 {
 			s = s[:i]
 		}
-		s = strings.Trim(s, "<>")
+		s = address.Path(s)
 		if strings.EqualFold(s, "MAILER-DAEMON") {
 			s = ""
 		}

@@ -1,8 +1,6 @@
 package classify
 
-import "strings"
-
-// This file holds the immutable tables the recognizer matches against. They
+// This file holds the immutable tables the classifier matches against. They
 // describe formats (what MTAs and mail clients write), never particular
 // messages. Every string is lower case with single spaces, the form the
 // text scanner folds body text into.
@@ -353,7 +351,7 @@ func compilePhrases(ascii bool) (*matcher, []int) {
 		}
 	}
 	if len(bodyPhrases) > maxPhrases {
-		panic("loopdetect: too many body phrases")
+		panic("classify: too many body phrases")
 	}
 	return newMatcher(texts), index
 }
@@ -512,50 +510,4 @@ var daemonNames = []string{
 	"microsoft exchange", "mail system", "postmaster", "internet mail delivery", "delivery subsystem",
 	"mail router", "email delivery system", "mail transport system", "sistema de entrega de correo",
 	"système de distribution du courrier", "e-mail-zustellsystem", "mail delivery error",
-}
-
-// isDaemonAddress reports whether an address or From value names a report
-// sender: a daemon local part (in any address of the value, so that
-// "Mail Delivery System [mailto:MAILER-DAEMON@x]" counts), Exchange's
-// MicrosoftExchange<hex> system mailbox, or a daemon display name.
-func isDaemonAddress(v string) bool {
-	if v == "" {
-		return false
-	}
-	low := strings.ToLower(strings.TrimSpace(v))
-	for i := 0; i < len(low); i++ {
-		if low[i] != '@' {
-			continue
-		}
-		j := i
-		for j > 0 && isLocalPartByte(low[j-1]) {
-			j--
-		}
-		local := strings.TrimRight(low[j:i], `\\`)
-		if daemonLocalParts[local] {
-			return true
-		}
-		if strings.HasPrefix(local, "microsoftexchange") && len(local) > len("microsoftexchange")+8 {
-			return true
-		}
-	}
-	name := low
-	if i := strings.IndexAny(name, "<[("); i >= 0 {
-		name = name[:i]
-	}
-	name = strings.Trim(strings.TrimSpace(name), `"' `)
-	if daemonLocalParts[name] {
-		return true // a bare MAILER-DAEMON
-	}
-	for _, d := range daemonNames {
-		if name == d {
-			return true
-		}
-	}
-	// amavis: "Content-filter at example.com".
-	return strings.HasPrefix(name, "content-filter at ")
-}
-
-func isLocalPartByte(c byte) bool {
-	return c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.' || c == '+' || c == '=' || c == '\\'
 }

@@ -231,20 +231,19 @@ const (
 )
 
 type subjectInfo struct {
-	forwards     int        // forward prefixes before the first NDR phrase
-	replies      int        // reply prefixes before the first NDR phrase
-	outer        prefixKind // the first prefix of the subject
-	rest         string     // the subject after the leading prefixes and tags
-	ndrPhrase    string     // the NDR phrase the rest starts with, if any
-	ndrKind      phraseKind // failure, delay or success
-	ndrContains  string     // an NDR phrase found later in an unprefixed subject
-	ndrs         int        // NDR phrases along the whole chain ("Undeliverable: FW: Undeliverable: x" is 2)
-	depth        int        // forward prefixes along the whole chain
-	innerFwdNDR  bool       // the NDR phrase is followed by a forwarded NDR
-	outerVS      bool       // the first prefix is "VS", a forward in Danish and Norwegian, a reply in Finnish
-	autoReply    string     // an auto-reply marker
-	autoPrefix   bool       // "Auto:" (RFC 3834 3.1.5 suggests it; weak on its own)
-	tagAutoReply bool       // the marker was a [tag]
+	forwards    int        // forward prefixes before the first NDR phrase
+	replies     int        // reply prefixes before the first NDR phrase
+	outer       prefixKind // the first prefix of the subject
+	rest        string     // the subject after the leading prefixes and tags
+	ndrPhrase   string     // the NDR phrase the rest starts with, if any
+	ndrKind     phraseKind // failure, delay or success
+	ndrContains string     // an NDR phrase found later in an unprefixed subject
+	ndrs        int        // NDR phrases along the whole chain ("Undeliverable: FW: Undeliverable: x" is 2)
+	depth       int        // forward prefixes along the whole chain
+	innerFwdNDR bool       // the NDR phrase is followed by a forwarded NDR
+	outerVS     bool       // the first prefix is "VS", a forward in Danish and Norwegian, a reply in Finnish
+	autoReply   string     // an auto-reply marker
+	autoPrefix  bool       // "Auto:" (RFC 3834 3.1.5 suggests it; weak on its own)
 }
 
 // plainNDR reports a report subject: an NDR phrase with no reply or
@@ -278,7 +277,7 @@ func parseSubject(s string) subjectInfo {
 			lp := strings.ToLower(p)
 			if info.forwards == 0 && info.replies == 0 {
 				if ph := matchAutoReply(lp); ph != "" {
-					info.autoReply, info.tagAutoReply = ph, true
+					info.autoReply = ph
 				}
 			}
 			rest = strings.TrimSpace(after)

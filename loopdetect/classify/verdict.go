@@ -31,17 +31,6 @@ const (
 	DSNDelivered = "delivered"
 )
 
-// Signal is one piece of evidence: what fired, where, and the value seen.
-// The names are the Signal* constants.
-type Signal struct {
-	// Name is a short stable identifier, e.g. "null-sender" or "subject-forwarded-ndr".
-	Name string `json:"name"`
-	// Where names the place it was seen: "envelope", "header:Subject", "body", "part:2".
-	Where string `json:"where"`
-	// Value is the text that matched, shortened for logs.
-	Value string `json:"value,omitempty"`
-}
-
 // Verdict is the classifier's answer for one message.
 type Verdict struct {
 	Kind Kind `json:"kind"`
@@ -72,14 +61,7 @@ type Verdict struct {
 }
 
 // Has reports whether a signal of that name fired.
-func (v *Verdict) Has(name string) bool {
-	for _, s := range v.Signals {
-		if s.Name == name {
-			return true
-		}
-	}
-	return false
-}
+func (v *Verdict) Has(name string) bool { return hasSignal(v.Signals, name) }
 
 // Explain renders the evidence in one line for logs.
 func (v *Verdict) Explain() string {
@@ -99,26 +81,6 @@ func (v *Verdict) Explain() string {
 	}
 	return b.String()
 }
-
-func (v *Verdict) add(name, where, value string) {
-	v.Signals = append(v.Signals, Signal{Name: name, Where: where, Value: shorten(value)})
-}
-
-const maxSignalValue = 120
-
-func shorten(s string) string {
-	if len(s) <= maxSignalValue {
-		return s
-	}
-	// Cut on a rune boundary.
-	cut := maxSignalValue
-	for cut > 0 && !isRuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + "…"
-}
-
-func isRuneStart(b byte) bool { return b&0xC0 != 0x80 }
 
 func quoteShort(s string) string {
 	if strings.ContainsAny(s, " \t\"") {

@@ -2,14 +2,14 @@ package classify
 
 import (
 	"bytes"
-	"encoding/base64"
 	"io"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/emersion/go-message/charset"
 	gmtextproto "github.com/emersion/go-message/textproto"
+
+	"github.com/loopbreaker/loopbreaker/loopdetect/address"
 )
 
 // Limits of the MIME walk (RFC 2046 5.1 lets multiparts nest without bound;
@@ -27,8 +27,6 @@ const (
 	// maxEmbedded bounds the attached messages analyzed per message (one
 	// per round of an NDR loop, see DefaultMaxDepth).
 	maxEmbedded = 24
-	// maxHTMLLine bounds a line of text flattened from HTML.
-	maxHTMLLine = 8 << 10
 )
 
 // walker holds the bounds shared by one Classify call. It is created per
@@ -65,24 +63,6 @@ func partHeaderOf(h *gmtextproto.Header, defaultType string) partHeader {
 		ph.filename = ph.ct.param("name")
 	}
 	return ph
-}
-
-// identityCTE reports a Content-Transfer-Encoding that needs no decoding.
-func identityCTE(cte string) bool {
-	switch strings.ToLower(strings.TrimSpace(cte)) {
-	case "", "7bit", "8bit", "binary":
-		return true
-	}
-	return false
-}
-
-// utf8Charset reports a charset that needs no conversion for matching.
-func utf8Charset(cs string) bool {
-	switch strings.ToLower(strings.Trim(cs, ` "'`)) {
-	case "", "us-ascii", "ascii", "utf-8", "utf8", "ansi_x3.4-1968":
-		return true
-	}
-	return false
 }
 
 // leaf returns the content of a leaf part with its transfer encoding
@@ -133,98 +113,6 @@ func (w *walker) leaf(h partHeader, r io.Reader, raw []byte, keep bool) []byte {
 		}
 	}
 	return data
-}
-
-// readAllInto appends what r yields, at most limit bytes, to dst.
-func readAllInto(dst []byte, r io.Reader, limit int) []byte {
-	if limit <= 0 {
-		return dst
-	}
-	for {
-		if len(dst) == cap(dst) {
-			dst = append(dst, 0)[:len(dst)]
-		}
-		room := cap(dst) - len(dst)
-		if room > limit {
-			room = limit
-		}
-		n, err := r.Read(dst[len(dst) : len(dst)+room])
-		dst = dst[:len(dst)+n]
-		limit -= n
-		if err != nil || limit <= 0 {
-			return dst
-		}
-	}
-}
-
-// decodeQP undoes quoted-printable (RFC 2045 6.7), leniently: a "=" that
-// starts no escape is kept as it is.
-func decodeQP(dst, src []byte) []byte {
-	for i := 0; i < len(src); i++ {
-		c := src[i]
-		if c != '=' {
-			dst = append(dst, c)
-			continue
-		}
-		j := i + 1
-		for j < len(src) && (src[j] == ' ' || src[j] == '\t') {
-			j++
-		}
-		switch {
-		case j >= len(src):
-			i = j
-			continue
-		case src[j] == '\n':
-			i = j // soft line break
-			continue
-		case src[j] == '\r' && j+1 < len(src) && src[j+1] == '\n':
-			i = j + 1
-			continue
-		}
-		if i+2 < len(src) && isHex(src[i+1]) && isHex(src[i+2]) {
-			dst = append(dst, unhex(src[i+1])<<4|unhex(src[i+2]))
-			i += 2
-			continue
-		}
-		dst = append(dst, '=')
-	}
-	return dst
-}
-
-func isHex(c byte) bool { return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F' }
-
-func unhex(c byte) byte {
-	switch {
-	case c >= '0' && c <= '9':
-		return c - '0'
-	case c >= 'a' && c <= 'f':
-		return c - 'a' + 10
-	}
-	return c - 'A' + 10
-}
-
-// decodeBase64 decodes base64 (RFC 2045 6.8), ignoring characters outside
-// the alphabet and stopping at the first damage.
-func decodeBase64(dst, src []byte) []byte {
-	start := len(dst)
-	// Filter into the tail of dst, then decode in place: decoding never
-	// writes past what it has read.
-	for _, c := range src {
-		if c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '+' || c == '/' || c == '=' {
-			dst = append(dst, c)
-		}
-	}
-	enc := dst[start:]
-	// Stop at padding: what follows is another encoding run or junk.
-	if i := bytes.IndexByte(enc, '='); i >= 0 {
-		enc = enc[:i]
-	}
-	enc = enc[:len(enc)/4*4+min(len(enc)%4, 3)]
-	if len(enc)%4 == 1 {
-		enc = enc[:len(enc)-1]
-	}
-	n, _ := base64.RawStdEncoding.Decode(dst[start:], enc)
-	return dst[:start+n]
 }
 
 // body walks the body of msg, whose header the analysis has read.
@@ -281,7 +169,6 @@ func (w *walker) entity(a *analysis, h partHeader, r io.Reader, raw []byte, dept
 func (w *walker) multipart(a *analysis, h partHeader, r io.Reader, raw []byte, depth int, path []int) {
 	boundary := h.ct.param("boundary")
 	if boundary == "" {
-		a.broken = true
 		w.fallback(a, r, raw)
 		return
 	}
@@ -302,7 +189,6 @@ func (w *walker) multipart(a *analysis, h partHeader, r io.Reader, raw []byte, d
 		p, err := mr.NextPart()
 		if err != nil {
 			if n == 0 && err != io.EOF {
-				a.broken = true
 				if raw != nil {
 					w.fallback(a, nil, raw)
 				}
@@ -373,7 +259,6 @@ func (w *walker) embedded(a *analysis, h partHeader, r io.Reader, depth int, pat
 		return
 	}
 	child := newAnalysis(fs, senderFromReturnPath(fs), depth+1)
-	child.headersOnly = headersOnly
 	if !headersOnly {
 		body := src.b[src.i:]
 		if len(rest) > 0 {
@@ -381,7 +266,8 @@ func (w *walker) embedded(a *analysis, h partHeader, r io.Reader, depth int, pat
 		}
 		w.body(child, body, nil, depth+1)
 	}
-	child.decide(nil)
+	child.conclude()
+	child.reason = child.summary()
 	a.children = append(a.children, child)
 	a.childPaths = append(a.childPaths, path)
 }
@@ -408,19 +294,15 @@ func (w *walker) deliveryStatus(a *analysis, h partHeader, r io.Reader, path []i
 			role, val := lineKey(l)
 			switch role {
 			case roleDSNFinalRecipient:
-				if ad := dsnAddress(val); ad != "" && !a.dsnRecipFinal {
+				if ad := address.Extract(val); ad != "" && !a.dsnRecipFinal {
 					a.dsnRecipient, a.dsnRecipFinal = ad, true
 				}
 			case roleDSNOriginalRecipient:
-				if ad := dsnAddress(val); ad != "" && a.dsnRecipient == "" {
+				if ad := address.Extract(val); ad != "" && a.dsnRecipient == "" {
 					a.dsnRecipient = ad
 				}
 			case roleDSNAction:
 				a.dsnActions |= parseAction(val)
-			case roleDSNStatus:
-				if a.dsnStatus == "" && isStatusCode(val) {
-					a.dsnStatus = strings.TrimSpace(val)
-				}
 			}
 		}
 	}
@@ -440,152 +322,4 @@ func pathString(path []int) string {
 		b.WriteString(strconv.Itoa(n))
 	}
 	return b.String()
-}
-
-// htmlFlattener turns HTML into lines of text for the scanner: tags become
-// nothing or a line break (block elements), the content of style and script
-// elements is dropped, and the common character references are decoded.
-type htmlFlattener struct {
-	ts      *textScan
-	line    []byte
-	inTag   bool
-	tag     [16]byte
-	tagLen  int
-	tagDone bool
-	skip    bool // inside <style> or <script>
-	ent     [12]byte
-	entLen  int
-	inEnt   bool
-}
-
-func (f *htmlFlattener) reset(ts *textScan) {
-	f.ts = ts
-	f.line = f.line[:0]
-	f.inTag, f.tagLen, f.tagDone, f.skip, f.inEnt, f.entLen = false, 0, false, false, false, 0
-}
-
-func (f *htmlFlattener) write(p []byte) {
-	for _, c := range p {
-		if f.inTag {
-			switch {
-			case c == '>':
-				f.inTag = false
-				f.endTag()
-			case !f.tagDone && (c == ' ' || c == '\t' || c == '\n' || c == '\r' || (c == '/' && f.tagLen > 0)):
-				f.tagDone = true
-			case !f.tagDone && f.tagLen < len(f.tag):
-				if c >= 'A' && c <= 'Z' {
-					c += 'a' - 'A'
-				}
-				f.tag[f.tagLen] = c
-				f.tagLen++
-			}
-			continue
-		}
-		if c == '<' {
-			f.flushEnt()
-			f.inTag, f.tagLen, f.tagDone = true, 0, false
-			continue
-		}
-		if f.skip {
-			continue
-		}
-		if f.inEnt {
-			if c == ';' {
-				f.decodeEnt()
-				continue
-			}
-			if f.entLen < len(f.ent) && (c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '#') {
-				f.ent[f.entLen] = c
-				f.entLen++
-				continue
-			}
-			f.flushEnt()
-		}
-		if c == '&' {
-			f.inEnt, f.entLen = true, 0
-			continue
-		}
-		if c == '\n' || c == '\r' {
-			c = ' '
-		}
-		f.line = append(f.line, c)
-		if len(f.line) >= maxHTMLLine {
-			f.flush()
-		}
-	}
-}
-
-func (f *htmlFlattener) endTag() {
-	name := string(f.tag[:f.tagLen])
-	switch name {
-	case "style", "script", "head":
-		f.skip = true
-		return
-	case "/style", "/script", "/head":
-		f.skip = false
-		return
-	}
-	if f.skip {
-		return
-	}
-	switch strings.TrimPrefix(name, "/") {
-	case "br", "p", "div", "tr", "li", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "table", "blockquote",
-		"pre", "ul", "ol", "dt", "dd", "title", "body", "html":
-		f.flush()
-	case "td", "th":
-		f.line = append(f.line, ' ')
-	}
-}
-
-func (f *htmlFlattener) flushEnt() {
-	if f.inEnt {
-		f.line = append(f.line, '&')
-		f.line = append(f.line, f.ent[:f.entLen]...)
-		f.inEnt = false
-	}
-}
-
-func (f *htmlFlattener) decodeEnt() {
-	f.inEnt = false
-	e := string(f.ent[:f.entLen])
-	switch e {
-	case "nbsp", "#160", "ensp", "emsp", "thinsp":
-		f.line = append(f.line, ' ')
-	case "amp", "#38":
-		f.line = append(f.line, '&')
-	case "lt", "#60":
-		f.line = append(f.line, '<')
-	case "gt", "#62":
-		f.line = append(f.line, '>')
-	case "quot", "#34":
-		f.line = append(f.line, '"')
-	case "apos", "#39", "#x27", "rsquo", "lsquo", "#8217":
-		f.line = append(f.line, '\'')
-	default:
-		if strings.HasPrefix(e, "#") {
-			var n uint64
-			var err error
-			if strings.HasPrefix(e, "#x") || strings.HasPrefix(e, "#X") {
-				n, err = strconv.ParseUint(e[2:], 16, 32)
-			} else {
-				n, err = strconv.ParseUint(e[1:], 10, 32)
-			}
-			if err == nil && n > 0 && n < 0x110000 {
-				f.line = utf8.AppendRune(f.line, rune(n))
-				return
-			}
-		}
-		f.line = append(f.line, ' ')
-	}
-}
-
-func (f *htmlFlattener) flush() {
-	f.flushEnt()
-	if len(f.line) > 0 {
-		f.ts.line(f.line)
-		f.line = f.line[:0]
-	} else {
-		f.ts.line(nil)
-	}
 }

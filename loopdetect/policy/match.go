@@ -1,80 +1,17 @@
 package policy
 
 import (
-	"net/mail"
 	"net/netip"
 	"path"
 	"strings"
 
-	"golang.org/x/net/idna"
-
+	"github.com/loopbreaker/loopbreaker/loopdetect/address"
 	"github.com/loopbreaker/loopbreaker/loopdetect/classify"
 )
 
-// NormalizeAddress lower-cases an envelope address and trims it; the
-// domain is put in its ASCII (A-label) form (RFC 5890) without a trailing
-// dot, so "Alice@BÜCHER.example" and "alice@xn--bcher-kva.example" are one
-// key. The null sender is "".
-func NormalizeAddress(a string) string {
-	a = strings.ToLower(strings.TrimSpace(strings.Trim(strings.TrimSpace(a), "<>")))
-	at := strings.LastIndexByte(a, '@')
-	if at < 0 {
-		return a
-	}
-	local, domain := a[:at], strings.TrimSuffix(a[at+1:], ".")
-	if ascii, err := idna.Lookup.ToASCII(domain); err == nil {
-		domain = ascii
-	}
-	return local + "@" + domain
-}
-
-// headerFromAddress returns the address of the message's From: field
-// (RFC 5322 3.6.2), or "" when it has none that parses.
-func headerFromAddress(msg *classify.Message) string {
-	from := msg.Header.Get("From")
-	if from == "" {
-		return ""
-	}
-	if a, err := mail.ParseAddress(from); err == nil {
-		return a.Address
-	}
-	// A display name net/mail refuses (unquoted dots, 8-bit): take the
-	// part in angle brackets.
-	if i := strings.LastIndexByte(from, '<'); i >= 0 {
-		if j := strings.IndexByte(from[i:], '>'); j > 0 && strings.Contains(from[i+1:i+j], "@") {
-			return from[i+1 : i+j]
-		}
-	}
-	return ""
-}
-
-// keyAddress is the form an address takes in a counting key: normalized and
-// without a subaddress ("alice+tag@x" counts as "alice@x", RFC 5233), so a
-// storm cannot split its count over tags while distinct mailboxes stay
-// distinct. delims are the policy's address_delimiters.
-func keyAddress(a, delims string) string {
-	a = NormalizeAddress(a)
-	if delims == "" {
-		return a
-	}
-	at := strings.LastIndexByte(a, '@')
-	if at <= 0 {
-		return a
-	}
-	local := a[:at]
-	if i := strings.IndexAny(local, delims); i > 0 {
-		local = local[:i]
-	}
-	return local + a[at:]
-}
-
-// Domain returns the domain of a normalized address.
-func Domain(addr string) string {
-	if i := strings.LastIndexByte(addr, '@'); i >= 0 {
-		return addr[i+1:]
-	}
-	return ""
-}
+// keyAddress is the form an address takes in a counting key (see
+// address.Key); delims are the policy's address_delimiters.
+func keyAddress(a, delims string) string { return address.Key(a, delims) }
 
 // IsLocalDomain reports whether domain is one of the local domains (or, for
 // an entry with a leading dot, below it).
@@ -94,7 +31,7 @@ func (p *Policy) IsLocalDomain(domain string) bool {
 
 // IsLocalAddress reports whether addr's domain is local.
 func (p *Policy) IsLocalAddress(addr string) bool {
-	return p.IsLocalDomain(Domain(NormalizeAddress(addr)))
+	return p.IsLocalDomain(address.Domain(address.Normalize(addr)))
 }
 
 // IsLocalClient reports whether the client address is in a local network.
@@ -121,9 +58,9 @@ func MatchAddress(pattern, addr string) bool {
 	case pattern == "<>":
 		return addr == ""
 	case strings.HasPrefix(pattern, "@"):
-		return Domain(addr) == pattern[1:]
+		return address.Domain(addr) == pattern[1:]
 	case !strings.Contains(pattern, "@") && !strings.ContainsAny(pattern, "*?["):
-		return Domain(addr) == pattern
+		return address.Domain(addr) == pattern
 	}
 	ok, err := path.Match(pattern, addr)
 	return err == nil && ok
@@ -139,7 +76,7 @@ func matchAny(patterns []string, addr string) bool {
 }
 
 func (r *Rule) exemptDomain(addr string) bool {
-	d := Domain(addr)
+	d := address.Domain(addr)
 	for _, x := range r.ExemptDomains {
 		x = strings.ToLower(strings.TrimPrefix(strings.TrimSpace(x), "@"))
 		if d == x || strings.HasSuffix(d, "."+x) {
@@ -175,7 +112,7 @@ func (r *Rule) matchesKind(v *classify.Verdict) bool {
 func (p *Policy) Recipients(r *Rule, env *classify.Envelope) []string {
 	var out []string
 	for _, raw := range env.Recipients {
-		a := NormalizeAddress(raw)
+		a := address.Normalize(raw)
 		local := p.IsLocalAddress(a)
 		switch r.Direction {
 		case DirectionOutbound:
@@ -207,7 +144,7 @@ func (p *Policy) Match(r *Rule, msg *classify.Message, v *classify.Verdict) ([]s
 	if r.MinHops > 0 && v.Hops < r.MinHops {
 		return nil, false
 	}
-	sender := NormalizeAddress(msg.Envelope.Sender)
+	sender := address.Normalize(msg.Envelope.Sender)
 	if len(r.Senders) > 0 && !matchAny(r.Senders, sender) {
 		return nil, false
 	}
@@ -238,7 +175,7 @@ func (p *Policy) Keys(r *Rule, msg *classify.Message, v *classify.Verdict, rcpts
 				// 3.3); the responder is in From:. Without it every
 				// responder's replies to one recipient would share one
 				// count.
-				val = keyAddress(headerFromAddress(msg), p.AddressDelimiters)
+				val = keyAddress(address.Extract(msg.Header.Get("From")), p.AddressDelimiters)
 			}
 			if val == "" {
 				val = "<>"

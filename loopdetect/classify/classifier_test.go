@@ -29,7 +29,7 @@ func classifyStored(t testing.TB, raw []byte, rcpts ...string) Verdict {
 }
 
 // TestTestdataFormats runs the hand-written samples in testdata, one per
-// format the recognizer must know, and checks the verdict and its facts.
+// format the classifier must know, and checks the verdict and its facts.
 func TestTestdataFormats(t *testing.T) {
 	tests := []struct {
 		file      string

@@ -132,7 +132,7 @@ func (e *Engine) Decide(ctx context.Context, msg *classify.Message) Decision {
 
 func (e *Engine) decide(ctx context.Context, msg *classify.Message) Decision {
 	p := e.policy.Load()
-	v := classify.Classify(msg, classify.Options{})
+	v := classify.Classify(msg, classifierOptions(p))
 	d := Decision{Verdict: v}
 	subject := ""
 	for i := range p.Rules {
@@ -184,6 +184,15 @@ func (e *Engine) decide(ctx context.Context, msg *classify.Message) Decision {
 		e.record(&d, &msg.Envelope, subject)
 	}
 	return d
+}
+
+// classifierOptions are the policy's settings for the classifier: it reads
+// as much of the body as the policy's body_limit says (the milter gathers
+// that much), not its own default. The policy sets no hop count of its own
+// (a rule's min_hops selects on Verdict.Hops), so MaxHops stays the
+// classifier's.
+func classifierOptions(p *policy.Policy) classify.Options {
+	return classify.Options{BodyLimit: p.BodyLimit}
 }
 
 // record adds an acted-on decision to the audit trail.

@@ -13,6 +13,7 @@
 package milter
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -127,7 +128,8 @@ func NewServer(engine *engine.Engine, log *slog.Logger, opts Options) *Server {
 
 // negotiate takes what both sides offer instead of failing the connection
 // when an older MTA lacks an option: the milter then runs with less (a
-// missing quarantine action is logged and falls back at decision time).
+// missing quarantine action is logged, and the milter falls back when it
+// carries a quarantine out: see onRefusal).
 func negotiate(log *slog.Logger) gomilter.NegotiationCallbackFunc {
 	return func(mtaVersion, milterVersion uint32, mtaActions, milterActions gomilter.OptAction, mtaProtocol, milterProtocol gomilter.OptProtocol, offered gomilter.DataSize) (uint32, gomilter.OptAction, gomilter.OptProtocol, gomilter.DataSize, error) {
 		version := min(mtaVersion, milterVersion)
@@ -320,7 +322,7 @@ func logDecision(ctx context.Context, log *slog.Logger, d *engine.Decision, done
 		attrs = append(attrs, "rule_action", string(d.RuleAction), "fallback", d.Fallback)
 	}
 	if done != d.Action {
-		attrs = append(attrs, "done", string(done))
+		attrs = append(attrs, "done", cmp.Or(string(done), "none"))
 	}
 	if d.NewBlock {
 		log.WarnContext(ctx, "block started", append(attrs, "until", d.Until.UTC().Format(time.RFC3339))...)

@@ -106,7 +106,8 @@ const (
 	// (Postfix's own bounces through non_smtpd_milters, the sendmail
 	// command). Nobody is on the other end to be told: a refused bounce
 	// fails in Postfix and leaves its original deferred, to bounce again on
-	// every retry, and Postfix cannot refuse one of its recipients at all.
+	// every retry, and Postfix cannot refuse one of its recipients at all
+	// ("milter configuration error: can't reject recipient in non-smtpd").
 	WithoutSMTPClient
 )
 

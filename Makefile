@@ -20,7 +20,8 @@ build:
 # The daemon with the built-in policy and the state file under ./var/.
 # Pass flags with ARGS, e.g. make run ARGS="-local-domains corp.example -quarantine-mailbox quarantine@corp.example".
 run: build
-	./$(BIN) serve $(ARGS)
+	mkdir -p var
+	./$(BIN) serve -state ./var/loopbreaker.db $(ARGS)
 
 # What the tests need from Debian (postfix, swaks, ...), installed when missing.
 deps:

@@ -7,6 +7,7 @@ import (
 	"net"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -182,5 +183,113 @@ block_for = "1h"
 	}
 	if a.Type != gomilter.ActionRejectWithCode || a.SMTPCode != 550 {
 		t.Fatalf("SMTP bounce at RCPT: %+v, want 550", a)
+	}
+}
+
+// TestBodyLimitOfThePolicy: the milter gathers the policy's body_limit of
+// the body, not the classifier's default, so an NDR whose report text
+// starts after 256 KiB is still recognized with body_limit = 1 MiB.
+func TestBodyLimitOfThePolicy(t *testing.T) {
+	addr := startWithPolicy(t, `local_domains = ["corp.example"]
+body_limit = 1048576
+[[rule]]
+name = "bounces"
+kinds = ["bounce"]
+direction = "inbound"
+key = "recipient"
+limit = 0
+action = "tag"
+`)
+	body := strings.Repeat("A line of a long ordinary text that goes on and on and on.\r\n", (300<<10)/60) +
+		"\r\nThis is the mail system at host mx.outside.example.\r\n\r\n" +
+		"I'm sorry to have to inform you that your message could not\r\nbe delivered to one or more recipients.\r\n\r\n" +
+		"<x@outside.example>: host mx said: 550 5.1.1 User unknown\r\n\r\n" +
+		"Final-Recipient: rfc822; x@outside.example\r\nAction: failed\r\nStatus: 5.1.1\r\n"
+	r := send(t, addr, "", []string{"list@corp.example"}, [][2]string{{"From", "someone@outside.example"}, {"Subject", "Your message"}}, body)
+	if r.act.Type != gomilter.ActionAccept || len(r.mods) != 1 || r.mods[0].HeaderName != HeaderInfo || !strings.Contains(r.mods[0].HeaderValue, "kind=bounce") {
+		t.Fatalf("%+v %+v, want the bounce tagged", r.act, r.mods)
+	}
+}
+
+// TestRefusedModificationFallsBack: when the MTA refuses what an action
+// needs (here: it did not offer the action), the milter falls back as
+// onRefusal says and counts the failure.
+func TestRefusedModificationFallsBack(t *testing.T) {
+	tests := []struct {
+		action  string
+		offered gomilter.OptAction
+		check   func(t *testing.T, r result)
+	}{
+		{"redirect", gomilter.OptAddHeader | gomilter.OptQuarantine, func(t *testing.T, r result) {
+			if r.act.Type != gomilter.ActionAccept || !hasMod(r.mods, gomilter.ActionQuarantine) || hasMod(r.mods, gomilter.ActionDelRcpt) {
+				t.Fatalf("%+v %+v, want held", r.act, r.mods)
+			}
+		}},
+		{"quarantine", gomilter.OptAddHeader, func(t *testing.T, r result) {
+			if r.act.Type != gomilter.ActionTempFail {
+				t.Fatalf("%+v %+v, want tempfail", r.act, r.mods)
+			}
+		}},
+		{"tag", 0, func(t *testing.T, r result) {
+			if r.act.Type != gomilter.ActionAccept || len(r.mods) != 0 {
+				t.Fatalf("%+v %+v, want accepted untagged", r.act, r.mods)
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.action, func(t *testing.T) {
+			p, err := policy.Parse("test.toml", []byte(`local_domains = ["corp.example"]
+quarantine_mailbox = "q@corp.example"
+[[rule]]
+name = "fw"
+kinds = ["forwarded-ndr"]
+direction = "outbound"
+key = "sender"
+limit = 0
+action = "`+tt.action+`"
+`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			st, err := state.Open(filepath.Join(t.TempDir(), "state.db"), state.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			log := slog.New(slog.NewTextHandler(io.Discard, nil))
+			eng := engine.New(p, st, log)
+			var failures countFailures
+			eng.Observe(&failures)
+			srv := NewServer(eng, log, Options{})
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			go srv.Serve(ln)
+			t.Cleanup(func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				srv.Shutdown(ctx)
+				st.Close()
+			})
+			macros := gomilter.NewMacroBag()
+			macros.Set(gomilter.MacroClientAddr, "192.0.2.1")
+			r := sendActions(t, ln.Addr().String(), tt.offered|gomilter.OptSetMacros, macros, "alice@corp.example", []string{"x@outside.example"},
+				[][2]string{{"Subject", "FW: Undeliverable: report"}}, "b\r\n")
+			tt.check(t, r)
+			if n := failures.milter.Load(); n != 1 {
+				t.Fatalf("%d milter failures counted, want 1", n)
+			}
+		})
+	}
+}
+
+// countFailures is an engine.Observer that counts Failed("milter").
+type countFailures struct{ milter atomic.Int64 }
+
+func (*countFailures) Decided(*engine.Decision, time.Duration) {}
+func (*countFailures) Counted(time.Duration, error)            {}
+func (c *countFailures) Failed(where string) {
+	if where == "milter" {
+		c.milter.Add(1)
 	}
 }

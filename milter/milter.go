@@ -1,13 +1,19 @@
-// Package milter connects loopbreaker's decision core to an MTA over the
-// milter protocol (Sendmail's libmilter protocol, version 6, as Postfix and
+// Package milter connects loopbreaker's engine to an MTA over the milter
+// protocol (Sendmail's libmilter protocol, version 6, as Postfix and
 // Sendmail speak it), using github.com/d--j/go-milter.
 //
-// It only translates: it gathers the envelope, the headers and a bounded
-// first part of the body into a classify.Message, asks the engine.Engine
-// at end of message, and turns the Decision into a reply and modifications.
+// It only translates between the protocol and the engine and applies the
+// engine's decision: it gathers the envelope, where the message came from
+// (an SMTP client or none), the headers and the policy's body_limit of the
+// body into the engine's input, asks the engine.Engine at RCPT TO and at
+// end of message, and carries the Decision out as a reply and
+// modifications. It decides nothing itself; the one exception is a
+// modification the MTA refuses, which has its own fallback (onRefusal in
+// apply.go).
 package milter
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -122,7 +128,8 @@ func NewServer(engine *engine.Engine, log *slog.Logger, opts Options) *Server {
 
 // negotiate takes what both sides offer instead of failing the connection
 // when an older MTA lacks an option: the milter then runs with less (a
-// missing quarantine action is logged and falls back at decision time).
+// missing quarantine action is logged, and the milter falls back when it
+// carries a quarantine out: see onRefusal).
 func negotiate(log *slog.Logger) gomilter.NegotiationCallbackFunc {
 	return func(mtaVersion, milterVersion uint32, mtaActions, milterActions gomilter.OptAction, mtaProtocol, milterProtocol gomilter.OptProtocol, offered gomilter.DataSize) (uint32, gomilter.OptAction, gomilter.OptProtocol, gomilter.DataSize, error) {
 		version := min(mtaVersion, milterVersion)
@@ -168,10 +175,8 @@ type session struct {
 	body        []byte
 	bodyCut     bool
 	bodyLimit   int
-	// nonSMTP is set for mail that came in without an SMTP client: with
-	// Postfix, the sendmail command (pickup) and its own bounces
-	// (non_smtpd_milters). See MailFrom.
-	nonSMTP bool
+	// origin says whether an SMTP client sent the message. See MailFrom.
+	origin engine.Origin
 }
 
 func (s *session) reset() {
@@ -192,29 +197,25 @@ func (s *session) MailFrom(from string, _ string, m gomilter.Modifier) (*gomilte
 	// [127.0.0.1]" on port 0 (seen with Postfix 3.7 and
 	// non_smtpd_milters); a real SMTP client always has a port. An MTA
 	// that sends no port is taken for SMTP, as before.
-	s.nonSMTP = m.Get(macroClientPort) == "0"
+	s.origin = engine.FromSMTPClient
+	if m.Get(macroClientPort) == "0" {
+		s.origin = engine.WithoutSMTPClient
+	}
 	return gomilter.RespContinue, nil
 }
 
-// RcptTo records the recipient, or refuses it when a block already covers
-// it (a bounce storm to that recipient: see engine.CheckRecipient). It
+// RcptTo records the recipient, or refuses it when the engine says so (a
+// bounce storm to a blocked recipient: see engine.CheckRecipient, which
+// also knows that mail without an SMTP client is never refused here). It
 // returns Continue, never Accept: Accept here would end the milter's part in
 // the message, and with it the chance to act at end of message.
-//
-// Mail without an SMTP client is never refused here: Postfix cannot refuse
-// a recipient of its own bounce ("milter configuration error: can't reject
-// recipient in non-smtpd"); end of message holds it instead.
 func (s *session) RcptTo(rcpt string, _ string, m gomilter.Modifier) (*gomilter.Response, error) {
-	if s.env.Sender == "" && !s.nonSMTP {
-		d := s.engine.CheckRecipient(context.Background(), s.env, rcpt)
+	if s.env.Sender == "" {
+		d := s.engine.CheckRecipient(context.Background(), s.origin, s.env, rcpt)
 		if d.Action != policy.ActionNone {
-			code := uint16(550)
-			if d.Action == policy.ActionTempfail {
-				code = 451
-			}
 			s.log.Info("refused at RCPT", "action", string(d.Action), "rule", d.Rule, "key", d.Key,
 				"count", d.Count, "limit", d.Limit, "sender", "<>", "recipient", rcpt)
-			return replyOr(code, d.Reply, gomilter.RespReject, s.log), nil
+			return refuse(d.Action, d.ReplyCode, d.Reply, s.log), nil
 		}
 	}
 	s.env.Recipients = append(s.env.Recipients, rcpt)
@@ -282,20 +283,15 @@ func (s *session) EndOfMessage(m gomilter.Modifier) (resp *gomilter.Response, er
 		s.reset()
 	}()
 	msg := &classify.Message{Envelope: env, Header: s.header, Body: s.body, BodyTruncated: s.bodyCut}
-	d := s.engine.Decide(ctx, msg)
-	if s.nonSMTP && (d.Action == policy.ActionReject || d.Action == policy.ActionTempfail) {
-		// Nobody is on the other end to be told: a refused bounce fails in
-		// Postfix and leaves its original deferred, to bounce again on
-		// every retry. Hold it instead; postsuper -H releases it.
-		log.Info("no SMTP client to refuse; holding instead", "policy_action", string(d.Action), "rule", d.Rule)
-		d.Action = policy.ActionQuarantine
-	}
-	resp = apply(m, &d, &env, log)
-	logDecision(ctx, log, &d, &env, s.headerCut, time.Since(start))
+	d := s.engine.DecideFrom(ctx, s.origin, msg)
+	resp, done := apply(m, &d, &env, log, s.engine.Failed)
+	logDecision(ctx, log, &d, done, &env, s.headerCut, time.Since(start))
 	return resp, nil
 }
 
-func logDecision(ctx context.Context, log *slog.Logger, d *engine.Decision, env *classify.Envelope, headerCut bool, took time.Duration) {
+// logDecision logs the decision and, when the MTA refused a modification,
+// the action done instead.
+func logDecision(ctx context.Context, log *slog.Logger, d *engine.Decision, done policy.Action, env *classify.Envelope, headerCut bool, took time.Duration) {
 	attrs := []any{
 		"kind", string(d.Verdict.Kind), "sender", env.Sender, "recipients", len(env.Recipients),
 		"took", took.Round(time.Microsecond),
@@ -322,6 +318,12 @@ func logDecision(ctx context.Context, log *slog.Logger, d *engine.Decision, env 
 	}
 	attrs = append(attrs, "action", string(d.Action), "rule", d.Rule, "key", d.Key,
 		"count", d.Count, "limit", d.Limit, "window", d.Window, "evidence", d.Verdict.Explain())
+	if d.Fallback != "" {
+		attrs = append(attrs, "rule_action", string(d.RuleAction), "fallback", d.Fallback)
+	}
+	if done != d.Action {
+		attrs = append(attrs, "done", cmp.Or(string(done), "none"))
+	}
 	if d.NewBlock {
 		log.WarnContext(ctx, "block started", append(attrs, "until", d.Until.UTC().Format(time.RFC3339))...)
 		return

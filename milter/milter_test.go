@@ -42,7 +42,13 @@ func send(t *testing.T, addr, from string, rcpts []string, headers [][2]string, 
 // "0" it looks like Postfix's non-SMTP mail (its own bounces).
 func sendMacros(t *testing.T, addr string, macros *gomilter.MacroBag, from string, rcpts []string, headers [][2]string, body string) result {
 	t.Helper()
-	c := gomilter.NewClient("tcp", addr, gomilter.WithActions(gomilter.OptAddHeader|gomilter.OptAddRcpt|gomilter.OptRemoveRcpt|gomilter.OptQuarantine|gomilter.OptChangeHeader|gomilter.OptSetMacros))
+	return sendActions(t, addr, gomilter.OptAddHeader|gomilter.OptAddRcpt|gomilter.OptRemoveRcpt|gomilter.OptQuarantine|gomilter.OptChangeHeader|gomilter.OptSetMacros, macros, from, rcpts, headers, body)
+}
+
+// sendActions runs one message with an MTA that offers only actions.
+func sendActions(t *testing.T, addr string, actions gomilter.OptAction, macros *gomilter.MacroBag, from string, rcpts []string, headers [][2]string, body string) result {
+	t.Helper()
+	c := gomilter.NewClient("tcp", addr, gomilter.WithActions(actions))
 	s, err := c.Session(macros)
 	if err != nil {
 		t.Fatal(err)

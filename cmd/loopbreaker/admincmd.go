@@ -39,7 +39,7 @@ func runAdmin(ctx context.Context, cmd string, args []string, stdout, stderr io.
 		rest = fs.Args()[1:]
 	}
 	if *socket == "" {
-		*socket = admin.DefaultSocket(statePath0(""))
+		*socket = admin.DefaultSocket(statePathWithoutPolicy(""))
 	}
 	c := admin.NewClient(*socket)
 	out := func(v any, text func(w *tabwriter.Writer)) int {

@@ -16,19 +16,14 @@ import (
 	"github.com/loopbreaker/loopbreaker/loopdetect/classify"
 )
 
-// classifyResult is one line of `loopbreaker classify -json`.
+// classifyResult is one line of `loopbreaker classify -json`: the file,
+// the classifier's verdict with its own JSON names (kind, dsn_action,
+// signals, ...), the envelope sender assumed and any error.
 type classifyResult struct {
-	File              string            `json:"file"`
-	Kind              classify.Kind     `json:"kind,omitempty"`
-	DSNAction         string            `json:"dsn_action,omitempty"`
-	Signals           []classify.Signal `json:"signals"`
-	LoopSigns         []classify.Signal `json:"loop_signs,omitempty"`
-	Hops              int               `json:"hops"`
-	ForwardDepth      int               `json:"forward_depth,omitempty"`
-	OriginalMessageID string            `json:"original_message_id,omitempty"`
-	OriginalRecipient string            `json:"original_recipient,omitempty"`
-	Sender            *string           `json:"envelope_sender,omitempty"`
-	Error             string            `json:"error,omitempty"`
+	File string `json:"file"`
+	classify.Verdict
+	Sender *string `json:"envelope_sender,omitempty"`
+	Error  string  `json:"error,omitempty"`
 }
 
 const classifyUsage = `usage: loopbreaker classify [-json] [-from ENVELOPE_SENDER] [-body-limit BYTES] FILE|DIR...
@@ -80,7 +75,7 @@ func runClassify(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	enc := json.NewEncoder(stdout)
 	enc.SetEscapeHTML(false)
 	code := 0
-	emit := func(res classifyResult, v *classify.Verdict) {
+	emit := func(res classifyResult) {
 		if *asJSON {
 			if res.Signals == nil {
 				res.Signals = []classify.Signal{}
@@ -98,13 +93,13 @@ func runClassify(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		if res.DSNAction != "" {
 			kind += " " + res.DSNAction
 		}
-		fmt.Fprintf(stdout, "%s: %s — %s\n", res.File, kind, v.Explain())
+		fmt.Fprintf(stdout, "%s: %s — %s\n", res.File, kind, res.Verdict.Explain())
 	}
 	for _, arg := range fset.Args() {
 		files, err := collectFiles(arg)
 		if err != nil {
 			fmt.Fprintf(stderr, "loopbreaker classify: %v\n", err)
-			emit(classifyResult{File: arg, Error: err.Error()}, nil)
+			emit(classifyResult{File: arg, Error: err.Error()})
 			code = 1
 			continue
 		}
@@ -113,12 +108,12 @@ func runClassify(ctx context.Context, args []string, stdout, stderr io.Writer) i
 				fmt.Fprintf(stderr, "loopbreaker classify: %v\n", err)
 				return 1
 			}
-			res, v, err := classifyFile(file, from, opts)
+			res, err := classifyFile(file, from, opts)
 			if err != nil {
 				fmt.Fprintf(stderr, "loopbreaker classify: %v\n", err)
 				code = 1
 			}
-			emit(res, v)
+			emit(res)
 		}
 	}
 	return code
@@ -148,18 +143,18 @@ func collectFiles(arg string) ([]string, error) {
 	return files, err
 }
 
-func classifyFile(file string, from *string, opts classify.Options) (classifyResult, *classify.Verdict, error) {
+func classifyFile(file string, from *string, opts classify.Options) (classifyResult, error) {
 	res := classifyResult{File: file}
 	f, err := os.Open(file)
 	if err != nil {
 		res.Error = err.Error()
-		return res, nil, err
+		return res, err
 	}
 	defer f.Close()
 	msg, err := classify.ReadStoredMessage(f, opts.BodyLimit)
 	if err != nil {
 		res.Error = err.Error()
-		return res, nil, fmt.Errorf("%s: %w", file, err)
+		return res, fmt.Errorf("%s: %w", file, err)
 	}
 	if from != nil {
 		msg.Envelope.Sender = *from
@@ -169,14 +164,6 @@ func classifyFile(file string, from *string, opts classify.Options) (classifyRes
 		s := msg.Envelope.Sender
 		res.Sender = &s
 	}
-	v := classify.Classify(msg, opts)
-	res.Kind = v.Kind
-	res.DSNAction = v.DSNAction
-	res.Signals = v.Signals
-	res.LoopSigns = v.LoopSigns
-	res.Hops = v.Hops
-	res.ForwardDepth = v.ForwardDepth
-	res.OriginalMessageID = v.OriginalMessageID
-	res.OriginalRecipient = v.OriginalRecipient
-	return res, &v, nil
+	res.Verdict = classify.Classify(msg, opts)
+	return res, nil
 }

@@ -125,3 +125,21 @@ func TestLoggerLeavesTimeToJournald(t *testing.T) {
 		t.Fatalf("outside journald: %q", b.String())
 	}
 }
+
+// TestStatePathIgnoresTheWorkingDirectory: the binary does not sniff a
+// checkout; without -state, $LOOPBREAKER_STATE or state_file it takes the
+// system path (make run passes -state ./var/loopbreaker.db).
+func TestStatePathIgnoresTheWorkingDirectory(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module github.com/loopbreaker/loopbreaker\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(dir)
+	t.Setenv(envState, "")
+	if got := statePathWithoutPolicy(""); got != defaultSystemState {
+		t.Errorf("in a checkout: %q, want %q", got, defaultSystemState)
+	}
+	if got := statePathWithoutPolicy("x.db"); got != "x.db" {
+		t.Errorf("with -state: %q", got)
+	}
+}

@@ -25,7 +25,7 @@ func runReload(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if *pidFile == "" {
-		*pidFile = defaultPidFile(statePath0(*statePath))
+		*pidFile = defaultPidFile(statePathWithoutPolicy(*statePath))
 	}
 	b, err := os.ReadFile(*pidFile)
 	if err != nil {
@@ -49,7 +49,10 @@ func runReload(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// statePath0 is serve's state path choice without a policy file at hand.
-func statePath0(flagValue string) string {
+// statePathWithoutPolicy is serve's choice of state file as far as it can
+// be made without the daemon's policy: the flag, the environment, else the
+// system path. A daemon whose policy sets state_file is found with -state
+// (or -pidfile, -admin).
+func statePathWithoutPolicy(flagValue string) string {
 	return statePath(flagValue, &policy.Policy{})
 }

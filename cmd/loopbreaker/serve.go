@@ -31,7 +31,6 @@ import (
 const (
 	defaultListen      = "inet:7357@127.0.0.1"
 	defaultSystemState = "/var/lib/loopbreaker/state.db"
-	checkoutState      = "var/loopbreaker.db"
 	envState           = "LOOPBREAKER_STATE"
 	envPolicy          = "LOOPBREAKER_POLICY"
 	shutdownGrace      = 30 * time.Second
@@ -51,7 +50,7 @@ func serveFlagSet(f *serveFlags, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&f.listen, "listen", defaultListen, "milter socket: inet:PORT@HOST, inet6:PORT@HOST or unix:/PATH")
-	fs.StringVar(&f.state, "state", "", "state file (default $"+envState+", else ./"+checkoutState+" in a checkout, else "+defaultSystemState+")")
+	fs.StringVar(&f.state, "state", "", "state file (default $"+envState+", else the policy's state_file, else "+defaultSystemState+")")
 	fs.StringVar(&f.policyFile, "policy", os.Getenv(envPolicy), "policy file (default: the built-in policy; $"+envPolicy+")")
 	fs.StringVar(&f.localDomains, "local-domains", "", "comma-separated local domains (overrides the policy)")
 	fs.StringVar(&f.quarantine, "quarantine-mailbox", "", "quarantine mailbox for redirect (overrides the policy)")
@@ -138,7 +137,8 @@ func loadPolicy(f *serveFlags) (*policy.Policy, error) {
 }
 
 // statePath picks the state file: the flag, the environment, the policy,
-// ./var/ when run from a checkout, else the system path.
+// else the system path. It does not look at the working directory: `make
+// run` passes the checkout's own path with -state.
 func statePath(flagValue string, p *policy.Policy) string {
 	switch {
 	case flagValue != "":
@@ -147,9 +147,6 @@ func statePath(flagValue string, p *policy.Policy) string {
 		return os.Getenv(envState)
 	case p.StateFile != "":
 		return p.StateFile
-	}
-	if b, err := os.ReadFile("go.mod"); err == nil && strings.Contains(string(b), "module github.com/loopbreaker/loopbreaker") {
-		return checkoutState
 	}
 	return defaultSystemState
 }

@@ -1,8 +1,13 @@
-// Package decide is loopbreaker's decision core: it classifies a message,
-// matches it against the policy's rules, counts it under each matching
-// rule's keys and returns what to do. It knows nothing of the milter
-// protocol; the milter package translates its Decision into replies and
-// message modifications.
+// Package engine is where loopbreaker decides what happens to a message:
+// it classifies the message, matches it against the policy's rules, counts
+// it under each matching rule's keys and settles the action, fallbacks
+// included. A Decision's Action is what will be done; when it is not the
+// acting rule's action (a redirect without a quarantine mailbox, a refusal
+// of mail that has no SMTP client to refuse), RuleAction keeps the rule's
+// and Fallback says why. The engine knows nothing of the milter protocol:
+// the milter package only carries a Decision out, and its one departure
+// from it, when the MTA refuses a modification, is its own documented
+// fallback (milter.onRefusal).
 package engine
 
 import (
@@ -89,11 +94,47 @@ type Hit struct {
 	Blocked bool
 }
 
-// Decision is what to do with one message, and why.
+// Origin is how a message reached the MTA. It settles whether a refusal
+// can reach anyone.
+type Origin uint8
+
+const (
+	// FromSMTPClient: an SMTP client sent the message and is told of a
+	// refusal. The zero value; an MTA that does not say is taken for SMTP.
+	FromSMTPClient Origin = iota
+	// WithoutSMTPClient: the MTA made the message or took it in locally
+	// (Postfix's own bounces through non_smtpd_milters, the sendmail
+	// command). Nobody is on the other end to be told: a refused bounce
+	// fails in Postfix and leaves its original deferred, to bounce again on
+	// every retry, and Postfix cannot refuse one of its recipients at all
+	// ("milter configuration error: can't reject recipient in non-smtpd").
+	WithoutSMTPClient
+)
+
+// Fallback reasons: why a Decision's Action is not its RuleAction.
+const (
+	// FallbackNoQuarantineMailbox: the rule redirects but the policy has
+	// no quarantine_mailbox; the message is held in the MTA's hold queue.
+	FallbackNoQuarantineMailbox = "redirect without a quarantine_mailbox; quarantining instead"
+	// FallbackNoSMTPClient: the rule refuses (reject, tempfail) mail that
+	// came without an SMTP client (see WithoutSMTPClient); the message is
+	// held instead, and postsuper -H releases it.
+	FallbackNoSMTPClient = "no SMTP client to refuse; holding instead"
+)
+
+// Decision is what will be done with one message, and why.
 type Decision struct {
 	Verdict classify.Verdict
-	// Action is policy.ActionNone when the message goes on untouched.
+	// Action is what will be done: policy.ActionNone when the message goes
+	// on untouched. It is settled, fallbacks included; the milter carries
+	// it out as it is unless the MTA refuses a modification.
 	Action policy.Action
+	// RuleAction is the acting rule's own action. It differs from Action
+	// only when Fallback is set.
+	RuleAction policy.Action
+	// Fallback says why Action is not RuleAction (one of the Fallback
+	// constants), for logs and audit; "" when it is.
+	Fallback string
 	// Rule, Key, Count and Limit name the rule that acts.
 	Rule  string
 	Key   string
@@ -107,9 +148,11 @@ type Decision struct {
 	Acted int
 	// Until is when the block ends.
 	Until time.Time
-	// Reply is the SMTP reply text for reject and tempfail, beginning with an
-	// enhanced status code (RFC 3463).
-	Reply string
+	// ReplyCode and Reply are the SMTP reply of reject and tempfail: the
+	// code (RFC 5321 4.2) and the text, which begins with an enhanced
+	// status code (RFC 3463). Both are zero for the other actions.
+	ReplyCode int
+	Reply     string
 	// QuarantineMailbox is where redirect sends the message.
 	QuarantineMailbox string
 	// Hits are all counts taken, including rules that did not act.
@@ -120,20 +163,30 @@ type Decision struct {
 	StoreErr error
 }
 
-// Decide classifies msg and applies the policy to it. A failure of the
-// store lets the message through (fail open) and is reported in StoreErr:
-// a loop breaker must never stop ordinary mail because its own state broke.
+// Decide classifies msg, which came from an SMTP client, and applies the
+// policy to it; see DecideFrom.
 func (e *Engine) Decide(ctx context.Context, msg *classify.Message) Decision {
+	return e.DecideFrom(ctx, FromSMTPClient, msg)
+}
+
+// DecideFrom classifies msg, which reached the MTA as origin says, and
+// applies the policy to it. A failure of the store lets the message through
+// (fail open) and is reported in StoreErr: a loop breaker must never stop
+// ordinary mail because its own state broke.
+func (e *Engine) DecideFrom(ctx context.Context, origin Origin, msg *classify.Message) Decision {
 	start := time.Now()
-	d := e.decide(ctx, msg)
+	d := e.decideMessage(ctx, origin, msg)
 	e.obs.Decided(&d, time.Since(start))
 	return d
 }
 
-func (e *Engine) decide(ctx context.Context, msg *classify.Message) Decision {
+// decideMessage is DecideFrom without the observer: classify, count under
+// every matching rule, let the first rule over its limit act, settle.
+func (e *Engine) decideMessage(ctx context.Context, origin Origin, msg *classify.Message) Decision {
 	p := e.policy.Load()
-	v := classify.Classify(msg, classify.Options{})
+	v := classify.Classify(msg, classifierOptions(p))
 	d := Decision{Verdict: v}
+	var acting *policy.Rule
 	subject := ""
 	for i := range p.Rules {
 		r := &p.Rules[i]
@@ -162,28 +215,56 @@ func (e *Engine) decide(ctx context.Context, msg *classify.Message) Decision {
 				d.Monitored = append(d.Monitored, r.Name)
 				continue
 			}
-			if d.Action != policy.ActionNone {
+			if acting != nil {
 				continue // an earlier rule acts already
 			}
-			d.Action = r.Action
+			acting = r
 			d.Rule, d.Key, d.Count, d.Limit, d.Window = r.Name, key, res.Count, r.Limit, r.Window.D()
 			d.NewBlock, d.Until, d.Acted = res.NewBlock, res.Block.Until, res.Block.Count
 		}
 	}
+	if acting == nil {
+		return d
+	}
+	settle(&d, acting, p, origin)
+	e.record(&d, &msg.Envelope, subject)
+	return d
+}
+
+// settle sets the Decision's action from the acting rule's: this is where
+// every fallback that can be known before the reply is taken, so that
+// Action is what will be done.
+//
+//   - redirect without a quarantine mailbox holds the message instead
+//     (FallbackNoQuarantineMailbox);
+//   - reject and tempfail of mail without an SMTP client hold it instead
+//     (FallbackNoSMTPClient).
+//
+// It also fills in what carrying the action out needs: the mailbox of a
+// redirect, the reply of a refusal.
+func settle(d *Decision, r *policy.Rule, p *policy.Policy, origin Origin) {
+	d.RuleAction, d.Action = r.Action, r.Action
+	switch {
+	case d.Action == policy.ActionRedirect && p.QuarantineMailbox == "":
+		d.Action, d.Fallback = policy.ActionQuarantine, FallbackNoQuarantineMailbox
+	case refuses(d.Action) && origin == WithoutSMTPClient:
+		d.Action, d.Fallback = policy.ActionQuarantine, FallbackNoSMTPClient
+	}
 	if d.Action == policy.ActionRedirect {
 		d.QuarantineMailbox = p.QuarantineMailbox
-		if d.QuarantineMailbox == "" {
-			d.Action = policy.ActionQuarantine
-		}
 	}
-	if d.Action == policy.ActionReject || d.Action == policy.ActionTempfail {
-		r, _ := p.Rule(d.Rule)
-		d.Reply = reply(r, &d)
+	if refuses(d.Action) {
+		d.ReplyCode, d.Reply = reply(r, d)
 	}
-	if d.Action != policy.ActionNone {
-		e.record(&d, &msg.Envelope, subject)
-	}
-	return d
+}
+
+// classifierOptions are the policy's settings for the classifier: it reads
+// as much of the body as the policy's body_limit says (the milter gathers
+// that much), not its own default. The policy sets no hop count of its own
+// (a rule's min_hops selects on Verdict.Hops), so MaxHops stays the
+// classifier's.
+func classifierOptions(p *policy.Policy) classify.Options {
+	return classify.Options{BodyLimit: p.BodyLimit}
 }
 
 // record adds an acted-on decision to the audit trail.
@@ -214,34 +295,48 @@ func (e *Engine) count(ctx context.Context, r *policy.Rule, key, subject string)
 	return res, err
 }
 
-// reply builds the SMTP text of a reject or tempfail: the rule's own text,
+// refusal is the SMTP reply of an action that refuses the message.
+type refusal struct {
+	code     int    // RFC 5321 4.2
+	enhanced string // RFC 3463
+}
+
+// refusals are the replies of reject and tempfail: the one place their
+// codes are written.
+var refusals = map[policy.Action]refusal{
+	policy.ActionReject:   {550, "5.7.1"},
+	policy.ActionTempfail: {451, "4.7.1"},
+}
+
+// refuses says whether the action refuses the message with an SMTP reply.
+func refuses(a policy.Action) bool {
+	_, ok := refusals[a]
+	return ok
+}
+
+// reply builds the SMTP reply of a reject or tempfail: the rule's own text,
 // or one that tells the sender what was counted and for how long.
-func reply(r *policy.Rule, d *Decision) string {
-	enh := "5.7.1"
-	if d.Action == policy.ActionTempfail {
-		enh = "4.7.1"
-	}
+func reply(r *policy.Rule, d *Decision) (int, string) {
+	ref := refusals[d.Action]
 	if r != nil && r.SMTPText != "" {
 		t := r.SMTPText
 		if len(t) < 5 || !(t[0] == '4' || t[0] == '5') || t[1] != '.' {
-			t = enh + " " + t
-		} else if d.Action == policy.ActionTempfail && t[0] == '5' {
-			t = "4" + t[1:]
-		} else if d.Action == policy.ActionReject && t[0] == '4' {
-			t = "5" + t[1:]
+			t = ref.enhanced + " " + t
+		} else if t[0] != ref.enhanced[0] {
+			t = ref.enhanced[:1] + t[1:]
 		}
-		return t
+		return ref.code, t
 	}
 	var kinds string
 	if r != nil {
 		kinds = strings.Join(r.Kinds, "/")
 	}
 	s := fmt.Sprintf("%s loopbreaker: mail loop suspected: more than %d %s messages for %s in %s (rule %s)",
-		enh, d.Limit, kinds, d.Key, d.Window, d.Rule)
+		ref.enhanced, d.Limit, kinds, d.Key, d.Window, d.Rule)
 	if !d.Until.IsZero() {
 		s += "; blocked until " + d.Until.UTC().Format(time.RFC3339)
 	}
-	return s
+	return ref.code, s
 }
 
 func decodeSubject(s string) string {
@@ -253,13 +348,15 @@ func decodeSubject(s string) string {
 }
 
 // CheckRecipient is the early check at RCPT TO, before the body is sent: a
-// null-sender message (a bounce, RFC 5321 4.5.5) to a recipient whose key
-// is already blocked by a bounce rule that rejects or tempfails is refused
-// for that recipient alone. The refusal is counted on the block. Anything
-// that needs the message itself to decide waits for end of message.
-func (e *Engine) CheckRecipient(ctx context.Context, env classify.Envelope, rcpt string) Decision {
+// null-sender message (a bounce, RFC 5321 4.5.5) from an SMTP client to a
+// recipient whose key is already blocked by a bounce rule that rejects or
+// tempfails is refused for that recipient alone. The refusal is counted on
+// the block. Mail without an SMTP client is never refused here (see
+// WithoutSMTPClient): end of message holds it instead. Anything that needs
+// the message itself to decide waits for end of message.
+func (e *Engine) CheckRecipient(ctx context.Context, origin Origin, env classify.Envelope, rcpt string) Decision {
 	d := Decision{}
-	if env.Sender != "" {
+	if env.Sender != "" || origin == WithoutSMTPClient {
 		return d
 	}
 	p := e.policy.Load()
@@ -268,7 +365,7 @@ func (e *Engine) CheckRecipient(ctx context.Context, env classify.Envelope, rcpt
 	v := classify.Verdict{Kind: classify.KindBounce}
 	for i := range p.Rules {
 		r := &p.Rules[i]
-		if r.Action != policy.ActionReject && r.Action != policy.ActionTempfail {
+		if !refuses(r.Action) {
 			continue
 		}
 		if !slices.Contains(r.Kinds, string(classify.KindBounce)) {
@@ -287,10 +384,9 @@ func (e *Engine) CheckRecipient(ctx context.Context, env classify.Envelope, rcpt
 				continue // the block ended in between, or the store failed: let it through
 			}
 			d.Verdict = v
-			d.Action = r.Action
 			d.Rule, d.Key, d.Count, d.Limit, d.Window = r.Name, key, res.Count, r.Limit, r.Window.D()
 			d.Until, d.Acted = res.Block.Until, res.Block.Count
-			d.Reply = reply(r, &d)
+			settle(&d, r, p, origin)
 			e.record(&d, &env, "(refused at RCPT TO "+rcpt+")")
 			return d
 		}

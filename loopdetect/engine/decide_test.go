@@ -88,6 +88,90 @@ func TestRedirectWithoutMailboxQuarantines(t *testing.T) {
 	if d.Action != policy.ActionQuarantine {
 		t.Fatalf("action %q, want quarantine", d.Action)
 	}
+	if d.RuleAction != policy.ActionRedirect || d.Fallback != FallbackNoQuarantineMailbox || d.QuarantineMailbox != "" {
+		t.Fatalf("rule action %q, fallback %q, mailbox %q", d.RuleAction, d.Fallback, d.QuarantineMailbox)
+	}
+}
+
+const bounceRejectPolicy = `local_domains = ["corp.example"]
+[[rule]]
+name = "bounces-to-recipient"
+kinds = ["bounce"]
+direction = "inbound"
+key = "recipient"
+limit = 1
+window = "10m"
+action = "reject"
+block_for = "1h"
+`
+
+func bounce(t *testing.T) *classify.Message {
+	t.Helper()
+	raw := "From: MAILER-DAEMON@corp.example\r\nSubject: Undelivered Mail Returned to Sender\r\n\r\nb\r\n"
+	m, err := classify.ReadMessage(strings.NewReader(raw), classify.Envelope{Recipients: []string{"list@corp.example"}}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// TestRefusalWithoutSMTPClientHolds: the engine, not the milter, turns a
+// reject of mail without an SMTP client into a hold, and says so; at RCPT
+// TO such mail is never refused, while an SMTP client's bounce is.
+func TestRefusalWithoutSMTPClientHolds(t *testing.T) {
+	p, err := policy.Parse("t.toml", []byte(bounceRejectPolicy))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEngine(t)
+	e.SetPolicy(p)
+	ctx := context.Background()
+	if d := e.DecideFrom(ctx, WithoutSMTPClient, bounce(t)); d.Action != policy.ActionNone {
+		t.Fatalf("within the limit: %+v", d)
+	}
+	d := e.DecideFrom(ctx, WithoutSMTPClient, bounce(t))
+	if d.Action != policy.ActionQuarantine || d.RuleAction != policy.ActionReject || d.Fallback != FallbackNoSMTPClient || d.Reply != "" || d.ReplyCode != 0 {
+		t.Fatalf("without an SMTP client: %+v", d)
+	}
+	evs := e.store.(*state.Store).Events(0)
+	if len(evs) != 1 || evs[0].Action != "quarantine" {
+		t.Fatalf("audit trail: %+v", evs)
+	}
+	d = e.Decide(ctx, bounce(t))
+	if d.Action != policy.ActionReject || d.RuleAction != policy.ActionReject || d.Fallback != "" || d.ReplyCode != 550 || !strings.HasPrefix(d.Reply, "5.7.1 ") {
+		t.Fatalf("from an SMTP client: %+v", d)
+	}
+	env := classify.Envelope{}
+	if d := e.CheckRecipient(ctx, WithoutSMTPClient, env, "list@corp.example"); d.Action != policy.ActionNone {
+		t.Fatalf("refused at RCPT without an SMTP client: %+v", d)
+	}
+	d = e.CheckRecipient(ctx, FromSMTPClient, env, "list@corp.example")
+	if d.Action != policy.ActionReject || d.ReplyCode != 550 || !strings.HasPrefix(d.Reply, "5.7.1 ") {
+		t.Fatalf("at RCPT from an SMTP client: %+v", d)
+	}
+}
+
+// TestReplyCodes: the code and the enhanced status code agree with the
+// action, whatever the rule's text says.
+func TestReplyCodes(t *testing.T) {
+	for _, tt := range []struct {
+		action policy.Action
+		text   string
+		code   int
+		reply  string
+	}{
+		{policy.ActionReject, "", 550, "5.7.1 loopbreaker: "},
+		{policy.ActionTempfail, "", 451, "4.7.1 loopbreaker: "},
+		{policy.ActionTempfail, "5.7.0 go away", 451, "4.7.0 go away"},
+		{policy.ActionReject, "4.7.0 later", 550, "5.7.0 later"},
+		{policy.ActionTempfail, "loop", 451, "4.7.1 loop"},
+	} {
+		d := Decision{Action: tt.action, Rule: "r", Key: "k"}
+		code, reply := reply(&policy.Rule{SMTPText: tt.text}, &d)
+		if code != tt.code || !strings.HasPrefix(reply, tt.reply) {
+			t.Errorf("%s %q: %d %q, want %d %q...", tt.action, tt.text, code, reply, tt.code, tt.reply)
+		}
+	}
 }
 
 func TestRejectReplyTellsWhy(t *testing.T) {
@@ -142,5 +226,44 @@ func TestHopCeilingActsWithoutState(t *testing.T) {
 	d := e.Decide(context.Background(), m)
 	if d.Action != policy.ActionQuarantine || d.Rule != "hop-ceiling" {
 		t.Fatalf("%+v", d)
+	}
+}
+
+// TestPolicyBodyLimitReachesTheClassifier: with body_limit = 1 MiB, an NDR
+// whose report text begins after the classifier's own default limit (256
+// KiB of a long first text) is still recognized and acted on.
+func TestPolicyBodyLimitReachesTheClassifier(t *testing.T) {
+	src := `local_domains = ["corp.example"]
+body_limit = 1048576
+[[rule]]
+name = "bounces"
+kinds = ["bounce"]
+direction = "inbound"
+key = "recipient"
+limit = 0
+action = "tag"
+`
+	p, err := policy.Parse("t.toml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEngine(t)
+	e.SetPolicy(p)
+	filler := strings.Repeat("A line of a long ordinary text that goes on and on and on.\r\n", (300<<10)/60)
+	raw := "From: someone@outside.example\r\nTo: list@corp.example\r\nSubject: Your message\r\n\r\n" + filler +
+		"\r\nThis is the mail system at host mx.outside.example.\r\n\r\n" +
+		"I'm sorry to have to inform you that your message could not\r\nbe delivered to one or more recipients.\r\n\r\n" +
+		"<x@outside.example>: host mx said: 550 5.1.1 User unknown\r\n\r\n" +
+		"Final-Recipient: rfc822; x@outside.example\r\nAction: failed\r\nStatus: 5.1.1\r\n"
+	if len(filler) <= classify.DefaultBodyLimit {
+		t.Fatalf("filler of %d bytes does not pass the default limit", len(filler))
+	}
+	m, err := classify.ReadMessage(strings.NewReader(raw), classify.Envelope{Recipients: []string{"list@corp.example"}}, p.BodyLimit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := e.Decide(context.Background(), m)
+	if d.Verdict.Kind != classify.KindBounce || d.Action != policy.ActionTag {
+		t.Fatalf("kind %q action %q (%s), want a tagged bounce", d.Verdict.Kind, d.Action, d.Verdict.Explain())
 	}
 }

@@ -50,7 +50,7 @@ func New(st state.Backend) *Metrics {
 			Name: "loopbreaker_policy_reloads_total", Help: "Policy reloads, by result (ok, refused).",
 		}, []string{"result"}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "loopbreaker_errors_total", Help: "Errors that let a message through, by where they happened.",
+			Name: "loopbreaker_errors_total", Help: "Errors, by where they happened: state and policy errors and failed milter decisions let the message through; a modification the MTA refused (where=\"milter\") falls back to a safer action.",
 		}, []string{"where"}),
 	}
 	m.reg.MustRegister(m.messages, m.actions, m.decision, m.store, m.reloads, m.errors,

@@ -13,7 +13,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"mime"
 	"net"
 	"os"
 	"sort"
@@ -21,6 +20,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	gomail "github.com/emersion/go-message/mail"
+	"github.com/emersion/go-message/textproto"
 	"github.com/emersion/go-smtp"
 
 	"github.com/loopbreaker/loopbreaker/loopdetect/engine"
@@ -206,25 +207,29 @@ func (n *Notifier) send(ctx context.Context, m mail) error {
 }
 
 // render writes the message (RFC 5322) with the auto-generated markers.
+// go-message formats the fields: the addresses, the date, the Message-ID,
+// the subject (RFC 2047 encoded when it is not ASCII) and the content type.
 func render(m mail, p *policy.Policy, host string, now time.Time) []byte {
-	from := "loopbreaker <MAILER-DAEMON@" + host + ">"
+	from := &gomail.Address{Name: "loopbreaker", Address: "MAILER-DAEMON@" + host}
 	if p.AdminFrom != "" {
-		from = "loopbreaker <" + p.AdminFrom + ">"
+		from.Address = p.AdminFrom
 	}
+	// A textproto.Header writes the field set last first (it prepends, as
+	// trace fields are added), so the fields are set from the bottom up.
+	var h gomail.Header
+	h.Set("Content-Transfer-Encoding", "8bit")
+	h.SetContentType("text/plain", map[string]string{"charset": "utf-8"})
+	h.Set("MIME-Version", "1.0")
+	h.Set("Precedence", "bulk")
+	h.Set("X-Auto-Response-Suppress", "All")
+	h.Set("Auto-Submitted", "auto-generated")
+	h.SetMessageID(fmt.Sprintf("loopbreaker.%d@%s", now.UnixNano(), host))
+	h.SetDate(now)
+	h.SetSubject(m.subject)
+	h.SetAddressList("To", []*gomail.Address{{Address: p.AdminAddress}})
+	h.SetAddressList("From", []*gomail.Address{from})
 	var b bytes.Buffer
-	hdr := func(k, v string) { fmt.Fprintf(&b, "%s: %s\r\n", k, v) }
-	hdr("From", from)
-	hdr("To", p.AdminAddress)
-	hdr("Subject", mime.QEncoding.Encode("utf-8", m.subject))
-	hdr("Date", now.Format(time.RFC1123Z))
-	hdr("Message-ID", fmt.Sprintf("<loopbreaker.%d@%s>", now.UnixNano(), host))
-	hdr("Auto-Submitted", "auto-generated")
-	hdr("X-Auto-Response-Suppress", "All")
-	hdr("Precedence", "bulk")
-	hdr("MIME-Version", "1.0")
-	hdr("Content-Type", "text/plain; charset=utf-8")
-	hdr("Content-Transfer-Encoding", "8bit")
-	b.WriteString("\r\n")
+	_ = textproto.WriteHeader(&b, h.Header.Header) // a bytes.Buffer takes every write
 	b.WriteString(strings.ReplaceAll(strings.ReplaceAll(m.body, "\r\n", "\n"), "\n", "\r\n"))
 	return b.Bytes()
 }

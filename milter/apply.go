@@ -7,6 +7,7 @@ import (
 
 	gomilter "github.com/d--j/go-milter"
 
+	"github.com/loopbreaker/loopbreaker/loopdetect/address"
 	"github.com/loopbreaker/loopbreaker/loopdetect/classify"
 	"github.com/loopbreaker/loopbreaker/loopdetect/engine"
 	"github.com/loopbreaker/loopbreaker/loopdetect/policy"
@@ -101,7 +102,7 @@ func redirect(m gomilter.Modifier, mailbox string, rcpts []string, info string) 
 		return fmt.Errorf("adding %s: %w", mailbox, err)
 	}
 	for _, r := range rcpts {
-		if strings.EqualFold(strings.Trim(r, "<>"), mailbox) {
+		if strings.EqualFold(address.Path(r), mailbox) {
 			continue
 		}
 		if err := m.DeleteRecipient(r); err != nil {

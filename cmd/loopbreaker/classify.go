@@ -11,8 +11,8 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strings"
 
+	"github.com/loopbreaker/loopbreaker/loopdetect/address"
 	"github.com/loopbreaker/loopbreaker/loopdetect/classify"
 )
 
@@ -47,11 +47,7 @@ func runClassify(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	asJSON := fset.Bool("json", false, "print one JSON object per line")
 	var from *string
 	fset.Func("from", "envelope sender (MAIL FROM) to assume; '' or '<>' for the null sender", func(s string) error {
-		s = strings.TrimSpace(s)
-		if s == "<>" {
-			s = ""
-		}
-		s = strings.TrimSuffix(strings.TrimPrefix(s, "<"), ">")
+		s = address.Path(s)
 		from = &s
 		return nil
 	})

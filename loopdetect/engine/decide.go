@@ -14,13 +14,10 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"mime"
 	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
-
-	"github.com/emersion/go-message/charset"
 
 	"github.com/loopbreaker/loopbreaker/loopdetect/classify"
 	"github.com/loopbreaker/loopbreaker/loopdetect/policy"
@@ -197,7 +194,7 @@ func (e *Engine) decideMessage(ctx context.Context, origin Origin, msg *classify
 		keys := p.Keys(r, msg, &v, rcpts)
 		for _, key := range keys {
 			if subject == "" {
-				subject = decodeSubject(msg.Header.Get("Subject"))
+				subject = classify.DecodeHeader(msg.Header.Get("Subject"))
 			}
 			res, err := e.count(ctx, r, key, subject)
 			if err != nil {
@@ -337,14 +334,6 @@ func reply(r *policy.Rule, d *Decision) (int, string) {
 		s += "; blocked until " + d.Until.UTC().Format(time.RFC3339)
 	}
 	return ref.code, s
-}
-
-func decodeSubject(s string) string {
-	dec := mime.WordDecoder{CharsetReader: charset.Reader}
-	if out, err := dec.DecodeHeader(s); err == nil {
-		return out
-	}
-	return s
 }
 
 // CheckRecipient is the early check at RCPT TO, before the body is sent: a

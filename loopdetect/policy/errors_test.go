@@ -1,9 +1,12 @@
 package policy
 
 import (
+	"reflect"
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/BurntSushi/toml"
 )
 
 // twoRules is a valid policy with two rules; the tests break one line of it.
@@ -149,5 +152,73 @@ func TestEveryErrorHasFileLineCol(t *testing.T) {
 func TestTwoRulesIsValid(t *testing.T) {
 	if _, err := Parse("bad.toml", []byte(twoRules)); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestKeyByKeyDecodeMatchesDecode: Parse decodes key by key; a valid file
+// must come out exactly as one toml.Decode into the struct makes it, every
+// field set, the decoder's case-insensitive key match included.
+func TestKeyByKeyDecodeMatchesDecode(t *testing.T) {
+	full := `local_domains = ["corp.example", ".sub.corp.example"]
+local_networks = ["10.0.0.0/8"]
+quarantine_mailbox = "q@corp.example"
+admin_address = "postmaster@corp.example"
+admin_from = "loopbreaker@corp.example"
+admin_relay = "127.0.0.1:2525"
+admin_mails_per_hour = 3
+body_limit = 4096
+state_file = "/tmp/x.db"
+redis = "redis://127.0.0.1:6379/0"
+redis_fail_mode = "pass"
+address_delimiters = "+-"
+
+[[rule]]
+name = "r1"
+kinds = ["bounce", "forwarded-ndr"]
+direction = "inbound"
+senders = ["*@outside.example"]
+recipients = ["@corp.example"]
+min_hops = 2
+key = "pair"
+limit = 7
+window = "2d"
+action = "tempfail"
+block_for = "90m"
+smtp_text = "4.7.1 later"
+exempt_senders = ["boss@corp.example"]
+exempt_recipients = ["list@corp.example"]
+exempt_domains = ["partner.example"]
+
+[[rule]]
+Name = "r2"
+KINDS = ["any"]
+key = "client-ip"
+limit = 0
+action = "tag"
+allow_broad = true
+`
+	for name, src := range map[string]string{"full": full, "default": DefaultText()} {
+		got, err := Parse("p.toml", []byte(src))
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		var want Policy
+		md, err := toml.Decode(src, &want)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if u := md.Undecoded(); len(u) > 0 {
+			t.Fatalf("%s: undecoded %v", name, u)
+		}
+		if !md.IsDefined("address_delimiters") {
+			want.AddressDelimiters = "+"
+		}
+		want.Source = "p.toml"
+		if errs := want.check("p.toml", indexKeys([]byte(src)), nil); len(errs) > 0 {
+			t.Fatalf("%s: %v", name, errs)
+		}
+		if !reflect.DeepEqual(got, &want) {
+			t.Errorf("%s: key by key\n%+v\none Decode\n%+v", name, got, &want)
+		}
 	}
 }

@@ -16,12 +16,16 @@ set -euo pipefail
 # debootstrap builds the base image of the container test (testenv/docker)
 # where no image registry is reachable; that test skips without Docker.
 # redis-server: the tests of the shared (Redis) state backend start their own.
+# prometheus: for its promtool, which checks and unit-tests the alerting rules
+# (cmd/loopbreaker/dist/monitoring); its service is not started here (see
+# policy-rc.d below) and the tests start no Prometheus server.
 declare -A wanted=(
 	[postfix]=/usr/sbin/postfix
 	[swaks]=/usr/bin/swaks
 	[chromium]=/usr/bin/chromium
 	[debootstrap]=/usr/sbin/debootstrap
 	[redis-server]=/usr/bin/redis-server
+	[prometheus]=/usr/bin/promtool
 )
 
 is_installed() {

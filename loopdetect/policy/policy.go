@@ -9,10 +9,10 @@ package policy
 
 import (
 	_ "embed"
-	"errors"
 	"fmt"
 	"net/netip"
 	"os"
+	"reflect"
 	"slices"
 	"strings"
 
@@ -160,39 +160,114 @@ func Load(path string) (*Policy, error) {
 }
 
 // Parse parses and checks a policy. name is used in error positions. Every
-// error is a *Error or Errors with file:line:col.
+// error is a *Error or Errors with file:line:col, whatever found it: the
+// TOML parser (its own position), a value of the wrong type or one a
+// field's parser refuses, an unknown key, or check (the key's position,
+// from indexKeys).
 func Parse(name string, data []byte) (*Policy, error) {
-	var p Policy
-	md, err := toml.Decode(string(data), &p)
+	// The file is decoded key by key (every value a toml.Primitive first),
+	// not in one toml.Decode into the struct: the decoder stops at the
+	// first bad value, in an order that depends on map iteration, and its
+	// errors carry no column and, for a key in an array of tables, the line
+	// of the key's last occurrence in the file. Key by key, every bad value
+	// is reported, at its own key.
+	var top map[string]toml.Primitive
+	md, err := toml.Decode(string(data), &top)
 	if err != nil {
-		var pe toml.ParseError
-		if errors.As(err, &pe) {
-			return nil, &Error{File: name, Line: pe.Position.Line, Col: max(pe.Position.Col, 1), Msg: pe.Message}
-		}
-		return nil, &Error{File: name, Msg: err.Error()}
-	}
-	if !md.IsDefined("address_delimiters") {
-		p.AddressDelimiters = "+"
+		return nil, syntaxError(name, data, err)
 	}
 	idx := indexKeys(data)
 	var errs Errors
-	for _, k := range md.Undecoded() {
-		line, col := idx.claim(k)
-		errs = append(errs, &Error{File: name, Line: line, Col: col, Msg: fmt.Sprintf("unknown field %q", k.String())})
+	at := func(path, msg string, args ...any) {
+		line, col := idx.find(path)
+		errs = append(errs, &Error{File: name, Line: line, Col: col, Msg: fmt.Sprintf(msg, args...)})
+	}
+	var p Policy
+	var rules []toml.Primitive
+	rulesOK := true
+	for _, k := range sortedKeys(top) {
+		if f, ok := fieldByKey(reflect.TypeFor[Policy](), k); ok && f.Name == "Rules" {
+			if err := md.PrimitiveDecode(top[k], &rules); err != nil {
+				at(k, "%s", decodeMessage(k, err, "an array of tables ([[rule]])"))
+				rulesOK = false
+			}
+			continue
+		}
+		switch msg, unknown := decodeKey(&md, top[k], k, reflect.ValueOf(&p).Elem()); {
+		case unknown:
+			at(k, "unknown field %q", k)
+		case msg != "":
+			at(k, "%s", msg)
+		}
+	}
+	badRule := map[int]bool{}
+	if rulesOK {
+		p.Rules = make([]Rule, len(rules))
+		for i, prim := range rules {
+			path := fmt.Sprintf("rule[%d]", i)
+			// A non-table decodes into a map as an empty one, without an
+			// error: look first.
+			var v any
+			var fields map[string]toml.Primitive
+			if err := md.PrimitiveDecode(prim, &v); err != nil {
+				at(path, "%s", decodeMessage(path, err, ""))
+				badRule[i] = true
+				continue
+			} else if _, ok := v.(map[string]any); !ok {
+				at(path, "rule %d must be a table, not %s", i+1, valueName(fmt.Sprintf("%T", v)))
+				badRule[i] = true
+				continue
+			}
+			if err := md.PrimitiveDecode(prim, &fields); err != nil {
+				at(path, "%s", decodeMessage(path, err, ""))
+				badRule[i] = true
+				continue
+			}
+			r := &p.Rules[i]
+			who := fmt.Sprintf("rule %d", i+1)
+			if n, ok := fields["name"]; ok {
+				var s string
+				if md.PrimitiveDecode(n, &s) == nil && s != "" {
+					who = fmt.Sprintf("rule %q", s)
+				}
+			}
+			for _, k := range sortedKeys(fields) {
+				switch msg, unknown := decodeKey(&md, fields[k], k, reflect.ValueOf(r).Elem()); {
+				case unknown:
+					at(path+"."+k, "unknown field %q", "rule."+k)
+				case msg != "":
+					at(path+"."+k, "%s: %s", who, msg)
+					badRule[i] = true
+				}
+			}
+		}
+	}
+	if _, ok := top["address_delimiters"]; !ok {
+		p.AddressDelimiters = "+"
 	}
 	p.Source = name
-	errs = append(errs, p.check(name, idx)...)
+	if rulesOK {
+		errs = append(errs, p.check(name, idx, badRule)...)
+	}
 	if len(errs) > 0 {
+		slices.SortStableFunc(errs, func(a, b *Error) int {
+			if a.Line != b.Line {
+				return a.Line - b.Line
+			}
+			return a.Col - b.Col
+		})
 		return nil, errs
 	}
 	return &p, nil
 }
 
 // check validates values, normalizes them and fills defaults.
-func (p *Policy) check(file string, idx *keyIndex) Errors {
+// Rules in skip did not decode; they are not checked (their fields would
+// look missing).
+func (p *Policy) check(file string, idx *keyIndex, skip map[int]bool) Errors {
 	var errs Errors
 	at := func(path, msg string, args ...any) {
-		line, col := idx.pos(path)
+		line, col := idx.find(path)
 		errs = append(errs, &Error{File: file, Line: line, Col: col, Msg: fmt.Sprintf(msg, args...)})
 	}
 	for i, d := range p.LocalDomains {
@@ -241,6 +316,10 @@ func (p *Policy) check(file string, idx *keyIndex) Errors {
 	seen := map[string]bool{}
 	for i := range p.Rules {
 		r := &p.Rules[i]
+		if skip[i] {
+			seen[r.Name] = true
+			continue
+		}
 		pre := fmt.Sprintf("rule[%d].", i)
 		ruleAt := func(field, msg string, args ...any) {
 			path := pre + field

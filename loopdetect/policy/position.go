@@ -2,7 +2,12 @@ package policy
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"reflect"
+	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/BurntSushi/toml"
@@ -16,20 +21,19 @@ import (
 // inside of multi-line arrays and strings.
 type keyIndex struct {
 	exact   map[string]pos // "rule[1].limit" -> position
-	ordered []indexedKey   // in file order, for matching undecoded keys
-	claimed map[int]bool
+	ordered []indexedKey   // in file order
 }
 
 type pos struct{ line, col int }
 
 type indexedKey struct {
-	plain string // "rule.limit": the path without array indexes, as toml.Key prints it
-	pos   pos
+	full string // "rule[1].limit"
+	pos  pos
 }
 
 func indexKeys(data []byte) *keyIndex {
-	idx := &keyIndex{exact: map[string]pos{}, claimed: map[int]bool{}}
-	table, plainTable := "", ""
+	idx := &keyIndex{exact: map[string]pos{}}
+	table := ""
 	arrays := map[string]int{}
 	depth := 0    // open [ of a multi-line array value
 	inMulti := "" // open """ or ''' of a multi-line string
@@ -55,14 +59,14 @@ func indexKeys(data []byte) *keyIndex {
 			name := strings.TrimSpace(strings.Trim(cutComment(trimmed), "[] "))
 			i := arrays[name]
 			arrays[name]++
-			table, plainTable = fmt.Sprintf("%s[%d]", name, i), name
-			idx.add(table, plainTable, pos{lineNo, col})
+			table = fmt.Sprintf("%s[%d]", name, i)
+			idx.add(table, pos{lineNo, col})
 			continue
 		}
 		if trimmed[0] == '[' {
 			name := strings.TrimSpace(strings.Trim(cutComment(trimmed), "[] "))
-			table, plainTable = name, name
-			idx.add(table, plainTable, pos{lineNo, col})
+			table = name
+			idx.add(table, pos{lineNo, col})
 			continue
 		}
 		eq := strings.IndexByte(trimmed, '=')
@@ -71,11 +75,11 @@ func indexKeys(data []byte) *keyIndex {
 		}
 		key := normalizeKey(trimmed[:eq])
 		value := strings.TrimSpace(trimmed[eq+1:])
-		full, plain := key, key
+		full := key
 		if table != "" {
-			full, plain = table+"."+key, plainTable+"."+key
+			full = table + "." + key
 		}
-		idx.add(full, plain, pos{lineNo, col})
+		idx.add(full, pos{lineNo, col})
 		for _, q := range []string{`"""`, `'''`} {
 			if strings.HasPrefix(value, q) && strings.Count(value, q) == 1 {
 				inMulti = q
@@ -91,32 +95,185 @@ func indexKeys(data []byte) *keyIndex {
 	return idx
 }
 
-func (idx *keyIndex) add(full, plain string, p pos) {
+func (idx *keyIndex) add(full string, p pos) {
 	if _, dup := idx.exact[full]; !dup {
 		idx.exact[full] = p
 	}
-	idx.ordered = append(idx.ordered, indexedKey{plain: plain, pos: p})
+	idx.ordered = append(idx.ordered, indexedKey{full: full, pos: p})
 }
 
-// pos returns the position of a path like "rule[0].limit" or "local_domains";
-// 0, 0 when it is not in the file (a default).
-func (idx *keyIndex) pos(path string) (int, int) {
-	if p, ok := idx.exact[path]; ok {
-		return p.line, p.col
+// find returns the position of a path like "rule[0].limit" or
+// "local_domains". A path the scanner did not see as such (a key inside an
+// inline table, a value that is a table written with dotted keys) takes
+// the first key below it, else the place of its parent; 1:1, the start of
+// the file, is the last resort, so that every error has a position.
+func (idx *keyIndex) find(path string) (int, int) {
+	for path != "" {
+		if p, ok := idx.exact[path]; ok {
+			return p.line, p.col
+		}
+		for _, e := range idx.ordered {
+			if strings.HasPrefix(e.full, path+".") || strings.HasPrefix(e.full, path+"[") {
+				return e.pos.line, e.pos.col
+			}
+		}
+		i := strings.LastIndexAny(path, ".[")
+		if i < 0 {
+			break
+		}
+		path = path[:i]
 	}
-	return 0, 0
+	return 1, 1
 }
 
-// claim returns the position of the next unclaimed occurrence of k.
-func (idx *keyIndex) claim(k toml.Key) (int, int) {
-	want := normalizeKey(k.String())
-	for i, e := range idx.ordered {
-		if !idx.claimed[i] && e.plain == want {
-			idx.claimed[i] = true
-			return e.pos.line, e.pos.col
+// syntaxError places an error of the TOML parser. Its ParseError has the
+// line and column; anything else (not expected from toml.Decode into a
+// map) keeps the line its text names, or 1.
+func syntaxError(file string, data []byte, err error) *Error {
+	var pe toml.ParseError
+	if errors.As(err, &pe) {
+		e := &Error{File: file, Line: max(pe.Position.Line, 1), Col: max(pe.Position.Col, 1), Msg: pe.Message}
+		// For some errors (a key defined twice) v1.6.0 computes the column
+		// from another item than the line: past the end of the line. Then
+		// the line's first non-blank character, its key, is the place.
+		lines := strings.Split(string(data), "\n")
+		if e.Line <= len(lines) {
+			l := strings.TrimRight(lines[e.Line-1], "\r")
+			if e.Col > len(l)+1 {
+				e.Col = len(l) - len(strings.TrimLeft(l, " \t")) + 1
+			}
+		}
+		return e
+	}
+	e := &Error{File: file, Line: 1, Col: 1, Msg: tomlPrefix.ReplaceAllString(err.Error(), "")}
+	if m := tomlLine.FindStringSubmatch(err.Error()); m != nil {
+		e.Line, _ = strconv.Atoi(m[1])
+	}
+	return e
+}
+
+var (
+	// tomlPrefix is what BurntSushi/toml puts before the message of its
+	// decoding errors: "toml: line 3 (last key "rule.limit"): ". The
+	// position it gives is replaced by the key's own.
+	tomlPrefix = regexp.MustCompile(`^toml: (line \d+ )?(\(last key "[^"]*"\): )?(line \d+: )?`)
+	tomlLine   = regexp.MustCompile(`^toml: line (\d+)`)
+	// badType is the text of its type mismatches (v1.6.0, MetaData.badtype).
+	badType = regexp.MustCompile(`^incompatible types: TOML value has type (.+); destination has type (.+)$`)
+)
+
+// decodeKey decodes prim, the value of key k, into the field of dst (a
+// struct) whose toml tag is k, as toml.Decode would: the exact name, else
+// one that differs only in case. It returns what is wrong, "" when nothing
+// is; unknown says k is no field at all.
+func decodeKey(md *toml.MetaData, prim toml.Primitive, k string, dst reflect.Value) (msg string, unknown bool) {
+	f, ok := fieldByKey(dst.Type(), k)
+	if !ok {
+		return "", true
+	}
+	if err := md.PrimitiveDecode(prim, dst.FieldByIndex(f.Index).Addr().Interface()); err != nil {
+		return decodeMessage(k, err, ""), false
+	}
+	return "", false
+}
+
+// fieldByKey finds the exported field that the TOML key k decodes into.
+func fieldByKey(t reflect.Type, k string) (reflect.StructField, bool) {
+	var fold reflect.StructField
+	found := false
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		name, _, _ := strings.Cut(f.Tag.Get("toml"), ",")
+		if name == "-" {
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		if name == k {
+			return f, true
+		}
+		if !found && strings.EqualFold(name, k) {
+			fold, found = f, true
 		}
 	}
-	return 0, 0
+	return fold, found
+}
+
+// decodeMessage says what is wrong with the value of key k: "limit must be
+// an integer, not a string" for a type mismatch (want, when set, replaces
+// "an integer"), "window: bad duration ..." for a value the field's own
+// parser refused.
+func decodeMessage(k string, err error, want string) string {
+	var pe toml.ParseError
+	if errors.As(err, &pe) {
+		return k + ": " + pe.Message
+	}
+	msg := tomlPrefix.ReplaceAllString(err.Error(), "")
+	if m := badType.FindStringSubmatch(msg); m != nil {
+		if want == "" {
+			want = destName(m[2])
+		}
+		return fmt.Sprintf("%s must be %s, not %s", k, want, valueName(m[1]))
+	}
+	return k + ": " + msg
+}
+
+// valueName names the Go type BurntSushi/toml decoded a TOML value to as
+// the TOML type it was.
+func valueName(goType string) string {
+	switch goType {
+	case "string":
+		return "a string"
+	case "int64":
+		return "an integer"
+	case "float64":
+		return "a float"
+	case "bool":
+		return "a boolean"
+	case "[]any", "[]interface {}":
+		return "an array"
+	case "[]map[string]any", "[]map[string]interface {}":
+		return "an array of tables"
+	case "map[string]any", "map[string]interface {}":
+		return "a table"
+	case "time.Time", "toml.LocalDate", "toml.LocalTime", "toml.LocalDatetime":
+		return "a date or time"
+	}
+	return goType
+}
+
+// destName names the decoder's destination kinds.
+func destName(dest string) string {
+	switch dest {
+	case "integer":
+		return "an integer"
+	case "float":
+		return "a float"
+	case "boolean":
+		return "a boolean"
+	case "slice":
+		return "an array"
+	case "map":
+		return "a table"
+	case "string", "primitive (string-like)":
+		return "a string"
+	}
+	return dest
+}
+
+// sortedKeys are the keys of m, sorted (errors are sorted by position at
+// the end; this only makes the decoding order fixed).
+func sortedKeys(m map[string]toml.Primitive) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	slices.Sort(ks)
+	return ks
 }
 
 // normalizeKey removes quotes and blanks around the parts of a dotted key.

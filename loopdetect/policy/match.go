@@ -9,10 +9,6 @@ import (
 	"github.com/loopbreaker/loopbreaker/loopdetect/classify"
 )
 
-// keyAddress is the form an address takes in a counting key (see
-// address.Key); delims are the policy's address_delimiters.
-func keyAddress(a, delims string) string { return address.Key(a, delims) }
-
 // IsLocalDomain reports whether domain is one of the local domains (or, for
 // an entry with a leading dot, below it).
 func (p *Policy) IsLocalDomain(domain string) bool {
@@ -169,13 +165,13 @@ func (p *Policy) Keys(r *Rule, msg *classify.Message, v *classify.Verdict, rcpts
 		var val string
 		switch part {
 		case KeySender:
-			val = keyAddress(msg.Envelope.Sender, p.AddressDelimiters)
+			val = address.Key(msg.Envelope.Sender, p.AddressDelimiters)
 			if val == "" && v.Kind == classify.KindAutoReply {
 				// Auto-replies come from the null sender (RFC 3834
 				// 3.3); the responder is in From:. Without it every
 				// responder's replies to one recipient would share one
 				// count.
-				val = keyAddress(address.Extract(msg.Header.Get("From")), p.AddressDelimiters)
+				val = address.Key(address.Extract(msg.Header.Get("From")), p.AddressDelimiters)
 			}
 			if val == "" {
 				val = "<>"
@@ -203,7 +199,7 @@ func (p *Policy) Keys(r *Rule, msg *classify.Message, v *classify.Verdict, rcpts
 		parts := make([]string, len(base))
 		for i, b := range base {
 			if b == "\x01" {
-				b = keyAddress(rc, p.AddressDelimiters)
+				b = address.Key(rc, p.AddressDelimiters)
 			}
 			parts[i] = b
 		}

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/loopbreaker/loopbreaker/loopdetect/address"
 	"github.com/loopbreaker/loopbreaker/loopdetect/classify"
 )
 
@@ -159,7 +160,7 @@ func TestKeysAreNormalized(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := keyAddress("a+b@x.example", q.AddressDelimiters); got != "a+b@x.example" {
+	if got := address.Key("a+b@x.example", q.AddressDelimiters); got != "a+b@x.example" {
 		t.Errorf("got %q", got)
 	}
 }

@@ -186,7 +186,7 @@ func (s *Shared) Hit(ctx context.Context, r state.Request) (state.Result, error)
 // Blocked reports the block in force for (rule, key).
 func (s *Shared) Blocked(rule, key string) (state.Block, bool) {
 	if !s.degraded.Load() {
-		ctx, cancel := context.WithTimeout(context.Background(), s.redis.c.Options().ReadTimeout)
+		ctx, cancel := context.WithTimeout(context.Background(), s.redis.timeout)
 		b, ok, err := s.redis.Blocked(ctx, rule, key)
 		cancel()
 		if err == nil {
@@ -200,7 +200,7 @@ func (s *Shared) Blocked(rule, key string) (state.Block, bool) {
 // Count reports the current count for (rule, key).
 func (s *Shared) Count(rule, key string) int {
 	if !s.degraded.Load() {
-		ctx, cancel := context.WithTimeout(context.Background(), s.redis.c.Options().ReadTimeout)
+		ctx, cancel := context.WithTimeout(context.Background(), s.redis.timeout)
 		n, err := s.redis.Count(ctx, rule, key)
 		cancel()
 		if err == nil {
@@ -290,7 +290,7 @@ func (s *Shared) Top(n int) []state.KeyCount {
 // store's while Redis is unreachable.
 func (s *Shared) Stats() state.Stats {
 	if !s.degraded.Load() {
-		ctx, cancel := context.WithTimeout(context.Background(), s.redis.c.Options().ReadTimeout)
+		ctx, cancel := context.WithTimeout(context.Background(), s.redis.timeout)
 		defer cancel()
 		n, err := s.redis.Tracked(ctx)
 		if err == nil {

@@ -99,4 +99,3 @@ func slot(key string) uint16 {
 	}
 	return crc16(key) % 16384
 }
-

@@ -61,6 +61,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // Defaults of Options.
@@ -170,6 +172,12 @@ func (r *Redis) Close() error { return r.c.Close() }
 // every bucket's slot answers.
 // With Redis's clock, it also measures the local clock's offset from it.
 func (r *Redis) Ping(ctx context.Context) error {
+	if cc, ok := r.c.(*redis.ClusterClient); ok {
+		// go-redis reloads the map of slots to masters on MOVED, or every
+		// minute: not when a master is gone. Reload it (in the background,
+		// for the next Ping) so that a replica promoted is found.
+		cc.ReloadState(ctx)
+	}
 	if err := r.c.Ping(ctx).Err(); err != nil {
 		return err
 	}

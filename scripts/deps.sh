@@ -22,6 +22,7 @@ declare -A wanted=(
 	[chromium]=/usr/bin/chromium
 	[debootstrap]=/usr/sbin/debootstrap
 	[redis-server]=/usr/bin/redis-server
+	[redis-tools]=/usr/bin/redis-cli
 )
 
 is_installed() {

@@ -16,6 +16,7 @@
 //	PREFIX blocks    sorted set: the IDs of the blocks, scored by their end
 //	PREFIX keys      sorted set: the IDs with a window, scored by its expiry
 //	PREFIX spans     hash: ID -> window length in ms (for Count and Top)
+//	PREFIX events    stream: the fleet's audit trail, capped (events.go)
 //
 // In a Redis Cluster every key carries the hash tag of one of 64 buckets
 // of IDs, each bucket with its own three indexes, so that a hit's script
@@ -49,6 +50,7 @@ package redisstore
 //	blocks.go   the blocks: Blocked, Blocks, Release, Push
 //	counts.go   the windows read without counting: Count, Tracked, Top
 //	sweep.go    Sweep: dropping expired index entries
+//	events.go   the fleet's audit trail: a stream, and Shared's sender
 //	shared.go   Shared, the daemon's Backend: Redis with a local fallback
 //	outage.go   Shared while Redis is unreachable and when it is back
 
@@ -149,17 +151,25 @@ func New(url string, opts Options) (*Redis, error) {
 	return r, nil
 }
 
-// Redact is url without its password, for logs and status.
+// Redact is url without its passwords (the user's, and those of the
+// parameters password and sentinel_password), for logs and status.
 func Redact(url string) string {
-	scheme, rest, ok := strings.Cut(url, "://")
-	if !ok {
+	url, query, hasQuery := strings.Cut(url, "?")
+	if scheme, rest, ok := strings.Cut(url, "://"); ok {
+		if at := strings.LastIndexByte(rest, '@'); at >= 0 && strings.IndexByte(rest[:at], '/') < 0 {
+			url = scheme + "://***@" + rest[at+1:]
+		}
+	}
+	if !hasQuery {
 		return url
 	}
-	at := strings.LastIndexByte(rest, '@')
-	if at < 0 || strings.IndexByte(rest[:at], '/') >= 0 {
-		return url
+	params := strings.Split(query, "&")
+	for i, p := range params {
+		if k, _, ok := strings.Cut(p, "="); ok && strings.HasSuffix(k, "password") {
+			params[i] = k + "=***"
+		}
 	}
-	return scheme + "://***@" + rest[at+1:]
+	return url + "?" + strings.Join(params, "&")
 }
 
 // Addr is the server's URL without its password.

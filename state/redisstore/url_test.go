@@ -53,8 +53,14 @@ func TestClusterURL(t *testing.T) {
 	if _, err := New("redis-cluster://127.0.0.1:1", Options{Prefix: "a{b}:"}); err == nil {
 		t.Error("New accepted a prefix with braces for a cluster")
 	}
-	if got := Redact("redis-sentinel://u:pw@h:1,h:2/m"); got != "redis-sentinel://***@h:1,h:2/m" {
-		t.Errorf("Redact: %q", got)
+	for in, want := range map[string]string{
+		"redis-sentinel://u:pw@h:1,h:2/m":                              "redis-sentinel://***@h:1,h:2/m",
+		"redis-sentinel://h:1/m/0?sentinel_password=x&dial_timeout=1s": "redis-sentinel://h:1/m/0?sentinel_password=***&dial_timeout=1s",
+		"redis-cluster://:p@h:1,h:2?read_timeout=2":                    "redis-cluster://***@h:1,h:2?read_timeout=2",
+	} {
+		if got := Redact(in); got != want {
+			t.Errorf("Redact(%q) = %q, want %q", in, got, want)
+		}
 	}
 }
 

@@ -170,10 +170,15 @@ func failoverStorm(t *testing.T, daemons []*Shared, goroutines, limit int, kill 
 //     that many, at most the hits in flight (D*goroutines), in practice 0
 //     on loopback where replication keeps up with the storm.
 //
-// So at most L + D*L + D*goroutines pass; what was measured is D*L beyond
-// the limit, every time: each daemon's local count reaches the limit
-// during the seconds the failover takes. The blocks the daemons made
-// locally are pushed when Redis is back, and the block of Redis applies.
+// So at most L + D*L + D*goroutines pass. Measured with D=3, L=40, 4
+// goroutines per daemon (11 runs, Redis 7.0.15, down-after and
+// cluster-node-timeout 1 s, failovers of 2.3-2.8 s): 100 to 120 beyond
+// the limit, Sentinel and Cluster alike, never more than D*L: each
+// daemon's local count reaches the limit during the failover, and the
+// replication loss was nil. Below D*L when a daemon is back before the
+// others reached their local limit, or when the blocks the daemons made
+// locally, pushed to Redis when it is back, stop the count Redis had
+// before it reaches L. After the recovery nothing passes.
 func failoverBound(daemons, goroutines, limit int) int64 {
 	return int64(limit + daemons*limit + daemons*goroutines)
 }

@@ -26,6 +26,7 @@ declare -A wanted=(
 	[debootstrap]=/usr/sbin/debootstrap
 	[redis-server]=/usr/bin/redis-server
 	[prometheus]=/usr/bin/promtool
+	[redis-tools]=/usr/bin/redis-cli
 )
 
 is_installed() {

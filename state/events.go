@@ -32,6 +32,9 @@ type Event struct {
 	Subject string `json:"subject,omitempty"`
 	// NewBlock says the event started a block.
 	NewBlock bool `json:"new_block,omitempty"`
+	// MTA names the daemon that decided, in a trail shared by several
+	// (redisstore.Shared); empty in a daemon's own.
+	MTA string `json:"mta,omitempty"`
 }
 
 // Record appends an event to the audit trail. It is written to the file

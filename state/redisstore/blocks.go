@@ -87,15 +87,49 @@ func sortBlocks(bs []state.Block) {
 	})
 }
 
-// blockIDs lists the IDs of the blocks that have not ended.
+// blockIDs lists the IDs of the blocks that have not ended, from every
+// bucket's index.
 func (r *Redis) blockIDs(ctx context.Context) ([]string, error) {
-	ids, err := r.c.ZRangeByScore(ctx, r.blocksKey(), &redis.ZRangeBy{
-		Min: after(r.now().UnixMilli()), Max: "+inf",
-	}).Result()
-	if err != nil {
+	return r.rangeIndexes(ctx, func(b *bucket) string { return b.blocks }, 0)
+}
+
+// rangeIndexes lists the members of one index of every bucket whose score
+// is after now (at most limit of each when limit > 0), in one pipeline:
+// one round trip to each master.
+func (r *Redis) rangeIndexes(ctx context.Context, index func(*bucket) string, limit int64) ([]string, error) {
+	by := &redis.ZRangeBy{Min: after(r.now().UnixMilli()), Max: "+inf", Count: limit}
+	pipe := r.c.Pipeline()
+	cmds := make([]*redis.StringSliceCmd, len(r.buckets))
+	for i := range r.buckets {
+		cmds[i] = pipe.ZRangeByScore(ctx, index(&r.buckets[i]), by)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, r.wrap(err)
 	}
+	var ids []string
+	for _, c := range cmds {
+		ids = append(ids, c.Val()...)
+	}
 	return ids, nil
+}
+
+// countIndexes sums the members of one index of every bucket whose score
+// is after now, in one pipeline.
+func (r *Redis) countIndexes(ctx context.Context, index func(*bucket) string) (int, error) {
+	from := after(r.now().UnixMilli())
+	pipe := r.c.Pipeline()
+	cmds := make([]*redis.IntCmd, len(r.buckets))
+	for i := range r.buckets {
+		cmds[i] = pipe.ZCount(ctx, index(&r.buckets[i]), from, "+inf")
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return 0, r.wrap(err)
+	}
+	n := 0
+	for _, c := range cmds {
+		n += int(c.Val())
+	}
+	return n, nil
 }
 
 // Release lifts the blocks that match, as state.Store.Release does: rule
@@ -123,8 +157,9 @@ func (r *Redis) Release(ctx context.Context, rule, key string) ([]state.Block, e
 	now := r.now()
 	var lifted []state.Block
 	for _, id := range ids {
+		bk := r.bucketOf(id)
 		v, err := releaseScript.Run(ctx, r.c,
-			[]string{r.k("b", id), r.k("s", id), r.k("w", id), r.blocksKey(), r.keysKey(), r.spansKey()}, id).StringSlice()
+			[]string{r.k("b", id), r.k("s", id), r.k("w", id), bk.blocks, bk.keys, bk.spans}, id).StringSlice()
 		if err != nil {
 			return lifted, r.wrap(err)
 		}
@@ -155,7 +190,7 @@ func (r *Redis) Push(ctx context.Context, b state.Block) error {
 	for _, s := range b.Samples {
 		args = append(args, state.ClipSubject(s))
 	}
-	if err := pushScript.Run(ctx, r.c, []string{r.k("b", id), r.k("s", id), r.blocksKey()}, args...).Err(); err != nil {
+	if err := pushScript.Run(ctx, r.c, []string{r.k("b", id), r.k("s", id), r.bucketOf(id).blocks}, args...).Err(); err != nil {
 		return r.wrap(err)
 	}
 	return nil
@@ -163,9 +198,5 @@ func (r *Redis) Push(ctx context.Context, b state.Block) error {
 
 // blockCount is how many blocks have not ended, from the blocks index.
 func (r *Redis) blockCount(ctx context.Context) (int, error) {
-	n, err := r.c.ZCount(ctx, r.blocksKey(), after(r.now().UnixMilli()), "+inf").Result()
-	if err != nil {
-		return 0, r.wrap(err)
-	}
-	return int(n), nil
+	return r.countIndexes(ctx, func(b *bucket) string { return b.blocks })
 }

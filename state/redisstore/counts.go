@@ -13,7 +13,7 @@ import (
 // Count reports the current count for (rule, key) without counting.
 func (r *Redis) Count(ctx context.Context, rule, key string) (int, error) {
 	id := state.ID(rule, key)
-	span, err := r.c.HGet(ctx, r.spansKey(), id).Int64()
+	span, err := r.c.HGet(ctx, r.bucketOf(id).spans, id).Int64()
 	if errors.Is(err, redis.Nil) {
 		return 0, nil
 	}
@@ -29,11 +29,7 @@ func (r *Redis) Count(ctx context.Context, rule, key string) (int, error) {
 
 // Tracked is how many (rule, key) have hits in their window.
 func (r *Redis) Tracked(ctx context.Context) (int, error) {
-	n, err := r.c.ZCount(ctx, r.keysKey(), after(r.now().UnixMilli()), "+inf").Result()
-	if err != nil {
-		return 0, r.wrap(err)
-	}
-	return int(n), nil
+	return r.countIndexes(ctx, func(b *bucket) string { return b.keys })
 }
 
 // maxTop bounds the keys Top looks at.
@@ -46,23 +42,37 @@ func (r *Redis) Top(ctx context.Context, n int) ([]state.KeyCount, error) {
 		return nil, nil
 	}
 	now := r.now().UnixMilli()
-	ids, err := r.c.ZRangeByScore(ctx, r.keysKey(), &redis.ZRangeBy{
-		Min: after(now), Max: "+inf", Count: maxTop,
-	}).Result()
+	ids, err := r.rangeIndexes(ctx, func(b *bucket) string { return b.keys }, int64(maxTop/len(r.buckets)))
 	if err != nil {
-		return nil, r.wrap(err)
+		return nil, err
 	}
 	if len(ids) == 0 {
 		return nil, nil
 	}
-	spans, err := r.c.HMGet(ctx, r.spansKey(), ids...).Result()
-	if err != nil {
-		return nil, r.wrap(err)
+	// The window lengths, from each bucket's spans.
+	byBucket := map[*bucket][]string{}
+	for _, id := range ids {
+		b := r.bucketOf(id)
+		byBucket[b] = append(byBucket[b], id)
 	}
 	pipe := r.c.Pipeline()
+	spanCmds := make(map[*bucket]*redis.SliceCmd, len(byBucket))
+	for b, ids := range byBucket {
+		spanCmds[b] = pipe.HMGet(ctx, b.spans, ids...)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, r.wrap(err)
+	}
+	spans := make(map[string]int64, len(ids))
+	for b, ids := range byBucket {
+		for i, v := range spanCmds[b].Val() {
+			spans[ids[i]] = num(v)
+		}
+	}
+	pipe = r.c.Pipeline()
 	counts := make([]*redis.IntCmd, len(ids))
 	for i, id := range ids {
-		counts[i] = pipe.ZCount(ctx, r.k("w", id), after(now-num(spans[i])), "+inf")
+		counts[i] = pipe.ZCount(ctx, r.k("w", id), after(now-spans[id]), "+inf")
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, r.wrap(err)

@@ -22,8 +22,9 @@ func (r *Redis) Hit(ctx context.Context, q state.Request) (state.Result, error) 
 	subject := state.ClipSubject(q.Subject)
 	member := strconv.FormatInt(ms, 10) + ":" + r.process + ":" + strconv.FormatUint(r.member.Add(1), 10)
 	blockMs := max(q.BlockFor.Milliseconds(), 0)
+	bk := r.bucketOf(id)
 	v, err := hitScript.Run(ctx, r.c,
-		[]string{r.k("w", id), r.k("b", id), r.k("s", id), r.indexKeys[0], r.indexKeys[1], r.indexKeys[2]},
+		[]string{r.k("w", id), r.k("b", id), r.k("s", id), bk.blocks, bk.keys, bk.spans},
 		ms, span, q.Limit, blockMs, subject, member, id, q.Rule, q.Key, state.MaxSamples,
 	).Slice()
 	if err != nil {

@@ -115,6 +115,11 @@ func (s *Shared) reconnect() {
 			s.mu.Unlock()
 			s.degraded.Store(false)
 			s.log.Warn("Redis is back; counts and blocks are shared again", "redis", s.redis.Addr(), "outage", time.Since(since).Round(time.Millisecond))
+			// The audit events recorded meanwhile.
+			select {
+			case s.events.kick <- struct{}{}:
+			default:
+			}
 			// A block started locally while the first sync ran.
 			ctx, cancel = context.WithTimeout(context.Background(), 2*time.Second)
 			if err := s.sync(ctx); err != nil {

@@ -16,11 +16,16 @@
 //	PREFIX blocks    sorted set: the IDs of the blocks, scored by their end
 //	PREFIX keys      sorted set: the IDs with a window, scored by its expiry
 //	PREFIX spans     hash: ID -> window length in ms (for Count and Top)
+//	PREFIX events    stream: the fleet's audit trail, capped (events.go)
+//
+// In a Redis Cluster every key carries the hash tag of one of 64 buckets
+// of IDs, each bucket with its own three indexes, so that a hit's script
+// touches one slot (layout.go).
 //
 // A hit is one Lua script (lua/hit.lua): trim the window, add the hit,
 // count, check the block and start one when the count is over the limit.
-// Redis runs scripts one at a time, so with any number of daemons exactly
-// Limit hits of a storm pass.
+// Redis runs scripts one at a time (a cluster's master, those of its
+// slots), so with any number of daemons exactly Limit hits of a storm pass.
 //
 // The hit times come from Redis's clock, not from each daemon's: a daemon
 // measures the offset of its own clock from Redis's TIME whenever Ping
@@ -36,13 +41,16 @@ package redisstore
 
 // The files of the package, by concept:
 //
-//	redis.go    Redis, the client: Options, New, Ping, Close, the key names
+//	redis.go    Redis, the client: Options, New, Ping, Close
+//	url.go      the URLs: one server, Sentinel, cluster; their clients
+//	layout.go   the key names; the buckets and hash tags of a cluster
 //	clock.go    Redis's clock: the local clock's offset from TIME
 //	scripts.go  the Lua scripts, embedded from lua/*.lua
 //	hit.go      Hit: counting and the limit check, one script
 //	blocks.go   the blocks: Blocked, Blocks, Release, Push
 //	counts.go   the windows read without counting: Count, Tracked, Top
 //	sweep.go    Sweep: dropping expired index entries
+//	events.go   the fleet's audit trail: a stream, and Shared's sender
 //	shared.go   Shared, the daemon's Backend: Redis with a local fallback
 //	outage.go   Shared while Redis is unreachable and when it is back
 
@@ -79,95 +87,89 @@ type Options struct {
 	Timeout time.Duration
 }
 
-// Redis is the shared state in one Redis server. It is safe for concurrent use.
+// Redis is the shared state in one Redis server, a Sentinel-managed master
+// or a Redis Cluster. It is safe for concurrent use.
 type Redis struct {
-	c   *redis.Client
-	now func() time.Time
+	c    client
+	mode mode
+	now  func() time.Time
 	// clock follows Redis's clock when Options.Now is nil.
 	clock  *serverClock
 	prefix string
-	// indexKeys are the blocks, keys and spans indexes, built once.
-	indexKeys [3]string
-	addr      string
+	// buckets hold the indexes (layout.go): one, or clusterBuckets in a
+	// cluster.
+	buckets []bucket
+	addr    string
+	// timeout is the read timeout of one call.
+	timeout time.Duration
 	// member makes each hit's sorted-set member unique.
 	member  atomic.Uint64
 	process string
 }
 
 // New connects lazily to the Redis of url: redis://[:PASSWORD@]HOST:PORT[/DB]
-// (rediss:// for TLS, unix:///PATH?db=N for a socket). It fails only on a
-// bad URL; an unreachable server shows at the first call.
+// (rediss:// for TLS, unix:///PATH?db=N for a socket), a master behind
+// Sentinel, redis-sentinel://[:PASSWORD@]HOST:PORT[,HOST:PORT...]/MASTER[/DB],
+// or a cluster, redis-cluster://[:PASSWORD@]HOST:PORT[,HOST:PORT...] (url.go).
+// It fails only on a bad URL; an unreachable server shows at the first call.
 func New(url string, opts Options) (*Redis, error) {
-	o, err := redis.ParseURL(url)
-	if err != nil {
-		return nil, fmt.Errorf("bad Redis URL %q: %w", Redact(url), err)
-	}
 	if opts.Timeout == 0 {
 		opts.Timeout = DefaultTimeout
 	}
-	// ParseURL leaves the timeouts it was not given at zero (go-redis's
-	// defaults: 5 s to dial, 3 s to read).
-	if o.DialTimeout == 0 {
-		o.DialTimeout = opts.Timeout
+	c, m, read, err := dial(url, opts.Timeout)
+	if err != nil {
+		return nil, err
 	}
-	if o.ReadTimeout == 0 {
-		o.ReadTimeout = opts.Timeout
+	if opts.Prefix == "" {
+		opts.Prefix = DefaultPrefix
 	}
-	if o.WriteTimeout == 0 {
-		o.WriteTimeout = opts.Timeout
-	}
-	o.ContextTimeoutEnabled = true
-	// A hit retried after a timeout may have been counted already: retry
-	// only what never reached the server (a pooled connection Redis closed).
-	if o.MaxRetries == 0 {
-		o.MaxRetries = 1
-	}
-	// One connection per milter session counting at once, up to a point:
-	// waiting for a free connection must not look like an outage.
-	if o.PoolSize == 0 {
-		o.PoolSize = 128
-	}
-	// A server that refuses connections is down: tell at once, the daemon
-	// has its own backoff.
-	if o.DialerRetries == 0 {
-		o.DialerRetries = 1
+	if m == modeCluster && strings.ContainsAny(opts.Prefix, "{}") {
+		c.Close()
+		return nil, fmt.Errorf("redisstore: prefix %q: no braces in a cluster (they would be the keys' hash tag)", opts.Prefix)
 	}
 	var clock *serverClock
 	if opts.Now == nil {
 		clock = &serverClock{local: time.Now}
 		opts.Now = clock.now
 	}
-	if opts.Prefix == "" {
-		opts.Prefix = DefaultPrefix
-	}
 	var id [6]byte
 	_, _ = rand.Read(id[:])
 	r := &Redis{
-		c:       redis.NewClient(o),
+		c:       c,
+		mode:    m,
 		now:     opts.Now,
 		clock:   clock,
 		prefix:  opts.Prefix,
+		buckets: newBuckets(opts.Prefix, m),
 		addr:    Redact(url),
+		timeout: read,
 		process: hex.EncodeToString(id[:]),
 	}
-	r.indexKeys = [3]string{opts.Prefix + "blocks", opts.Prefix + "keys", opts.Prefix + "spans"}
 	if clock != nil {
 		clock.sync = r.syncClock
 	}
 	return r, nil
 }
 
-// Redact is url without its password, for logs and status.
+// Redact is url without its passwords (the user's, and those of the
+// parameters password and sentinel_password), for logs and status.
 func Redact(url string) string {
-	scheme, rest, ok := strings.Cut(url, "://")
-	if !ok {
+	url, query, hasQuery := strings.Cut(url, "?")
+	if scheme, rest, ok := strings.Cut(url, "://"); ok {
+		if at := strings.LastIndexByte(rest, '@'); at >= 0 && strings.IndexByte(rest[:at], '/') < 0 {
+			url = scheme + "://***@" + rest[at+1:]
+		}
+	}
+	if !hasQuery {
 		return url
 	}
-	at := strings.LastIndexByte(rest, '@')
-	if at < 0 || strings.IndexByte(rest[:at], '/') >= 0 {
-		return url
+	params := strings.Split(query, "&")
+	for i, p := range params {
+		if k, _, ok := strings.Cut(p, "="); ok && strings.HasSuffix(k, "password") {
+			params[i] = k + "=***"
+		}
 	}
-	return scheme + "://***@" + rest[at+1:]
+	return url + "?" + strings.Join(params, "&")
 }
 
 // Addr is the server's URL without its password.
@@ -176,11 +178,27 @@ func (r *Redis) Addr() string { return r.addr }
 // Close closes the connections.
 func (r *Redis) Close() error { return r.c.Close() }
 
-// Ping checks that the server answers.
+// Ping checks that the server answers; in a cluster, that the master of
+// every bucket's slot answers.
 // With Redis's clock, it also measures the local clock's offset from it.
 func (r *Redis) Ping(ctx context.Context) error {
+	if cc, ok := r.c.(*redis.ClusterClient); ok {
+		// go-redis reloads the map of slots to masters on MOVED, or every
+		// minute: not when a master is gone. Reload it (in the background,
+		// for the next Ping) so that a replica promoted is found.
+		cc.ReloadState(ctx)
+	}
 	if err := r.c.Ping(ctx).Err(); err != nil {
 		return err
+	}
+	if r.mode == modeCluster {
+		pipe := r.c.Pipeline()
+		for i := range r.buckets {
+			pipe.Exists(ctx, r.buckets[i].blocks)
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			return err
+		}
 	}
 	if r.clock != nil {
 		return r.syncClock(ctx)
@@ -195,8 +213,3 @@ func (r *Redis) wrap(err error) error { return fmt.Errorf("redis %s: %w", r.addr
 // (exclusive): the hits after a window's start, the windows and blocks that
 // have not ended at ms.
 func after(ms int64) string { return "(" + strconv.FormatInt(ms, 10) }
-
-func (r *Redis) k(kind, id string) string { return r.prefix + kind + ":" + id }
-func (r *Redis) blocksKey() string        { return r.indexKeys[0] }
-func (r *Redis) keysKey() string          { return r.indexKeys[1] }
-func (r *Redis) spansKey() string         { return r.indexKeys[2] }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -33,11 +34,15 @@ type SharedOptions struct {
 	SweepInterval time.Duration
 	// Logger; slog.Default() when nil.
 	Logger *slog.Logger
+	// Name is the MTA's name on its events in the fleet's audit trail;
+	// the host's name when empty.
+	Name string
 }
 
 // Shared is the daemon's state when several daemons share Redis: counts
-// and blocks in Redis, the audit trail in the local state file, and the
-// local state file as the fallback while Redis is unreachable. It
+// and blocks in Redis, the audit trail of the fleet in Redis too (each
+// event also in the local state file), and the local state file as the
+// fallback while Redis is unreachable. It
 // implements state.Backend and is safe for concurrent use.
 //
 // The first failed call marks the store degraded and every call goes to
@@ -59,6 +64,10 @@ type Shared struct {
 	lastErr  string
 	pushed   map[string]time.Time // local blocks already in Redis: ID -> Since
 	releases [][2]string          // releases made while degraded: rule, key
+
+	// events wait there for sendEvents (events.go).
+	events   eventQueue
+	eventsMu sync.Mutex
 
 	wake chan struct{}
 	stop chan struct{}
@@ -87,6 +96,9 @@ func NewShared(r *Redis, local *state.Store, opts SharedOptions) *Shared {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
+	if opts.Name == "" {
+		opts.Name, _ = os.Hostname()
+	}
 	redisLogger.Store(opts.Logger)
 	redisLogOnce.Do(func() { redis.SetLogger(redisLog{}) })
 	s := &Shared{
@@ -95,6 +107,7 @@ func NewShared(r *Redis, local *state.Store, opts SharedOptions) *Shared {
 		opts:   opts,
 		log:    opts.Logger,
 		pushed: make(map[string]time.Time),
+		events: eventQueue{kick: make(chan struct{}, 1)},
 		wake:   make(chan struct{}, 1),
 		stop:   make(chan struct{}),
 	}
@@ -111,6 +124,7 @@ func NewShared(r *Redis, local *state.Store, opts SharedOptions) *Shared {
 	}
 	s.done.Add(1)
 	go s.reconnect()
+	s.done.Go(s.sendEvents)
 	if opts.SweepInterval > 0 {
 		s.done.Go(func() { every.Run(s.stop, opts.SweepInterval, s.sweep) })
 	}
@@ -186,7 +200,7 @@ func (s *Shared) Hit(ctx context.Context, r state.Request) (state.Result, error)
 // Blocked reports the block in force for (rule, key).
 func (s *Shared) Blocked(rule, key string) (state.Block, bool) {
 	if !s.degraded.Load() {
-		ctx, cancel := context.WithTimeout(context.Background(), s.redis.c.Options().ReadTimeout)
+		ctx, cancel := context.WithTimeout(context.Background(), s.redis.timeout)
 		b, ok, err := s.redis.Blocked(ctx, rule, key)
 		cancel()
 		if err == nil {
@@ -200,7 +214,7 @@ func (s *Shared) Blocked(rule, key string) (state.Block, bool) {
 // Count reports the current count for (rule, key).
 func (s *Shared) Count(rule, key string) int {
 	if !s.degraded.Load() {
-		ctx, cancel := context.WithTimeout(context.Background(), s.redis.c.Options().ReadTimeout)
+		ctx, cancel := context.WithTimeout(context.Background(), s.redis.timeout)
 		n, err := s.redis.Count(ctx, rule, key)
 		cancel()
 		if err == nil {
@@ -265,12 +279,37 @@ func merge(a, b []state.Block) []state.Block {
 	return a
 }
 
-// Record keeps an audit event in the local state file: each daemon keeps
-// the trail of its own decisions.
-func (s *Shared) Record(ev state.Event) { s.local.Record(ev) }
+// Record keeps an audit event in the local state file and sends it, in the
+// background, to the fleet's trail in Redis with this MTA's name (events
+// recorded while Redis is unreachable, the last state.MaxEvents of them,
+// are sent when it is back).
+func (s *Shared) Record(ev state.Event) {
+	if ev.Time.IsZero() {
+		ev.Time = s.redis.now()
+	}
+	ev.MTA = s.opts.Name
+	s.local.Record(ev)
+	s.events.add(ev)
+}
 
-// Events returns this daemon's most recent events.
-func (s *Shared) Events(n int) []state.Event { return s.local.Events(n) }
+// Events returns the fleet's most recent events, oldest first, each with
+// its MTA's name (this daemon's own, from its state file, while Redis is
+// unreachable). This daemon's events not sent yet are sent first.
+func (s *Shared) Events(n int) []state.Event {
+	if !s.degraded.Load() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		err := s.flushEvents(ctx)
+		if err == nil {
+			var evs []state.Event
+			if evs, err = s.redis.Events(ctx, n); err == nil {
+				return evs
+			}
+		}
+		s.fail(err)
+	}
+	return s.local.Events(n)
+}
 
 // Top returns the keys with the highest shared counts.
 func (s *Shared) Top(n int) []state.KeyCount {
@@ -290,7 +329,7 @@ func (s *Shared) Top(n int) []state.KeyCount {
 // store's while Redis is unreachable.
 func (s *Shared) Stats() state.Stats {
 	if !s.degraded.Load() {
-		ctx, cancel := context.WithTimeout(context.Background(), s.redis.c.Options().ReadTimeout)
+		ctx, cancel := context.WithTimeout(context.Background(), s.redis.timeout)
 		defer cancel()
 		n, err := s.redis.Tracked(ctx)
 		if err == nil {

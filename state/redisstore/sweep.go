@@ -5,16 +5,21 @@ import "context"
 // sweepBatch is how many expired windows one run of lua/sweep.lua drops.
 const sweepBatch = 1000
 
-// Sweep drops the index entries of what has expired, sweepBatch windows
-// per script run (the keys themselves expire by their TTL).
+// Sweep drops the index entries of what has expired, bucket by bucket,
+// sweepBatch windows per script run (the keys themselves expire by their
+// TTL).
 func (r *Redis) Sweep(ctx context.Context) error {
-	for {
-		n, err := sweepScript.Run(ctx, r.c, []string{r.blocksKey(), r.keysKey(), r.spansKey()}, r.now().UnixMilli(), sweepBatch).Int()
-		if err != nil {
-			return r.wrap(err)
-		}
-		if n < sweepBatch {
-			return nil
+	for i := range r.buckets {
+		b := &r.buckets[i]
+		for {
+			n, err := sweepScript.Run(ctx, r.c, []string{b.blocks, b.keys, b.spans}, r.now().UnixMilli(), sweepBatch).Int()
+			if err != nil {
+				return r.wrap(err)
+			}
+			if n < sweepBatch {
+				break
+			}
 		}
 	}
+	return nil
 }

@@ -58,12 +58,13 @@ type Policy struct {
 	// AdminMailsPerHour caps admin mail; blocks past it are summed up in
 	// one message when the hour is over. Default 10.
 	AdminMailsPerHour int `toml:"admin_mails_per_hour"`
-	// BodyLimit is how many body bytes the recognizer reads.
+	// BodyLimit is how many body bytes the classifier reads.
 	BodyLimit int `toml:"body_limit"`
 	// StateFile is the bbolt file; flags override it.
 	StateFile string `toml:"state_file"`
 	// Redis is the URL of a Redis that several daemons share their counts
-	// and blocks in (redis://HOST:PORT/DB); "" keeps them in the state
+	// and blocks in (redis://HOST:PORT/DB, redis-sentinel://... or
+	// redis-cluster://...); "" keeps them in the state
 	// file alone. The -redis flag overrides it; a reload does not change it.
 	Redis string `toml:"redis"`
 	// RedisFailMode is what to do while Redis is unreachable: "open" (the
@@ -88,7 +89,7 @@ type Policy struct {
 // Rule is one limit.
 type Rule struct {
 	Name string `toml:"name"`
-	// Kinds are the recognizer's kinds (bounce, forwarded-ndr, auto-reply,
+	// Kinds are the classifier's kinds (bounce, forwarded-ndr, auto-reply,
 	// ordinary) or loop-sign or any.
 	Kinds []string `toml:"kinds"`
 	// Direction selects the recipients the rule looks at.
@@ -307,8 +308,8 @@ func (p *Policy) check(file string, idx *keyIndex, skip map[int]bool) Errors {
 		p.AdminMailsPerHour = 10
 	}
 	p.Redis = strings.TrimSpace(p.Redis)
-	if p.Redis != "" && !strings.HasPrefix(p.Redis, "redis://") && !strings.HasPrefix(p.Redis, "rediss://") && !strings.HasPrefix(p.Redis, "unix://") {
-		at("redis", "redis %q is not a redis://HOST:PORT/DB URL", p.Redis)
+	if p.Redis != "" && !hasRedisScheme(p.Redis) {
+		at("redis", "redis %q is not a redis://HOST:PORT/DB, redis-sentinel://HOST:PORT[,HOST:PORT...]/MASTER[/DB] or redis-cluster://HOST:PORT[,HOST:PORT...] URL", p.Redis)
 	}
 	if m := p.RedisFailMode; m != "" && m != "open" && m != "pass" {
 		at("redis_fail_mode", "unknown redis_fail_mode %q (want open or pass)", m)
@@ -455,4 +456,16 @@ func (p *Policy) Rule(name string) (*Rule, bool) {
 		}
 	}
 	return nil, false
+}
+
+// hasRedisScheme reports whether url names one of the Redis URL schemes the
+// daemon connects to. The rest of the URL is checked by the state backend
+// when it connects (redisstore.CheckURL); the policy stays free of it.
+func hasRedisScheme(url string) bool {
+	for _, scheme := range []string{"redis://", "rediss://", "unix://", "redis-sentinel://", "redis-cluster://"} {
+		if strings.HasPrefix(url, scheme) {
+			return true
+		}
+	}
+	return false
 }

@@ -198,3 +198,24 @@ func TestAutoReplyFromNullSenderIsKeyedByFrom(t *testing.T) {
 		}
 	}
 }
+
+func TestRedisURLSchemes(t *testing.T) {
+	for _, tc := range []struct {
+		url string
+		ok  bool
+	}{
+		{"redis://127.0.0.1:6379/0", true},
+		{"rediss://redis.corp.example:6380/1", true},
+		{"unix:///run/redis/redis.sock", true},
+		{"redis-sentinel://10.0.0.5:26379,10.0.0.6:26379/mymaster/0", true},
+		{"redis-cluster://10.0.0.5:7000,10.0.0.6:7000", true},
+		{"http://10.0.0.5:6379", false},
+		{"10.0.0.5:6379", false},
+	} {
+		src := "redis = \"" + tc.url + "\"\n"
+		_, err := Parse("p.toml", []byte(src))
+		if (err == nil) != tc.ok {
+			t.Errorf("redis = %q: err %v, want ok=%v", tc.url, err, tc.ok)
+		}
+	}
+}

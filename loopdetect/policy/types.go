@@ -103,7 +103,7 @@ func (d *Direction) UnmarshalText(b []byte) error {
 	return fmt.Errorf("unknown direction %q (want outbound, inbound or any)", b)
 }
 
-// Match kinds: the recognizer's kinds plus two of the policy's own.
+// Match kinds: the classifier's kinds plus two of the policy's own.
 const (
 	// KindLoopSign matches a message with any loop sign (hops, X-Loop,
 	// forward depth, NDR of an NDR), whatever its kind.

@@ -207,6 +207,13 @@ func (rep *Report) chart(v *htmlView) {
 		frac := float64(i) / 4
 		v.YTicks = append(v.YTicks, svgText{X: plotX - 6, Y: plotY + plotH*(1-frac) + 4, Text: fmt.Sprint(int(float64(peak)*frac + 0.5)), Anchor: "end"})
 		t := start + int64(frac*total)
-		v.XTicks = append(v.XTicks, svgText{X: plotX + plotW*frac, Y: plotY + plotH + 16, Text: time.Unix(t, 0).UTC().Format("2006-01-02 15:04"), Anchor: "middle"})
+		anchor := "middle"
+		switch i {
+		case 0:
+			anchor = "start"
+		case 4:
+			anchor = "end"
+		}
+		v.XTicks = append(v.XTicks, svgText{X: plotX + plotW*frac, Y: plotY + plotH + 16, Text: time.Unix(t, 0).UTC().Format("2006-01-02 15:04"), Anchor: anchor})
 	}
 }

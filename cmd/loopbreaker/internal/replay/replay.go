@@ -57,7 +57,7 @@ type Config struct {
 	// MemoryBudget is how many bytes of messages are kept in memory between
 	// the scan and the replay (the rest is read again); 256 MiB when 0.
 	MemoryBudget int64
-	// TopKeys is how many keys per rule the report lists; 10 when 0.
+	// TopKeys is how many keys per rule the report lists; 5 when 0.
 	TopKeys int
 	// Now is the wall clock for the run's own timing; time.Now when nil.
 	Now func() time.Time
@@ -94,7 +94,7 @@ func Run(ctx context.Context, cfg Config, sources []string) (*Report, error) {
 		cfg.MemoryBudget = 256 << 20
 	}
 	if cfg.TopKeys == 0 {
-		cfg.TopKeys = 10
+		cfg.TopKeys = 5
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now

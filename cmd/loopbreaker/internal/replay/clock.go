@@ -11,8 +11,9 @@ import (
 type field struct{ name, value string }
 
 // scanHeader reads the header section of raw (after an mbox "From " line
-// when mbox): the fields up to the first line that is not one, whether a
-// blank line ended the section, and how many bytes it took.
+// when mbox): the fields up to the first line that is not one (the values
+// of those messageTime reads only) and whether a blank line ended the
+// section.
 func scanHeader(raw []byte, mbox bool) (fs []field, ended bool) {
 	if mbox {
 		if i := bytes.IndexByte(raw, '\n'); i >= 0 && bytes.HasPrefix(raw, []byte("From ")) {
@@ -34,16 +35,28 @@ func scanHeader(raw []byte, mbox bool) (fs []field, ended bool) {
 			return fs, true
 		}
 		if (line[0] == ' ' || line[0] == '\t') && len(fs) > 0 {
-			fs[len(fs)-1].value += " " + strings.TrimSpace(string(line))
+			if keep := &fs[len(fs)-1]; timeField(keep.name) {
+				keep.value += " " + strings.TrimSpace(string(line))
+			}
 			continue
 		}
 		colon := bytes.IndexByte(line, ':')
 		if colon <= 0 || !fieldName(line[:colon]) {
 			return fs, false
 		}
-		fs = append(fs, field{string(line[:colon]), strings.TrimSpace(string(line[colon+1:]))})
+		f := field{name: string(line[:colon])}
+		if timeField(f.name) {
+			f.value = strings.TrimSpace(string(line[colon+1:]))
+		}
+		fs = append(fs, f)
 	}
 	return fs, false
+}
+
+// timeField says whether messageTime reads the field; scanHeader keeps
+// only these fields' values.
+func timeField(name string) bool {
+	return strings.EqualFold(name, "Received") || strings.EqualFold(name, "Date") || strings.EqualFold(name, "Delivered-To")
 }
 
 // fieldName says whether b is a header field name (RFC 5322 2.2: printable

@@ -215,13 +215,12 @@ func sniffMbox(path string) (bool, error) {
 		return false, err
 	}
 	defer f.Close()
-	buf := make([]byte, 64<<10)
-	n, err := io.ReadFull(f, buf)
+	var buf [8 << 10]byte
+	n, err := io.ReadFull(f, buf[:])
 	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
 		return false, err
 	}
-	buf = buf[:n]
-	rest := bytes.TrimLeft(buf, "\r\n \t")
+	rest := bytes.TrimLeft(buf[:n], "\r\n \t")
 	if bytes.HasPrefix(rest, []byte("From ")) {
 		return true, nil
 	}

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -93,7 +94,11 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 			return 2
 		}
 	}
-	cfg := replay.Config{Policy: p, Sets: sets, Mailbox: mb, StatePath: *statePath, Stdin: os.Stdin}
+	cfg := replay.Config{
+		Policy: p, Sets: sets, Mailbox: mb, StatePath: *statePath, Stdin: os.Stdin,
+		// The engine's and the store's warnings (a failed count), never the decisions.
+		Log: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+	}
 	if !*quiet {
 		cfg.Progress = stderr
 	}

@@ -25,6 +25,7 @@ import (
 	"github.com/loopbreaker/loopbreaker/milter"
 	"github.com/loopbreaker/loopbreaker/state"
 	"github.com/loopbreaker/loopbreaker/state/redisstore"
+	"github.com/redis/go-redis/v9"
 )
 
 // Defaults of serve.
@@ -84,6 +85,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintln(stderr, "serve:", err)
 		return 2
 	}
+	routeLibraryLogs(log)
 	if err := serve(ctx, &f, log); err != nil {
 		log.Error("loopbreaker stopped", "err", err)
 		fmt.Fprintln(stderr, "loopbreaker:", err)
@@ -97,16 +99,19 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 	if err := lv.UnmarshalText([]byte(level)); err != nil {
 		return nil, fmt.Errorf("bad -log-level %q", level)
 	}
-	opts := &slog.HandlerOptions{Level: lv}
-	if os.Getenv("JOURNAL_STREAM") != "" {
+	underJournald := os.Getenv("JOURNAL_STREAM") != ""
+	opts := &slog.HandlerOptions{Level: lv, ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
 		// Under systemd, journald stamps every line itself.
-		opts.ReplaceAttr = func(groups []string, a slog.Attr) slog.Attr {
-			if len(groups) == 0 && a.Key == slog.TimeKey {
-				return slog.Attr{}
-			}
-			return a
+		if underJournald && len(groups) == 0 && a.Key == slog.TimeKey {
+			return slog.Attr{}
 		}
-	}
+		// Durations as people write them ("30s"), not as nanoseconds
+		// (the JSON handler's 30000000000).
+		if a.Value.Kind() == slog.KindDuration {
+			return slog.String(a.Key, a.Value.Duration().String())
+		}
+		return a
+	}}
 	switch format {
 	case "text":
 		return slog.New(slog.NewTextHandler(w, opts)), nil
@@ -114,6 +119,22 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}
 	return nil, fmt.Errorf("bad -log-format %q (text or json)", format)
+}
+
+// routeLibraryLogs sends what the libraries log to log, so that every line
+// the daemon writes has one format: the standard log package (net/http's
+// server errors, ...), go-milter's warnings and go-redis's messages.
+func routeLibraryLogs(log *slog.Logger) {
+	slog.SetDefault(log) // also redirects the standard log package to log's handler
+	milter.RouteLibraryLog(log)
+	redis.SetLogger(redisLogger{log})
+}
+
+// redisLogger is go-redis's logging interface on slog.
+type redisLogger struct{ log *slog.Logger }
+
+func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	l.log.WarnContext(ctx, fmt.Sprintf(format, v...), "from", "go-redis")
 }
 
 // loadPolicy reads the policy file (or the built-in one) and applies the

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -22,7 +23,7 @@ import (
 func runAdmin(ctx context.Context, cmd string, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	socket := fs.String("admin", "", "the daemon's admin socket (default: admin.sock beside the default state file)")
+	socket := fs.String("admin", "", adminFlagUsage)
 	asJSON := fs.Bool("json", false, "print JSON, for scripts")
 	rule := fs.String("rule", "", "release: only this rule's blocks (alone: all of them)")
 	n := fs.Int("n", 50, "events: how many")
@@ -38,10 +39,7 @@ func runAdmin(ctx context.Context, cmd string, args []string, stdout, stderr io.
 		positional = append(positional, fs.Arg(0))
 		rest = fs.Args()[1:]
 	}
-	if *socket == "" {
-		*socket = admin.DefaultSocket(statePathWithoutPolicy(""))
-	}
-	c := admin.NewClient(*socket)
+	c := admin.NewClient(adminSockets(*socket)...)
 	out := func(v any, text func(w *tabwriter.Writer)) int {
 		if *asJSON {
 			enc := json.NewEncoder(stdout)
@@ -134,6 +132,22 @@ func runAdmin(ctx context.Context, cmd string, args []string, stdout, stderr io.
 		})
 	}
 	return 2
+}
+
+const adminFlagUsage = "the daemon's admin socket (default: $" + admin.EnvAdmin + "; else, for the state file $" + envState +
+	" names, where that daemon puts it; else " + "/run/loopbreaker/" + admin.SocketName + ", then /var/lib/loopbreaker/" + admin.SocketName + ")"
+
+// adminSockets are the admin sockets to try, in order: -admin, else
+// $LOOPBREAKER_ADMIN, else where the daemon of $LOOPBREAKER_STATE puts it,
+// else the installed daemon's places (admin.Layout).
+func adminSockets(flagValue string) []string {
+	if flagValue != "" {
+		return []string{flagValue}
+	}
+	if env := os.Getenv(admin.EnvAdmin); env != "" {
+		return []string{env}
+	}
+	return admin.Installed.Candidates(os.Getenv(envState), admin.SocketName)
 }
 
 // backendText is the status line of the state backend, e.g.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"os/exec"
+	"sync"
 	"testing"
 )
 
@@ -46,4 +47,23 @@ func runSelf(t *testing.T, env []string, args ...string) (string, string, int) {
 		}
 	}
 	return out.String(), errb.String(), cmd.ProcessState.ExitCode()
+}
+
+// syncBuffer is a bytes.Buffer that a process's output and the test may
+// use at once.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log"
 	"log/slog"
@@ -27,7 +28,7 @@ func TestJSONLogHasOnlyJSONLines(t *testing.T) {
 	dir := t.TempDir()
 	sock := filepath.Join(dir, "milter.sock")
 	cmd := selfCommand(t, []string{"JOURNAL_STREAM="}, "serve", "-log-format", "json", "-listen", "unix:"+sock, "-state", filepath.Join(dir, "state.db"))
-	var stderr bytes.Buffer
+	var stderr syncBuffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -48,7 +49,7 @@ func TestJSONLogHasOnlyJSONLines(t *testing.T) {
 	}
 
 	var sawWarning, sawGrace bool
-	sc := bufio.NewScanner(&stderr)
+	sc := bufio.NewScanner(strings.NewReader(stderr.String()))
 	for sc.Scan() {
 		var rec map[string]any
 		if err := json.Unmarshal(sc.Bytes(), &rec); err != nil {
@@ -100,7 +101,7 @@ func TestStandardLogGoesThroughSlog(t *testing.T) {
 }
 
 // waitFor waits for a file (a socket) to appear, for at most 10 s.
-func waitFor(t *testing.T, path string, log *bytes.Buffer) {
+func waitFor(t *testing.T, path string, log fmt.Stringer) {
 	t.Helper()
 	for i := 0; ; i++ {
 		if _, err := os.Stat(path); err == nil {

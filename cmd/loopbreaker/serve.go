@@ -31,7 +31,7 @@ import (
 // Defaults of serve.
 const (
 	defaultListen      = "inet:7357@127.0.0.1"
-	defaultSystemState = "/var/lib/loopbreaker/state.db"
+	defaultSystemState = "/var/lib/loopbreaker/state.db" // admin.Installed.SystemState
 	envState           = "LOOPBREAKER_STATE"
 	envPolicy          = "LOOPBREAKER_POLICY"
 	shutdownGrace      = 30 * time.Second
@@ -57,8 +57,8 @@ func serveFlagSet(f *serveFlags, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&f.quarantine, "quarantine-mailbox", "", "quarantine mailbox for redirect (overrides the policy)")
 	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
-	fs.StringVar(&f.pidFile, "pidfile", "", "pid file, for `loopbreaker reload` (default: loopbreaker.pid beside the state file)")
-	fs.StringVar(&f.adminSocket, "admin", "", "admin API unix socket (default: admin.sock beside the state file)")
+	fs.StringVar(&f.pidFile, "pidfile", "", "pid file, for loopbreaker reload (default: "+admin.Installed.RunDir+"/"+admin.PidFileName+" for the state file "+defaultSystemState+" when "+admin.Installed.RunDir+" is writable, else "+admin.PidFileName+" beside the state file)")
+	fs.StringVar(&f.adminSocket, "admin", os.Getenv(admin.EnvAdmin), "admin API unix socket (default: $"+admin.EnvAdmin+", else "+admin.Installed.RunDir+"/"+admin.SocketName+" for the state file "+defaultSystemState+" when "+admin.Installed.RunDir+" is writable, else "+admin.SocketName+" beside the state file)")
 	fs.StringVar(&f.adminTCP, "admin-tcp", "", "also serve the admin API and page on this TCP address (needs -admin-token-file)")
 	fs.StringVar(&f.adminTokenFile, "admin-token-file", "", "file holding the bearer token for -admin-tcp")
 	fs.StringVar(&f.redis, "redis", "", "share counts and blocks with other daemons in this Redis: redis://HOST:PORT/DB (default: the policy's redis, else the state file alone)")
@@ -196,16 +196,24 @@ func serve(ctx context.Context, f *serveFlags, log *slog.Logger) error {
 	}
 	pidFile := f.pidFile
 	if pidFile == "" {
-		pidFile = defaultPidFile(path)
+		pidFile = admin.Installed.DaemonPath(path, admin.PidFileName)
 	}
 	if err := os.WriteFile(pidFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
 		log.Warn("cannot write the pid file; `loopbreaker reload` will not find this daemon", "pidfile", pidFile, "err", err)
 	} else {
 		defer os.Remove(pidFile)
 	}
+	adminPath := f.adminSocket
+	if adminPath == "" {
+		adminPath = admin.Installed.DaemonPath(path, admin.SocketName)
+	}
+	if abs, err := filepath.Abs(adminPath); err == nil {
+		adminPath = abs
+	}
 	eng := engine.New(p, st, log)
 	mets := metrics.New(st)
-	notifier := (&notify.Notifier{Policy: eng.Policy, Block: st.Blocked, Log: log, Delay: f.adminMailDelay}).Start()
+	notifier := (&notify.Notifier{Policy: eng.Policy, Block: st.Blocked, Log: log, Delay: f.adminMailDelay,
+		ReleaseArgs: releaseArgs(adminPath)}).Start()
 	eng.Observe(engine.Observers{mets, notifier})
 	nctx, stopNotifier := context.WithCancel(context.Background())
 	defer stopNotifier()
@@ -242,10 +250,6 @@ func serve(ctx context.Context, f *serveFlags, log *slog.Logger) error {
 		}
 	}()
 
-	adminPath := f.adminSocket
-	if adminPath == "" {
-		adminPath = admin.DefaultSocket(path)
-	}
 	adminLn, err := admin.Listen(adminPath)
 	if err != nil {
 		ln.Close()
@@ -345,10 +349,14 @@ func openState(path string, f *serveFlags, p *policy.Policy, log *slog.Logger) (
 	return redisstore.NewShared(r, st, redisstore.SharedOptions{FailMode: failMode, Logger: log}), nil
 }
 
-// defaultPidFile is loopbreaker.pid beside the state file: the state file
-// is what identifies a daemon (one daemon per state file, bbolt's lock).
-func defaultPidFile(statePath string) string {
-	return filepath.Join(filepath.Dir(statePath), "loopbreaker.pid")
+// releaseArgs is what the admin mail's release command needs besides KEY
+// and -rule to reach this daemon: nothing when the CLI finds its admin
+// socket without flags, else -admin SOCKET.
+func releaseArgs(adminPath string) string {
+	if admin.Installed.FoundWithoutFlags(adminPath, admin.SocketName) {
+		return ""
+	}
+	return "-admin " + notify.ShellQuote(adminPath)
 }
 
 // reload swaps in the policy file again; a bad file keeps the running policy.

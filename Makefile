@@ -14,8 +14,12 @@ DESTDIR ?=
 
 all: build
 
+# -buildvcs=auto records the git commit (loopbreaker version) even where
+# GOFLAGS says -buildvcs=false; go records none in a git worktree.
+BUILDVCS ?= auto
+
 build:
-	$(GO) build -o $(BIN) ./cmd/loopbreaker
+	$(GO) build -buildvcs=$(BUILDVCS) -o $(BIN) ./cmd/loopbreaker
 
 # The daemon with the built-in policy and the state file under ./var/.
 # Pass flags with ARGS, e.g. make run ARGS="-local-domains corp.example -quarantine-mailbox quarantine@corp.example".

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -14,34 +15,32 @@ import (
 	"github.com/loopbreaker/loopbreaker/loopdetect/policy"
 )
 
-// runReload asks a running daemon to reload its policy (SIGHUP). The daemon
-// logs whether the new file was taken or refused; a refused file keeps the
-// running policy.
-func runReload(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("reload", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	pidFile := fs.String("pidfile", "", "the daemon's pid file (default: where the daemon of -state puts it; without -state and $"+envState+", /run/loopbreaker/"+admin.PidFileName+", then /var/lib/loopbreaker/"+admin.PidFileName+")")
-	statePath := fs.String("state", "", "the daemon's state file, to find its pid file (default $"+envState+")")
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	candidates := pidFiles(*pidFile, *statePath)
-	var tried []string
-	for _, path := range candidates {
-		pid, why := livePid(path)
-		if why != "" {
-			tried = append(tried, path+": "+why)
-			continue
+var reloadCommand = &command{
+	name:    "reload",
+	summary: "make the running daemon reload its policy file (SIGHUP)",
+	doc: `The daemon logs whether the new policy was taken; a policy that does not load keeps the running one. Check it first with loopbreaker check-policy. Under systemd, systemctl reload loopbreaker does the same.
+
+The daemon is found through its pid file: -pidfile; else, for the state file -state or $LOOPBREAKER_STATE names, where that daemon puts it (beside it); else /run/loopbreaker/loopbreaker.pid (the systemd unit's daemon), then /var/lib/loopbreaker/loopbreaker.pid. A pid file whose process is gone is passed over.`,
+	setup: func(fs *flag.FlagSet) runFunc {
+		pidFile := fs.String("pidfile", "", "the daemon's pid `FILE` (default: looked for as described above)")
+		statePath := fs.String("state", "", "the daemon's state `FILE`, to find its pid file (default $"+envState+")")
+		return func(_ context.Context, _ []string, stdout, _ io.Writer) error {
+			var tried []string
+			for _, path := range pidFiles(*pidFile, *statePath) {
+				pid, why := livePid(path)
+				if why != "" {
+					tried = append(tried, path+": "+why)
+					continue
+				}
+				if err := syscall.Kill(pid, syscall.SIGHUP); err != nil {
+					return fmt.Errorf("signalling %d from %s: %w", pid, path, err)
+				}
+				fmt.Fprintf(stdout, "reload: sent SIGHUP to loopbreaker %d; its log says whether the policy was taken\n", pid)
+				return nil
+			}
+			return fmt.Errorf("no running daemon found; tried %s", strings.Join(tried, "; "))
 		}
-		if err := syscall.Kill(pid, syscall.SIGHUP); err != nil {
-			fmt.Fprintf(stderr, "loopbreaker reload: signalling %d from %s: %v\n", pid, path, err)
-			return 1
-		}
-		fmt.Fprintf(stdout, "reload: sent SIGHUP to loopbreaker %d; its log says whether the policy was taken\n", pid)
-		return 0
-	}
-	fmt.Fprintf(stderr, "loopbreaker reload: no running daemon found; tried %s\n", strings.Join(tried, "; "))
-	return 1
+	},
 }
 
 // pidFiles are the pid files to try, in order: -pidfile, else where the

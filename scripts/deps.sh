@@ -16,12 +16,14 @@ set -euo pipefail
 # debootstrap builds the base image of the container test (testenv/docker)
 # where no image registry is reachable; that test skips without Docker.
 # redis-server: the tests of the shared (Redis) state backend start their own.
+# groff-base: the man page test renders loopbreaker(8) and loopbreaker.toml(5).
 declare -A wanted=(
 	[postfix]=/usr/sbin/postfix
 	[swaks]=/usr/bin/swaks
 	[chromium]=/usr/bin/chromium
 	[debootstrap]=/usr/sbin/debootstrap
 	[redis-server]=/usr/bin/redis-server
+	[groff-base]=/usr/bin/groff
 )
 
 is_installed() {

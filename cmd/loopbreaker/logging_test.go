@@ -113,3 +113,21 @@ func waitFor(t *testing.T, path string, log fmt.Stringer) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestJSONLogFatalErrorIsJSON: a daemon that cannot start says why in the
+// JSON log only, with exit status 1.
+func TestJSONLogFatalErrorIsJSON(t *testing.T) {
+	defer func(l *slog.Logger) { slog.SetDefault(l) }(slog.Default())
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "policy.toml")
+	os.WriteFile(bad, []byte("[[rule]]\nname = \"x\"\nwindow = \"soon\"\n"), 0o644)
+	out, errOut, rc := runCLI("serve", "-log-format", "json", "-listen", "unix:"+filepath.Join(dir, "m.sock"), "-state", filepath.Join(dir, "s.db"), "-policy", bad)
+	if rc != 1 || out != "" || !strings.Contains(errOut, bad+":3:") {
+		t.Fatalf("exit %d, stdout %q, stderr %q", rc, out, errOut)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(errOut), "\n") {
+		if !json.Valid([]byte(line)) {
+			t.Errorf("not a JSON line: %q", line)
+		}
+	}
+}

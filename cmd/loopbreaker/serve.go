@@ -69,7 +69,10 @@ SIGTERM and SIGINT stop accepting connections and let the sessions in progress f
 			}
 			if err := serve(ctx, &f, log); err != nil {
 				log.Error("loopbreaker stopped", "err", err)
-				return err
+				if f.logFormat == "json" {
+					return exitStatus(1) // logged; a plain line would break the JSON stream
+				}
+				return err // also as plain text, for a person at the terminal
 			}
 			return nil
 		}

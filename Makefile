@@ -10,12 +10,24 @@ TESTFLAGS ?= -race -count=1 -timeout 14m
 PREFIX  ?= /usr/local
 DESTDIR ?=
 
-.PHONY: all build run test deps vet fmt-check unit clean bench demo install soak
+.PHONY: all build run test deps vet fmt-check unit clean bench demo install soak man
 
 all: build
 
+# -buildvcs=auto records the git commit (loopbreaker version) even where
+# GOFLAGS says -buildvcs=false; go records none in a git worktree.
+BUILDVCS ?= auto
+
 build:
-	$(GO) build -o $(BIN) ./cmd/loopbreaker
+	$(GO) build -buildvcs=$(BUILDVCS) -o $(BIN) ./cmd/loopbreaker
+
+# The man pages loopbreaker(8) and loopbreaker.toml(5), written by the
+# binary from its commands' help and the built-in policy's comments:
+# man -l bin/man/loopbreaker.8
+man: build
+	mkdir -p $(dir $(BIN))man
+	$(abspath $(BIN)) man 8 > $(dir $(BIN))man/loopbreaker.8
+	$(abspath $(BIN)) man 5 > $(dir $(BIN))man/loopbreaker.toml.5
 
 # The daemon with the built-in policy and the state file under ./var/.
 # Pass flags with ARGS, e.g. make run ARGS="-local-domains corp.example -quarantine-mailbox quarantine@corp.example".
@@ -43,7 +55,7 @@ test: deps fmt-check vet
 unit:
 	$(GO) test -short $(TESTFLAGS) $(PKGS)
 
-# Installs the daemon, the systemd unit and (if absent) the default policy
+# Installs the daemon, the systemd unit, the man pages and (if absent) the default policy
 # as /etc/loopbreaker/policy.toml, and creates the loopbreaker system user.
 # Then: systemctl daemon-reload && systemctl enable --now loopbreaker.
 # It builds nothing when bin/loopbreaker is there (make build as yourself,
@@ -57,6 +69,9 @@ install:
 	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/sbin/loopbreaker
 	install -D -m 0644 cmd/loopbreaker/dist/loopbreaker.service $(DESTDIR)/etc/systemd/system/loopbreaker.service
 	install -D -m 0644 README.md $(DESTDIR)$(PREFIX)/share/doc/loopbreaker/README.md
+	install -d -m 0755 $(DESTDIR)$(PREFIX)/share/man/man8 $(DESTDIR)$(PREFIX)/share/man/man5
+	$(abspath $(BIN)) man 8 > $(DESTDIR)$(PREFIX)/share/man/man8/loopbreaker.8
+	$(abspath $(BIN)) man 5 > $(DESTDIR)$(PREFIX)/share/man/man5/loopbreaker.toml.5
 	install -d -m 0755 $(DESTDIR)/etc/loopbreaker
 	test -e $(DESTDIR)/etc/loopbreaker/policy.toml || $(abspath $(BIN)) default-policy > $(DESTDIR)/etc/loopbreaker/policy.toml
 	@if [ -z "$(DESTDIR)" ] && ! getent passwd loopbreaker >/dev/null; then \

@@ -19,6 +19,7 @@ set -euo pipefail
 # prometheus: for its promtool, which checks and unit-tests the alerting rules
 # (cmd/loopbreaker/dist/monitoring); its service is not started here (see
 # policy-rc.d below) and the tests start no Prometheus server.
+# groff-base: the man page test renders loopbreaker(8) and loopbreaker.toml(5).
 declare -A wanted=(
 	[postfix]=/usr/sbin/postfix
 	[swaks]=/usr/bin/swaks
@@ -27,6 +28,7 @@ declare -A wanted=(
 	[redis-server]=/usr/bin/redis-server
 	[prometheus]=/usr/bin/promtool
 	[redis-tools]=/usr/bin/redis-cli
+	[groff-base]=/usr/bin/groff
 )
 
 is_installed() {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -17,123 +18,169 @@ import (
 	"github.com/loopbreaker/loopbreaker/state"
 )
 
-// runAdmin runs one of the CLI commands that talk to the daemon's admin
-// socket: status, blocks, release, events, explain.
-func runAdmin(ctx context.Context, cmd string, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	socket := fs.String("admin", "", "the daemon's admin socket (default: admin.sock beside the default state file)")
-	asJSON := fs.Bool("json", false, "print JSON, for scripts")
-	rule := fs.String("rule", "", "release: only this rule's blocks (alone: all of them)")
-	n := fs.Int("n", 50, "events: how many")
-	// Flags may come after the KEY argument too ("release alice@x -rule r").
-	var positional []string
-	for rest := args; ; {
-		if err := fs.Parse(rest); err != nil {
-			return 2
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		positional = append(positional, fs.Arg(0))
-		rest = fs.Args()[1:]
-	}
-	if *socket == "" {
-		*socket = admin.DefaultSocket(statePathWithoutPolicy(""))
-	}
-	c := admin.NewClient(*socket)
-	out := func(v any, text func(w *tabwriter.Writer)) int {
-		if *asJSON {
-			enc := json.NewEncoder(stdout)
-			enc.SetIndent("", "  ")
-			_ = enc.Encode(v)
-			return 0
-		}
-		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		text(tw)
-		tw.Flush()
-		return 0
-	}
-	failed := func(err error) int {
-		fmt.Fprintf(stderr, "loopbreaker %s: %v\n", cmd, err)
-		return 1
-	}
-	wantArgs := map[string]int{"status": 0, "blocks": 0, "events": 0, "explain": 1, "release": -1}[cmd]
-	if (wantArgs >= 0 && len(positional) != wantArgs) || (cmd == "release" && len(positional) > 1) {
-		fmt.Fprintf(stderr, "loopbreaker %s: unexpected arguments %q\n", cmd, positional)
-		return 2
-	}
+// adminOptions are the flags every admin command has.
+type adminOptions struct {
+	socket string
+	json   bool
+}
 
-	switch cmd {
-	case "status":
-		var st admin.Status
-		if err := c.Do(ctx, http.MethodGet, "/v1/status", nil, nil, &st); err != nil {
-			return failed(err)
-		}
-		return out(st, func(w *tabwriter.Writer) {
-			fmt.Fprintf(w, "version\t%s\nrunning since\t%s\nmilter socket\t%s\nstate file\t%s\npolicy\t%s\nrules\t%s\nlocal domains\t%s\nquarantine mailbox\t%s\ntracked keys\t%d\nactive blocks\t%d\n",
-				st.Version, st.Started.Format(time.RFC3339), st.Listen, st.StateFile, st.Policy,
-				strings.Join(st.Rules, ", "), strings.Join(st.LocalDomains, ", "), st.Quarantine, st.TrackedKeys, st.ActiveBlocks)
-			fmt.Fprintf(w, "backend\t%s\n", backendText(st.Backend))
-			for _, n := range st.PolicyNotes {
-				fmt.Fprintf(w, "note\t%s\n", n)
-			}
-		})
-	case "blocks":
-		var bs []state.Block
-		if err := c.Do(ctx, http.MethodGet, "/v1/blocks", nil, nil, &bs); err != nil {
-			return failed(err)
-		}
-		return out(bs, func(w *tabwriter.Writer) { printBlocks(w, bs) })
-	case "release":
-		req := admin.ReleaseRequest{Rule: *rule}
-		if len(positional) == 1 {
-			req.Key = positional[0]
-		}
-		if req.Key == "" && req.Rule == "" {
-			fmt.Fprintln(stderr, "usage: loopbreaker release KEY [-rule NAME] | release -rule NAME")
-			return 2
-		}
-		var bs []state.Block
-		if err := c.Do(ctx, http.MethodPost, "/v1/release", nil, req, &bs); err != nil {
-			return failed(err)
-		}
-		if len(bs) == 0 && !*asJSON {
-			fmt.Fprintln(stdout, "no block matched")
-			return 0
-		}
-		return out(bs, func(w *tabwriter.Writer) {
-			fmt.Fprintf(w, "released %d block(s):\n", len(bs))
-			printBlocks(w, bs)
-		})
-	case "events":
-		var evs []state.Event
-		if err := c.Do(ctx, http.MethodGet, "/v1/events", url.Values{"n": {strconv.Itoa(*n)}}, nil, &evs); err != nil {
-			return failed(err)
-		}
-		return out(evs, func(w *tabwriter.Writer) {
-			fmt.Fprintln(w, "TIME\tQUEUE ID\tACTION\tRULE\tKEY\tCOUNT\tSUBJECT")
-			for _, e := range evs {
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d/%d\t%s\n", e.Time.Format(time.RFC3339), dash(e.QueueID), e.Action, e.Rule, e.Key, e.Count, e.Limit, e.Subject)
-			}
-		})
-	case "explain":
-		var ex []admin.Explained
-		if err := c.Do(ctx, http.MethodGet, "/v1/explain", url.Values{"key": {positional[0]}}, nil, &ex); err != nil {
-			return failed(err)
-		}
-		return out(ex, func(w *tabwriter.Writer) {
-			fmt.Fprintln(w, "RULE\tCOUNT\tLIMIT\tWINDOW\tBLOCKED UNTIL")
-			for _, e := range ex {
-				until := "-"
-				if e.Block != nil {
-					until = e.Block.Until.Format(time.RFC3339)
-				}
-				fmt.Fprintf(w, "%s\t%d\t%d\t%s\t%s\n", e.Rule, e.Count, e.Limit, e.Window, until)
-			}
-		})
+func adminFlags(fs *flag.FlagSet) *adminOptions {
+	o := &adminOptions{}
+	fs.StringVar(&o.socket, "admin", "", adminFlagUsage)
+	fs.BoolVar(&o.json, "json", false, "print JSON, for scripts")
+	return o
+}
+
+func (o *adminOptions) client() *admin.Client { return admin.NewClient(adminSockets(o.socket)...) }
+
+// print writes v as JSON with -json, else as the table text writes.
+func (o *adminOptions) print(stdout io.Writer, v any, text func(w *tabwriter.Writer)) error {
+	if o.json {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(v)
 	}
-	return 2
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	text(tw)
+	return tw.Flush()
+}
+
+const adminDoc = `Talks to the running daemon over its admin socket. Without -admin the socket is $LOOPBREAKER_ADMIN; else, when $LOOPBREAKER_STATE names a state file, where the daemon of that file puts it (beside it); else /run/loopbreaker/admin.sock (the systemd unit's daemon), then /var/lib/loopbreaker/admin.sock. When no daemon answers, the error names each socket tried and why.`
+
+var statusCommand = &command{
+	name:    "status",
+	summary: "show what the running daemon runs, with which policy; tracked keys, active blocks",
+	doc:     adminDoc,
+	setup: func(fs *flag.FlagSet) runFunc {
+		o := adminFlags(fs)
+		return func(ctx context.Context, _ []string, stdout, _ io.Writer) error {
+			var st admin.Status
+			if err := o.client().Do(ctx, http.MethodGet, "/v1/status", nil, nil, &st); err != nil {
+				return err
+			}
+			return o.print(stdout, st, func(w *tabwriter.Writer) {
+				fmt.Fprintf(w, "version\t%s\nrunning since\t%s\nmilter socket\t%s\nstate file\t%s\npolicy\t%s\nrules\t%s\nlocal domains\t%s\nquarantine mailbox\t%s\ntracked keys\t%d\nactive blocks\t%d\n",
+					st.Version, st.Started.Format(time.RFC3339), st.Listen, st.StateFile, st.Policy,
+					strings.Join(st.Rules, ", "), strings.Join(st.LocalDomains, ", "), st.Quarantine, st.TrackedKeys, st.ActiveBlocks)
+				fmt.Fprintf(w, "backend\t%s\n", backendText(st.Backend))
+				for _, n := range st.PolicyNotes {
+					fmt.Fprintf(w, "note\t%s\n", n)
+				}
+			})
+		}
+	},
+}
+
+var blocksCommand = &command{
+	name:    "blocks",
+	summary: "list the blocks in force: rule, key, since, until, messages acted on, a sample subject",
+	doc:     adminDoc,
+	setup: func(fs *flag.FlagSet) runFunc {
+		o := adminFlags(fs)
+		return func(ctx context.Context, _ []string, stdout, _ io.Writer) error {
+			var bs []state.Block
+			if err := o.client().Do(ctx, http.MethodGet, "/v1/blocks", nil, nil, &bs); err != nil {
+				return err
+			}
+			return o.print(stdout, bs, func(w *tabwriter.Writer) { printBlocks(w, bs) })
+		}
+	},
+}
+
+var releaseCommand = &command{
+	name: "release", args: "[KEY]", maxArgs: 1,
+	summary: "lift the blocks on KEY (-rule NAME narrows it; -rule alone lifts all of a rule's blocks)",
+	doc:     "A released key starts a fresh count. Flags may also follow KEY: the admin mail prints \"loopbreaker release KEY -rule NAME\".\n\n" + adminDoc,
+	setup: func(fs *flag.FlagSet) runFunc {
+		o := adminFlags(fs)
+		rule := fs.String("rule", "", "only the blocks of the rule `NAME`; without KEY, all of its blocks")
+		return func(ctx context.Context, args []string, stdout, _ io.Writer) error {
+			req := admin.ReleaseRequest{Rule: *rule}
+			if len(args) == 1 {
+				req.Key = args[0]
+			}
+			if req.Key == "" && req.Rule == "" {
+				return usageError("missing KEY or -rule NAME")
+			}
+			var bs []state.Block
+			if err := o.client().Do(ctx, http.MethodPost, "/v1/release", nil, req, &bs); err != nil {
+				return err
+			}
+			if len(bs) == 0 && !o.json {
+				fmt.Fprintln(stdout, "no block matched")
+				return nil
+			}
+			return o.print(stdout, bs, func(w *tabwriter.Writer) {
+				fmt.Fprintf(w, "released %d block(s):\n", len(bs))
+				printBlocks(w, bs)
+			})
+		}
+	},
+}
+
+var eventsCommand = &command{
+	name:    "events",
+	summary: "show the audit trail: the last acted-on decisions, with queue ids",
+	doc:     "The state file keeps the last 1000 decisions.\n\n" + adminDoc,
+	setup: func(fs *flag.FlagSet) runFunc {
+		o := adminFlags(fs)
+		n := fs.Int("n", 50, "how many decisions (`N`), the most recent last")
+		return func(ctx context.Context, _ []string, stdout, _ io.Writer) error {
+			if *n <= 0 {
+				return usageError("-n must be positive")
+			}
+			var evs []state.Event
+			if err := o.client().Do(ctx, http.MethodGet, "/v1/events", url.Values{"n": {strconv.Itoa(*n)}}, nil, &evs); err != nil {
+				return err
+			}
+			return o.print(stdout, evs, func(w *tabwriter.Writer) {
+				fmt.Fprintln(w, "TIME\tQUEUE ID\tACTION\tRULE\tKEY\tCOUNT\tSUBJECT")
+				for _, e := range evs {
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d/%d\t%s\n", e.Time.Format(time.RFC3339), dash(e.QueueID), e.Action, e.Rule, e.Key, e.Count, e.Limit, e.Subject)
+				}
+			})
+		}
+	},
+}
+
+var explainCommand = &command{
+	name: "explain", args: "KEY", minArgs: 1, maxArgs: 1,
+	summary: "show every rule's count and block for KEY",
+	doc:     "KEY is what a rule counts by: a sender, a recipient, \"sender recipient\", an original Message-ID.\n\n" + adminDoc,
+	setup: func(fs *flag.FlagSet) runFunc {
+		o := adminFlags(fs)
+		return func(ctx context.Context, args []string, stdout, _ io.Writer) error {
+			var ex []admin.Explained
+			if err := o.client().Do(ctx, http.MethodGet, "/v1/explain", url.Values{"key": {args[0]}}, nil, &ex); err != nil {
+				return err
+			}
+			return o.print(stdout, ex, func(w *tabwriter.Writer) {
+				fmt.Fprintln(w, "RULE\tCOUNT\tLIMIT\tWINDOW\tBLOCKED UNTIL")
+				for _, e := range ex {
+					until := "-"
+					if e.Block != nil {
+						until = e.Block.Until.Format(time.RFC3339)
+					}
+					fmt.Fprintf(w, "%s\t%d\t%d\t%s\t%s\n", e.Rule, e.Count, e.Limit, e.Window, until)
+				}
+			})
+		}
+	},
+}
+
+const adminFlagUsage = "the daemon's admin `SOCKET` (default: $" + admin.EnvAdmin + ", else looked for as described above)"
+
+// adminSockets are the admin sockets to try, in order: -admin, else
+// $LOOPBREAKER_ADMIN, else where the daemon of $LOOPBREAKER_STATE puts it,
+// else the installed daemon's places (admin.Layout).
+func adminSockets(flagValue string) []string {
+	if flagValue != "" {
+		return []string{flagValue}
+	}
+	if env := os.Getenv(admin.EnvAdmin); env != "" {
+		return []string{env}
+	}
+	return admin.Installed.Candidates(os.Getenv(envState), admin.SocketName)
 }
 
 // backendText is the status line of the state backend, e.g.

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -26,53 +25,46 @@ type classifyResult struct {
 	Error  string  `json:"error,omitempty"`
 }
 
-const classifyUsage = `usage: loopbreaker classify [-json] [-from ENVELOPE_SENDER] [-body-limit BYTES] FILE|DIR...
+var classifyCommand = &command{
+	name: "classify", args: "FILE|DIR...", minArgs: 1, maxArgs: -1,
+	summary: "classify message files and print the evidence",
+	doc: `Classifies each message file (a directory is read recursively) as bounce, forwarded-ndr, auto-reply or ordinary, and says why. Without -from, the envelope sender is taken from the Return-Path field, else from an mbox From_ line; -from '' or -from '<>' is the null sender.
 
-Classifies each message file (a directory is walked) as bounce, forwarded-ndr,
-auto-reply or ordinary, and says why. Without -from, the envelope sender is
-taken from the Return-Path field, else from an mbox "From " line; "-from ''"
-or "-from '<>'" is the null sender.
-`
+The exit status is 1 when a file could not be read; the others are still printed.`,
+	setup: classifySetup,
+}
 
-// runClassify implements `loopbreaker classify`. It returns the exit code:
-// 0 when every file was classified, 1 when a file could not be read (the
-// others are still printed), 2 on a usage error.
+// runClassify runs loopbreaker classify with args; it returns the exit
+// status: 0 when every file was classified, 1 when a file could not be
+// read (the others are still printed), 2 on a usage error.
 func runClassify(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fset := flag.NewFlagSet("classify", flag.ContinueOnError)
-	fset.SetOutput(stderr)
-	fset.Usage = func() {
-		fmt.Fprint(stderr, classifyUsage)
-		fset.PrintDefaults()
-	}
+	return classifyCommand.run(ctx, args, stdout, stderr)
+}
+
+func classifySetup(fset *flag.FlagSet) runFunc {
 	asJSON := fset.Bool("json", false, "print one JSON object per line")
 	var from *string
-	fset.Func("from", "envelope sender (MAIL FROM) to assume; '' or '<>' for the null sender", func(s string) error {
+	fset.Func("from", "envelope `SENDER` (MAIL FROM) to assume; '' or '<>' for the null sender", func(s string) error {
 		s = address.Path(s)
 		from = &s
 		return nil
 	})
-	bodyLimit := fset.Int("body-limit", classify.DefaultBodyLimit, "body bytes to inspect")
-	if err := fset.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
+	bodyLimit := fset.Int("body-limit", classify.DefaultBodyLimit, "body `BYTES` to inspect")
+	return func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+		if *bodyLimit <= 0 {
+			return usageError("-body-limit must be positive")
 		}
-		return 2
+		return exitStatus(classifyFiles(ctx, args, *asJSON, from, *bodyLimit, stdout, stderr))
 	}
-	if fset.NArg() == 0 {
-		fmt.Fprintln(stderr, "loopbreaker classify: no FILE or DIR given")
-		fset.Usage()
-		return 2
-	}
-	if *bodyLimit <= 0 {
-		fmt.Fprintln(stderr, "loopbreaker classify: -body-limit must be positive")
-		return 2
-	}
-	opts := classify.Options{BodyLimit: *bodyLimit}
+}
+
+func classifyFiles(ctx context.Context, args []string, asJSON bool, from *string, bodyLimit int, stdout, stderr io.Writer) int {
+	opts := classify.Options{BodyLimit: bodyLimit}
 	enc := json.NewEncoder(stdout)
 	enc.SetEscapeHTML(false)
 	code := 0
 	emit := func(res classifyResult) {
-		if *asJSON {
+		if asJSON {
 			if res.Signals == nil {
 				res.Signals = []classify.Signal{}
 			}
@@ -91,7 +83,7 @@ func runClassify(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		}
 		fmt.Fprintf(stdout, "%s: %s — %s\n", res.File, kind, res.Verdict.Explain())
 	}
-	for _, arg := range fset.Args() {
+	for _, arg := range args {
 		files, err := collectFiles(arg)
 		if err != nil {
 			fmt.Fprintf(stderr, "loopbreaker classify: %v\n", err)

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/loopbreaker/loopbreaker/cmd/loopbreaker/internal/admin"
 )
 
 // TestSystemdUnit keeps the shipped unit in step with the daemon: its
@@ -44,6 +46,13 @@ func TestSystemdUnit(t *testing.T) {
 	}
 	if !strings.HasPrefix(f.state, "/var/lib/loopbreaker/") || !strings.HasPrefix(f.adminSocket, "/run/loopbreaker/") {
 		t.Errorf("state %q / admin %q outside the writable paths", f.state, f.adminSocket)
+	}
+	// The unit's paths are the ones the CLI looks at first without flags.
+	if f.state != admin.Installed.SystemState || f.state != defaultSystemState ||
+		f.adminSocket != admin.Installed.Candidates("", admin.SocketName)[0] ||
+		f.pidFile != admin.Installed.Candidates("", admin.PidFileName)[0] {
+		t.Errorf("unit: state %q admin %q pidfile %q; the CLI looks first at %q, %q, %q", f.state, f.adminSocket, f.pidFile,
+			admin.Installed.SystemState, admin.Installed.Candidates("", admin.SocketName)[0], admin.Installed.Candidates("", admin.PidFileName)[0])
 	}
 }
 

@@ -53,7 +53,7 @@ func TestMakeInstallWithoutGoOnPath(t *testing.T) {
 		if strings.Contains(out, "go build") {
 			t.Errorf("make install built although %s was there:\n%s", bin, out)
 		}
-		for _, f := range []string{"usr/local/sbin/loopbreaker", "etc/systemd/system/loopbreaker.service", "etc/loopbreaker/policy.toml"} {
+		for _, f := range []string{"usr/local/sbin/loopbreaker", "etc/systemd/system/loopbreaker.service", "etc/loopbreaker/policy.toml", "usr/local/share/man/man8/loopbreaker.8", "usr/local/share/man/man5/loopbreaker.toml.5"} {
 			if _, err := os.Stat(filepath.Join(dest, f)); err != nil {
 				t.Errorf("not installed: %v", err)
 			}

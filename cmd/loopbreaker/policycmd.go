@@ -1,47 +1,45 @@
 package main
 
 import (
+	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 
 	"github.com/loopbreaker/loopbreaker/loopdetect/policy"
 )
 
-func runDefaultPolicy(stdout io.Writer) int {
-	fmt.Fprint(stdout, policy.DefaultText())
-	return 0
+var defaultPolicyCommand = &command{
+	name:    "default-policy",
+	summary: "print the built-in policy, with its comments",
+	doc:     "The output is a policy file: loopbreaker default-policy > /etc/loopbreaker/policy.toml starts one to edit (make install does that when there is none). loopbreaker.toml(5) describes its settings.",
+	setup: noFlags(func(_ context.Context, _ []string, stdout, _ io.Writer) error {
+		_, err := fmt.Fprint(stdout, policy.DefaultText())
+		return err
+	}),
 }
 
-// runCheckPolicy prints every error as file:line:col: message and exits 1
-// when there is one; warnings go to stdout and do not fail the check.
-func runCheckPolicy(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("check-policy", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprintln(stderr, "usage: loopbreaker check-policy FILE") }
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	if fs.NArg() != 1 {
-		fs.Usage()
-		return 2
-	}
-	p, err := policy.Load(fs.Arg(0))
-	if err != nil {
-		var es policy.Errors
-		if errors.As(err, &es) {
-			for _, e := range es {
-				fmt.Fprintln(stderr, e)
+var checkPolicyCommand = &command{
+	name: "check-policy", args: "FILE", minArgs: 1, maxArgs: 1,
+	summary: "check a policy file; errors as file:line:col: message",
+	doc:     "Every error is printed on standard error as FILE:LINE:COL: message, and the exit status is 1. Warnings (a setting that is probably not meant) go to standard output and do not fail the check.",
+	setup: noFlags(func(_ context.Context, args []string, stdout, stderr io.Writer) error {
+		p, err := policy.Load(args[0])
+		if err != nil {
+			var es policy.Errors
+			if errors.As(err, &es) {
+				for _, e := range es {
+					fmt.Fprintln(stderr, e)
+				}
+			} else {
+				fmt.Fprintln(stderr, err)
 			}
-		} else {
-			fmt.Fprintln(stderr, err)
+			return exitStatus(1)
 		}
-		return 1
-	}
-	for _, n := range p.Notes() {
-		fmt.Fprintf(stdout, "%s: warning: %s\n", fs.Arg(0), n)
-	}
-	fmt.Fprintf(stdout, "%s: ok, %d rules\n", fs.Arg(0), len(p.Rules))
-	return 0
+		for _, n := range p.Notes() {
+			fmt.Fprintf(stdout, "%s: warning: %s\n", args[0], n)
+		}
+		fmt.Fprintf(stdout, "%s: ok, %d rules\n", args[0], len(p.Rules))
+		return nil
+	}),
 }

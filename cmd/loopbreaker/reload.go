@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -10,49 +11,74 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/loopbreaker/loopbreaker/cmd/loopbreaker/internal/admin"
 	"github.com/loopbreaker/loopbreaker/loopdetect/policy"
 )
 
-// runReload asks a running daemon to reload its policy (SIGHUP). The daemon
-// logs whether the new file was taken or refused; a refused file keeps the
-// running policy.
-func runReload(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("reload", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	pidFile := fs.String("pidfile", "", "the daemon's pid file (default: loopbreaker.pid beside the state file)")
-	statePath := fs.String("state", "", "the daemon's state file, to find its pid file (same default as serve)")
-	if err := fs.Parse(args); err != nil {
-		return 2
+var reloadCommand = &command{
+	name:    "reload",
+	summary: "make the running daemon reload its policy file (SIGHUP)",
+	doc: `The daemon logs whether the new policy was taken; a policy that does not load keeps the running one. Check it first with loopbreaker check-policy. Under systemd, systemctl reload loopbreaker does the same.
+
+The daemon is found through its pid file: -pidfile; else, for the state file -state or $LOOPBREAKER_STATE names, where that daemon puts it (beside it); else /run/loopbreaker/loopbreaker.pid (the systemd unit's daemon), then /var/lib/loopbreaker/loopbreaker.pid. A pid file whose process is gone is passed over.`,
+	setup: func(fs *flag.FlagSet) runFunc {
+		pidFile := fs.String("pidfile", "", "the daemon's pid `FILE` (default: looked for as described above)")
+		statePath := fs.String("state", "", "the daemon's state `FILE`, to find its pid file (default $"+envState+")")
+		return func(_ context.Context, _ []string, stdout, _ io.Writer) error {
+			var tried []string
+			for _, path := range pidFiles(*pidFile, *statePath) {
+				pid, why := livePid(path)
+				if why != "" {
+					tried = append(tried, path+": "+why)
+					continue
+				}
+				if err := syscall.Kill(pid, syscall.SIGHUP); err != nil {
+					return fmt.Errorf("signalling %d from %s: %w", pid, path, err)
+				}
+				fmt.Fprintf(stdout, "reload: sent SIGHUP to loopbreaker %d; its log says whether the policy was taken\n", pid)
+				return nil
+			}
+			return fmt.Errorf("no running daemon found; tried %s", strings.Join(tried, "; "))
+		}
+	},
+}
+
+// pidFiles are the pid files to try, in order: -pidfile, else where the
+// daemon of -state or $LOOPBREAKER_STATE puts it, else the installed
+// daemon's places (admin.Layout).
+func pidFiles(flagValue, stateFlag string) []string {
+	if flagValue != "" {
+		return []string{flagValue}
 	}
-	if *pidFile == "" {
-		*pidFile = defaultPidFile(statePathWithoutPolicy(*statePath))
+	if stateFlag == "" {
+		stateFlag = os.Getenv(envState)
 	}
-	b, err := os.ReadFile(*pidFile)
+	return admin.Installed.Candidates(stateFlag, admin.PidFileName)
+}
+
+// livePid reads a pid file and says why it names no running process, if
+// it does not.
+func livePid(path string) (int, string) {
+	b, err := os.ReadFile(path)
 	if err != nil {
-		fmt.Fprintf(stderr, "reload: no running daemon found: %v\n", err)
-		return 1
+		if errors.Is(err, os.ErrNotExist) {
+			return 0, "no such file"
+		}
+		return 0, err.Error()
 	}
 	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
 	if err != nil || pid <= 1 {
-		fmt.Fprintf(stderr, "reload: %s does not hold a pid\n", *pidFile)
-		return 1
+		return 0, "holds no pid"
 	}
-	if err := syscall.Kill(pid, syscall.SIGHUP); err != nil {
-		if errors.Is(err, syscall.ESRCH) {
-			fmt.Fprintf(stderr, "reload: daemon %d from %s is not running\n", pid, *pidFile)
-		} else {
-			fmt.Fprintf(stderr, "reload: signalling %d: %v\n", pid, err)
-		}
-		return 1
+	if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
+		return 0, fmt.Sprintf("process %d is not running", pid)
 	}
-	fmt.Fprintf(stdout, "reload: sent SIGHUP to loopbreaker %d; its log says whether the policy was taken\n", pid)
-	return 0
+	return pid, ""
 }
 
 // statePathWithoutPolicy is serve's choice of state file as far as it can
 // be made without the daemon's policy: the flag, the environment, else the
-// system path. A daemon whose policy sets state_file is found with -state
-// (or -pidfile, -admin).
+// system path.
 func statePathWithoutPolicy(flagValue string) string {
 	return statePath(flagValue, &policy.Policy{})
 }

@@ -25,12 +25,13 @@ import (
 	"github.com/loopbreaker/loopbreaker/milter"
 	"github.com/loopbreaker/loopbreaker/state"
 	"github.com/loopbreaker/loopbreaker/state/redisstore"
+	"github.com/redis/go-redis/v9"
 )
 
 // Defaults of serve.
 const (
 	defaultListen      = "inet:7357@127.0.0.1"
-	defaultSystemState = "/var/lib/loopbreaker/state.db"
+	defaultSystemState = "/var/lib/loopbreaker/state.db" // admin.Installed.SystemState
 	envState           = "LOOPBREAKER_STATE"
 	envPolicy          = "LOOPBREAKER_POLICY"
 	shutdownGrace      = 30 * time.Second
@@ -45,51 +46,66 @@ type serveFlags struct {
 	idleTimeout, adminMailDelay                         time.Duration
 }
 
-// serveFlagSet defines serve's flags on f.
+var serveCommand = &command{
+	name:    "serve",
+	summary: "run the milter daemon",
+	doc: `Serves the milter protocol on -listen for Postfix (smtpd_milters = inet:127.0.0.1:7357) or Sendmail (INPUT_MAIL_FILTER), decides on every message with the policy, and serves the admin API the other commands use on a unix socket.
+
+SIGTERM and SIGINT stop accepting connections and let the sessions in progress finish (30 s at most). SIGHUP reloads the policy file; a policy that does not load keeps the running one, and the log says why. A policy that does not load at start stops the daemon with file:line:col.`,
+	setup: func(fs *flag.FlagSet) runFunc {
+		var f serveFlags
+		defineServeFlags(fs, &f)
+		return func(ctx context.Context, _ []string, _, stderr io.Writer) error {
+			log, err := newLogger(stderr, f.logFormat, f.logLevel)
+			if err != nil {
+				return usageError(err.Error())
+			}
+			routeLibraryLogs(log)
+			if f.policyFile == "" {
+				f.policyFile = os.Getenv(envPolicy)
+			}
+			if f.adminSocket == "" {
+				f.adminSocket = os.Getenv(admin.EnvAdmin)
+			}
+			if err := serve(ctx, &f, log); err != nil {
+				log.Error("loopbreaker stopped", "err", err)
+				if f.logFormat == "json" {
+					return exitStatus(1) // logged; a plain line would break the JSON stream
+				}
+				return err // also as plain text, for a person at the terminal
+			}
+			return nil
+		}
+	},
+}
+
+// serveFlagSet is serve's flag set, on f.
 func serveFlagSet(f *serveFlags, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&f.listen, "listen", defaultListen, "milter socket: inet:PORT@HOST, inet6:PORT@HOST or unix:/PATH")
-	fs.StringVar(&f.state, "state", "", "state file (default $"+envState+", else the policy's state_file, else "+defaultSystemState+")")
-	fs.StringVar(&f.policyFile, "policy", os.Getenv(envPolicy), "policy file (default: the built-in policy; $"+envPolicy+")")
-	fs.StringVar(&f.localDomains, "local-domains", "", "comma-separated local domains (overrides the policy)")
-	fs.StringVar(&f.quarantine, "quarantine-mailbox", "", "quarantine mailbox for redirect (overrides the policy)")
-	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
-	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
-	fs.StringVar(&f.pidFile, "pidfile", "", "pid file, for `loopbreaker reload` (default: loopbreaker.pid beside the state file)")
-	fs.StringVar(&f.adminSocket, "admin", "", "admin API unix socket (default: admin.sock beside the state file)")
-	fs.StringVar(&f.adminTCP, "admin-tcp", "", "also serve the admin API and page on this TCP address (needs -admin-token-file)")
-	fs.StringVar(&f.adminTokenFile, "admin-token-file", "", "file holding the bearer token for -admin-tcp")
-	fs.StringVar(&f.redis, "redis", "", "share counts and blocks with other daemons in this Redis: redis://HOST:PORT/DB (default: the policy's redis, else the state file alone)")
-	fs.StringVar(&f.redisFailMode, "redis-fail-mode", "", "while Redis is unreachable: open (count in the state file) or pass (count nothing) (default: the policy's redis_fail_mode, else open)")
-	fs.StringVar(&f.metrics, "metrics", "", "serve Prometheus metrics on this address, e.g. 127.0.0.1:9357 (default: off)")
-	fs.DurationVar(&f.adminMailDelay, "admin-mail-delay", notify.DefaultDelay, "wait this long after a block starts before mailing the admin, to gather sample subjects")
-	fs.IntVar(&f.maxSessions, "max-sessions", milter.DefaultMaxSessions, "most MTA connections served at once (-1: no cap)")
-	fs.DurationVar(&f.idleTimeout, "idle-timeout", milter.DefaultIdleTimeout, "close an MTA connection idle this long (-1s: never)")
+	defineServeFlags(fs, f)
 	return fs
 }
 
-func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	var f serveFlags
-	fs := serveFlagSet(&f, stderr)
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "serve: unexpected arguments %q\n", fs.Args())
-		return 2
-	}
-	log, err := newLogger(stderr, f.logFormat, f.logLevel)
-	if err != nil {
-		fmt.Fprintln(stderr, "serve:", err)
-		return 2
-	}
-	if err := serve(ctx, &f, log); err != nil {
-		log.Error("loopbreaker stopped", "err", err)
-		fmt.Fprintln(stderr, "loopbreaker:", err)
-		return 1
-	}
-	return 0
+// defineServeFlags defines serve's flags on fs, to be parsed into f.
+func defineServeFlags(fs *flag.FlagSet, f *serveFlags) {
+	fs.StringVar(&f.listen, "listen", defaultListen, "milter `SOCKET`: inet:PORT@HOST, inet6:PORT@HOST or unix:/PATH")
+	fs.StringVar(&f.state, "state", "", "state `FILE` (default $"+envState+", else the policy's state_file, else "+defaultSystemState+")")
+	fs.StringVar(&f.policyFile, "policy", "", "policy `FILE` (default $"+envPolicy+", else the built-in policy)")
+	fs.StringVar(&f.localDomains, "local-domains", "", "comma-separated local `DOMAINS` (overrides the policy's local_domains)")
+	fs.StringVar(&f.quarantine, "quarantine-mailbox", "", "quarantine mailbox `ADDRESS` for the redirect action (overrides the policy's quarantine_mailbox)")
+	fs.StringVar(&f.logFormat, "log-format", "text", "log `FORMAT`: text or json")
+	fs.StringVar(&f.logLevel, "log-level", "info", "log `LEVEL`: debug, info, warn, error")
+	fs.StringVar(&f.pidFile, "pidfile", "", "pid `FILE`, for loopbreaker reload (default: "+admin.Installed.RunDir+"/"+admin.PidFileName+" for the state file "+defaultSystemState+" when "+admin.Installed.RunDir+" is writable, else "+admin.PidFileName+" beside the state file)")
+	fs.StringVar(&f.adminSocket, "admin", "", "admin API unix `SOCKET` (default: $"+admin.EnvAdmin+", else "+admin.Installed.RunDir+"/"+admin.SocketName+" for the state file "+defaultSystemState+" when "+admin.Installed.RunDir+" is writable, else "+admin.SocketName+" beside the state file)")
+	fs.StringVar(&f.adminTCP, "admin-tcp", "", "also serve the admin API and page on this TCP address `HOST:PORT` (needs -admin-token-file)")
+	fs.StringVar(&f.adminTokenFile, "admin-token-file", "", "`FILE` holding the bearer token for -admin-tcp (16 characters at least)")
+	fs.StringVar(&f.redis, "redis", "", "share counts and blocks with other daemons in this Redis: `URL` redis://HOST:PORT/DB (default: the policy's redis, else the state file alone)")
+	fs.StringVar(&f.redisFailMode, "redis-fail-mode", "", "`MODE` while Redis is unreachable: open (count in the state file) or pass (count nothing) (default: the policy's redis_fail_mode, else open)")
+	fs.StringVar(&f.metrics, "metrics", "", "serve Prometheus metrics on this `HOST:PORT`, e.g. 127.0.0.1:9357 (default: off)")
+	fs.DurationVar(&f.adminMailDelay, "admin-mail-delay", notify.DefaultDelay, "wait this `DURATION` after a block starts before mailing the admin, to gather sample subjects")
+	fs.IntVar(&f.maxSessions, "max-sessions", milter.DefaultMaxSessions, "most MTA connections (`N`) served at once (-1: no cap)")
+	fs.DurationVar(&f.idleTimeout, "idle-timeout", milter.DefaultIdleTimeout, "close an MTA connection idle this `DURATION` (-1s: never)")
 }
 
 func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
@@ -97,16 +113,19 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 	if err := lv.UnmarshalText([]byte(level)); err != nil {
 		return nil, fmt.Errorf("bad -log-level %q", level)
 	}
-	opts := &slog.HandlerOptions{Level: lv}
-	if os.Getenv("JOURNAL_STREAM") != "" {
+	underJournald := os.Getenv("JOURNAL_STREAM") != ""
+	opts := &slog.HandlerOptions{Level: lv, ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
 		// Under systemd, journald stamps every line itself.
-		opts.ReplaceAttr = func(groups []string, a slog.Attr) slog.Attr {
-			if len(groups) == 0 && a.Key == slog.TimeKey {
-				return slog.Attr{}
-			}
-			return a
+		if underJournald && len(groups) == 0 && a.Key == slog.TimeKey {
+			return slog.Attr{}
 		}
-	}
+		// Durations as people write them ("30s"), not as nanoseconds
+		// (the JSON handler's 30000000000).
+		if a.Value.Kind() == slog.KindDuration {
+			return slog.String(a.Key, a.Value.Duration().String())
+		}
+		return a
+	}}
 	switch format {
 	case "text":
 		return slog.New(slog.NewTextHandler(w, opts)), nil
@@ -114,6 +133,22 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}
 	return nil, fmt.Errorf("bad -log-format %q (text or json)", format)
+}
+
+// routeLibraryLogs sends what the libraries log to log, so that every line
+// the daemon writes has one format: the standard log package (net/http's
+// server errors, ...), go-milter's warnings and go-redis's messages.
+func routeLibraryLogs(log *slog.Logger) {
+	slog.SetDefault(log) // also redirects the standard log package to log's handler
+	milter.RouteLibraryLog(log)
+	redis.SetLogger(redisLogger{log})
+}
+
+// redisLogger is go-redis's logging interface on slog.
+type redisLogger struct{ log *slog.Logger }
+
+func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	l.log.WarnContext(ctx, fmt.Sprintf(format, v...), "from", "go-redis")
 }
 
 // loadPolicy reads the policy file (or the built-in one) and applies the
@@ -175,16 +210,24 @@ func serve(ctx context.Context, f *serveFlags, log *slog.Logger) error {
 	}
 	pidFile := f.pidFile
 	if pidFile == "" {
-		pidFile = defaultPidFile(path)
+		pidFile = admin.Installed.DaemonPath(path, admin.PidFileName)
 	}
 	if err := os.WriteFile(pidFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
 		log.Warn("cannot write the pid file; `loopbreaker reload` will not find this daemon", "pidfile", pidFile, "err", err)
 	} else {
 		defer os.Remove(pidFile)
 	}
+	adminPath := f.adminSocket
+	if adminPath == "" {
+		adminPath = admin.Installed.DaemonPath(path, admin.SocketName)
+	}
+	if abs, err := filepath.Abs(adminPath); err == nil {
+		adminPath = abs
+	}
 	eng := engine.New(p, st, log)
 	mets := metrics.New(st)
-	notifier := (&notify.Notifier{Policy: eng.Policy, Block: st.Blocked, Log: log, Delay: f.adminMailDelay}).Start()
+	notifier := (&notify.Notifier{Policy: eng.Policy, Block: st.Blocked, Log: log, Delay: f.adminMailDelay,
+		ReleaseArgs: releaseArgs(adminPath)}).Start()
 	eng.Observe(engine.Observers{mets, notifier})
 	nctx, stopNotifier := context.WithCancel(context.Background())
 	defer stopNotifier()
@@ -221,10 +264,6 @@ func serve(ctx context.Context, f *serveFlags, log *slog.Logger) error {
 		}
 	}()
 
-	adminPath := f.adminSocket
-	if adminPath == "" {
-		adminPath = admin.DefaultSocket(path)
-	}
 	adminLn, err := admin.Listen(adminPath)
 	if err != nil {
 		ln.Close()
@@ -234,7 +273,7 @@ func serve(ctx context.Context, f *serveFlags, log *slog.Logger) error {
 	started := time.Now()
 	adm := &admin.Server{Store: st, Engine: eng, Log: log,
 		Info: func() admin.Status {
-			return admin.Status{Version: version, Started: started, Listen: f.listen, StateFile: path}
+			return admin.Status{Version: readBuildVersion().String(), Started: started, Listen: f.listen, StateFile: path}
 		}}
 	if f.policyFile != "" {
 		adm.Reload = reloadPolicy
@@ -324,10 +363,14 @@ func openState(path string, f *serveFlags, p *policy.Policy, log *slog.Logger) (
 	return redisstore.NewShared(r, st, redisstore.SharedOptions{FailMode: failMode, Logger: log}), nil
 }
 
-// defaultPidFile is loopbreaker.pid beside the state file: the state file
-// is what identifies a daemon (one daemon per state file, bbolt's lock).
-func defaultPidFile(statePath string) string {
-	return filepath.Join(filepath.Dir(statePath), "loopbreaker.pid")
+// releaseArgs is what the admin mail's release command needs besides KEY
+// and -rule to reach this daemon: nothing when the CLI finds its admin
+// socket without flags, else -admin SOCKET.
+func releaseArgs(adminPath string) string {
+	if admin.Installed.FoundWithoutFlags(adminPath, admin.SocketName) {
+		return ""
+	}
+	return "-admin " + notify.ShellQuote(adminPath)
 }
 
 // reload swaps in the policy file again; a bad file keeps the running policy.

@@ -27,7 +27,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -36,11 +35,6 @@ import (
 	"github.com/loopbreaker/loopbreaker/loopdetect/engine"
 	"github.com/loopbreaker/loopbreaker/state"
 )
-
-// DefaultSocket is the admin socket's default: admin.sock beside the state file.
-func DefaultSocket(statePath string) string {
-	return filepath.Join(filepath.Dir(statePath), "admin.sock")
-}
 
 // Status is the daemon's summary.
 type Status struct {

@@ -54,6 +54,10 @@ type Notifier struct {
 	Delay time.Duration
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
+	// ReleaseArgs are the flags the release command in the mail needs to
+	// reach this daemon ("-admin SOCKET"), empty when the CLI finds it
+	// without flags.
+	ReleaseArgs string
 
 	queue chan Notice
 	// handled counts notices taken from the queue (sent, held or failed).
@@ -127,7 +131,7 @@ func (n *Notifier) flushSummary(ctx context.Context, r *rate, now time.Time) {
 	if len(r.suppressed) == 0 || now.Before(r.hourStart.Add(time.Hour)) {
 		return
 	}
-	if err := n.send(ctx, summary(r.suppressed, n.Policy())); err != nil {
+	if err := n.send(ctx, summary(r.suppressed, n.Policy(), n.ReleaseArgs)); err != nil {
 		n.Log.Error("admin mail summary not sent", "blocks", len(r.suppressed), "err", err)
 	}
 	r.hourStart, r.sent, r.suppressed = now, 1, nil
@@ -152,7 +156,7 @@ func (n *Notifier) handle(ctx context.Context, r *rate, ntc Notice) {
 		return
 	}
 	b, _ := n.Block(ntc.Rule, ntc.Key)
-	if err := n.send(ctx, blockMail(ntc, b, p)); err != nil {
+	if err := n.send(ctx, blockMail(ntc, b, p, n.ReleaseArgs)); err != nil {
 		n.Log.Error("admin mail not sent", "rule", ntc.Rule, "key", ntc.Key, "relay", p.AdminRelay, "err", err)
 		return
 	}
@@ -234,7 +238,7 @@ func render(m mail, p *policy.Policy, host string, now time.Time) []byte {
 	return b.Bytes()
 }
 
-func blockMail(n Notice, b state.Block, p *policy.Policy) mail {
+func blockMail(n Notice, b state.Block, p *policy.Policy, releaseArgs string) mail {
 	var s strings.Builder
 	fmt.Fprintf(&s, "loopbreaker started a block.\n\n")
 	fmt.Fprintf(&s, "Rule:      %s\n", n.Rule)
@@ -251,7 +255,7 @@ func blockMail(n Notice, b state.Block, p *policy.Policy) mail {
 			fmt.Fprintf(&s, "  %s\n", sub)
 		}
 	}
-	fmt.Fprintf(&s, "\nOrdinary mail of this key is not affected.\n\nTo lift the block:\n  loopbreaker release %s -rule %s\n", shellQuote(n.Key), n.Rule)
+	fmt.Fprintf(&s, "\nOrdinary mail of this key is not affected.\n\nTo lift the block:\n  %s\n", ReleaseCommand(n.Key, n.Rule, releaseArgs))
 	switch policy.Action(n.Action) {
 	case policy.ActionQuarantine:
 		fmt.Fprintf(&s, "\nThe messages are in the MTA's hold queue: postqueue -p lists them (marked !),\npostsuper -H QUEUEID releases one.\n")
@@ -261,20 +265,30 @@ func blockMail(n Notice, b state.Block, p *policy.Policy) mail {
 	return mail{subject: fmt.Sprintf("[loopbreaker] blocked %s (rule %s)", n.Key, n.Rule), body: s.String()}
 }
 
-func summary(ns []Notice, p *policy.Policy) mail {
+func summary(ns []Notice, p *policy.Policy, releaseArgs string) mail {
 	sort.Slice(ns, func(i, j int) bool { return ns[i].Started.Before(ns[j].Started) })
 	var s strings.Builder
 	fmt.Fprintf(&s, "loopbreaker started %d more block(s) in the last hour than admin_mails_per_hour (%d) lets it write about:\n\n", len(ns), p.AdminMailsPerHour)
 	for _, n := range ns {
 		fmt.Fprintf(&s, "  %s  %s  %s  (%s until %s)\n", n.Started.UTC().Format(time.RFC3339), n.Rule, n.Key, n.Action, n.Until.UTC().Format(time.RFC3339))
 	}
-	fmt.Fprintf(&s, "\nloopbreaker blocks lists what is still in force; loopbreaker release KEY lifts a block.\n")
+	fmt.Fprintf(&s, "\n%s lists what is still in force; %s lifts a block.\n",
+		strings.TrimSpace("loopbreaker blocks "+releaseArgs), strings.TrimSpace("loopbreaker release KEY "+releaseArgs))
 	return mail{subject: fmt.Sprintf("[loopbreaker] %d more blocks started", len(ns)), body: s.String()}
 }
 
-// shellQuote quotes s for a POSIX shell when it needs it.
-func shellQuote(s string) string {
-	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789@._+-=") == "" {
+// ReleaseCommand is the shell command that lifts the block of rule on key.
+func ReleaseCommand(key, rule, releaseArgs string) string {
+	cmd := "loopbreaker release " + ShellQuote(key) + " -rule " + ShellQuote(rule)
+	if releaseArgs != "" {
+		cmd += " " + releaseArgs
+	}
+	return cmd
+}
+
+// ShellQuote quotes s for a POSIX shell when it needs it.
+func ShellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789@._+-=/:,") == "" {
 		return s
 	}
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"

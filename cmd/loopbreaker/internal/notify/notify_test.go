@@ -95,9 +95,18 @@ func TestOneMailPerBlockRateLimitedWithSummary(t *testing.T) {
 }
 
 func TestShellQuote(t *testing.T) {
-	for in, want := range map[string]string{"alice@corp.example": "alice@corp.example", "a b": "'a b'", "o'h": `'o'\''h'`, "": "''"} {
-		if got := shellQuote(in); got != want {
-			t.Errorf("shellQuote(%q) = %s, want %s", in, got, want)
+	for in, want := range map[string]string{"alice@corp.example": "alice@corp.example", "/run/x y/admin.sock": "'/run/x y/admin.sock'", "/var/lib/lb/admin.sock": "/var/lib/lb/admin.sock", "a b": "'a b'", "o'h": `'o'\''h'`, "": "''"} {
+		if got := ShellQuote(in); got != want {
+			t.Errorf("ShellQuote(%q) = %s, want %s", in, got, want)
 		}
+	}
+}
+
+func TestReleaseCommand(t *testing.T) {
+	if got, want := ReleaseCommand("o'h@x", "r", ""), `loopbreaker release 'o'\''h@x' -rule r`; got != want {
+		t.Errorf("%s, want %s", got, want)
+	}
+	if got, want := ReleaseCommand("a@x", "r", "-admin /srv/admin.sock"), "loopbreaker release a@x -rule r -admin /srv/admin.sock"; got != want {
+		t.Errorf("%s, want %s", got, want)
 	}
 }

@@ -53,7 +53,7 @@ func init() {
 	commands = []*command{
 		serveCommand,
 		statusCommand, blocksCommand, releaseCommand, eventsCommand, explainCommand,
-		reloadCommand, checkPolicyCommand, defaultPolicyCommand, classifyCommand,
+		reloadCommand, checkPolicyCommand, defaultPolicyCommand, classifyCommand, replayCommand,
 		versionCommand, helpCommand, manCommand,
 	}
 }

@@ -55,6 +55,7 @@ func TestCommandsHelpAndUsage(t *testing.T) {
 		{name: "check-policy", missing: []string{}, extra: []string{"a", "b"}},
 		{name: "default-policy", extra: []string{"x"}},
 		{name: "classify", flags: []string{"body-limit", "from", "json"}, missing: []string{}},
+		{name: "replay", flags: []string{"html", "json", "local-domains", "mailbox", "policy", "q", "quarantine-mailbox", "set", "state"}, missing: []string{}},
 		{name: "version", extra: []string{"x"}},
 		{name: "help", extra: []string{"a", "b"}},
 		{name: "man", missing: []string{}, extra: []string{"8", "5"}},
@@ -144,7 +145,7 @@ func TestCommandsHelpAndUsage(t *testing.T) {
 // intended one (a backquoted word in the usage names it: "-pidfile
 // loopbreaker reload" came from a backquoted command in the text).
 func TestFlagPlaceholders(t *testing.T) {
-	ok := regexp.MustCompile(`^([A-Z][A-Z:|.]*)?$`)
+	ok := regexp.MustCompile(`^([A-Z][A-Z:|.=,]*)?$`)
 	for _, c := range commands {
 		fs, _ := c.flagSet()
 		fs.VisitAll(func(f *flag.Flag) {

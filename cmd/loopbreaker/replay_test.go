@@ -160,7 +160,7 @@ func TestReplayCommandUsage(t *testing.T) {
 		code int
 		msg  string
 	}{
-		{nil, 2, "no SOURCE"},
+		{nil, 2, "missing SOURCE"},
 		{[]string{"-mailbox", "sideways", "x"}, 2, "unknown mailbox"},
 		{[]string{"-set", "forward-storm.colour=red", "x"}, 2, "unknown field"},
 		{[]string{"-q", "-set", "nosuch.limit=3", os.DevNull}, 1, "no rule \"nosuch\""},

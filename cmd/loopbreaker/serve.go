@@ -100,7 +100,7 @@ func defineServeFlags(fs *flag.FlagSet, f *serveFlags) {
 	fs.StringVar(&f.adminSocket, "admin", "", "admin API unix `SOCKET` (default: $"+admin.EnvAdmin+", else "+admin.Installed.RunDir+"/"+admin.SocketName+" for the state file "+defaultSystemState+" when "+admin.Installed.RunDir+" is writable, else "+admin.SocketName+" beside the state file)")
 	fs.StringVar(&f.adminTCP, "admin-tcp", "", "also serve the admin API and page on this TCP address `HOST:PORT` (needs -admin-token-file)")
 	fs.StringVar(&f.adminTokenFile, "admin-token-file", "", "`FILE` holding the bearer token for -admin-tcp (16 characters at least)")
-	fs.StringVar(&f.redis, "redis", "", "share counts and blocks with other daemons in this Redis: `URL` redis://HOST:PORT/DB (default: the policy's redis, else the state file alone)")
+	fs.StringVar(&f.redis, "redis", "", "share counts and blocks with other daemons in this Redis: `URL` redis://HOST:PORT/DB, redis-sentinel://HOST:PORT[,HOST:PORT...]/MASTER[/DB] or redis-cluster://HOST:PORT[,HOST:PORT...] (default: the policy's redis, else the state file alone)")
 	fs.StringVar(&f.redisFailMode, "redis-fail-mode", "", "`MODE` while Redis is unreachable: open (count in the state file) or pass (count nothing) (default: the policy's redis_fail_mode, else open)")
 	fs.StringVar(&f.metrics, "metrics", "", "serve Prometheus metrics on this `HOST:PORT`, e.g. 127.0.0.1:9357 (default: off)")
 	fs.DurationVar(&f.adminMailDelay, "admin-mail-delay", notify.DefaultDelay, "wait this `DURATION` after a block starts before mailing the admin, to gather sample subjects")

@@ -33,7 +33,7 @@ func New(st state.Backend) *Metrics {
 	m := &Metrics{
 		reg: prometheus.NewRegistry(),
 		messages: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "loopbreaker_messages_total", Help: "Messages decided, by the recognizer's kind.",
+			Name: "loopbreaker_messages_total", Help: "Messages decided, by the classifier's kind.",
 		}, []string{"kind"}),
 		actions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "loopbreaker_actions_total", Help: "Messages acted on, by action and rule (action=\"none\" for untouched mail).",

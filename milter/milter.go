@@ -302,6 +302,20 @@ func logDecision(ctx context.Context, log *slog.Logger, d *engine.Decision, done
 	if d.Verdict.OriginalMessageID != "" {
 		attrs = append(attrs, "original_message_id", d.Verdict.OriginalMessageID)
 	}
+	if d.WouldAction != policy.ActionNone {
+		// Monitor mode: nothing was done; say what enforce would have done.
+		attrs = append(attrs, "mode", string(d.Mode), "action", "none", "would_action", string(d.WouldAction), "rule", d.Rule, "key", d.Key,
+			"count", d.Count, "limit", d.Limit, "window", d.Window, "evidence", d.Verdict.Explain())
+		if d.Fallback != "" {
+			attrs = append(attrs, "rule_action", string(d.RuleAction), "fallback", d.Fallback)
+		}
+		if d.NewBlock {
+			log.WarnContext(ctx, "block started (monitor mode: nothing done)", append(attrs, "until", d.Until.UTC().Format(time.RFC3339))...)
+			return
+		}
+		log.InfoContext(ctx, "would have acted (monitor mode: nothing done)", attrs...)
+		return
+	}
 	if d.Action == policy.ActionNone {
 		if len(d.Hits) > 0 || len(d.Monitored) > 0 || d.Verdict.Kind != classify.KindOrdinary {
 			for _, h := range d.Hits {

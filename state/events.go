@@ -22,9 +22,14 @@ type Event struct {
 	QueueID string    `json:"queue_id,omitempty"`
 	Rule    string    `json:"rule,omitempty"`
 	Key     string    `json:"key,omitempty"`
-	Action  string    `json:"action"`
-	Count   int       `json:"count,omitempty"`
-	Limit   int       `json:"limit,omitempty"`
+	// Action is what was done: an action, "none" for a decision of
+	// monitor mode (see WouldAction), "release" for a lifted block.
+	Action string `json:"action"`
+	// WouldAction is, for a decision of monitor mode, what enforce mode
+	// would have done ("redirect", ...); nothing was done.
+	WouldAction string `json:"would_action,omitempty"`
+	Count       int    `json:"count,omitempty"`
+	Limit       int    `json:"limit,omitempty"`
 	// Acted is how many messages the block had acted on with this one.
 	Acted   int    `json:"acted,omitempty"`
 	Kind    string `json:"kind,omitempty"`

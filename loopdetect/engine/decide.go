@@ -4,7 +4,11 @@
 // included. A Decision's Action is what will be done; when it is not the
 // acting rule's action (a redirect without a quarantine mailbox, a refusal
 // of mail that has no SMTP client to refuse), RuleAction keeps the rule's
-// and Fallback says why. The engine knows nothing of the milter protocol:
+// and Fallback says why. In monitor mode (policy.ModeMonitor) the engine
+// counts and starts blocks as in enforce mode and settles the same action,
+// fallbacks included, but puts it in WouldAction and leaves Action none:
+// the milter then does nothing, and the observers and the audit trail say
+// what would have been done. The engine knows nothing of the milter protocol:
 // the milter package only carries a Decision out, and its one departure
 // from it, when the MTA refuses a modification, is its own documented
 // fallback (milter.onRefusal).
@@ -124,13 +128,21 @@ type Decision struct {
 	Verdict classify.Verdict
 	// Action is what will be done: policy.ActionNone when the message goes
 	// on untouched. It is settled, fallbacks included; the milter carries
-	// it out as it is unless the MTA refuses a modification.
+	// it out as it is unless the MTA refuses a modification. In monitor
+	// mode it is always ActionNone (see WouldAction).
 	Action policy.Action
-	// RuleAction is the acting rule's own action. It differs from Action
-	// only when Fallback is set.
+	// Mode is the mode the decision was made in: enforce or monitor.
+	Mode policy.Mode
+	// WouldAction is, in monitor mode, what enforce mode would have done
+	// with the message, settled exactly as Action would be (RuleAction,
+	// Fallback, ReplyCode, Reply and QuarantineMailbox describe it);
+	// ActionNone in enforce mode and when no rule acts.
+	WouldAction policy.Action
+	// RuleAction is the acting rule's own action. It differs from the
+	// settled action (Settled) only when Fallback is set.
 	RuleAction policy.Action
-	// Fallback says why Action is not RuleAction (one of the Fallback
-	// constants), for logs and audit; "" when it is.
+	// Fallback says why the settled action is not RuleAction (one of the
+	// Fallback constants), for logs and audit; "" when it is.
 	Fallback string
 	// Rule, Key, Count and Limit name the rule that acts.
 	Rule  string
@@ -160,6 +172,15 @@ type Decision struct {
 	StoreErr error
 }
 
+// Settled is the action the decision settled on: Action, or in monitor
+// mode WouldAction, the one enforce mode would have done.
+func (d *Decision) Settled() policy.Action {
+	if d.WouldAction != policy.ActionNone {
+		return d.WouldAction
+	}
+	return d.Action
+}
+
 // Decide classifies msg, which came from an SMTP client, and applies the
 // policy to it; see DecideFrom.
 func (e *Engine) Decide(ctx context.Context, msg *classify.Message) Decision {
@@ -182,7 +203,7 @@ func (e *Engine) DecideFrom(ctx context.Context, origin Origin, msg *classify.Me
 func (e *Engine) decideMessage(ctx context.Context, origin Origin, msg *classify.Message) Decision {
 	p := e.policy.Load()
 	v := classify.Classify(msg, classifierOptions(p))
-	d := Decision{Verdict: v}
+	d := Decision{Verdict: v, Mode: p.CurrentMode()}
 	var acting *policy.Rule
 	subject := ""
 	for i := range p.Rules {
@@ -238,8 +259,15 @@ func (e *Engine) decideMessage(ctx context.Context, origin Origin, msg *classify
 //     (FallbackNoSMTPClient).
 //
 // It also fills in what carrying the action out needs: the mailbox of a
-// redirect, the reply of a refusal.
+// redirect, the reply of a refusal. In monitor mode the settled action
+// moves to WouldAction and Action is none: nothing is done.
 func settle(d *Decision, r *policy.Rule, p *policy.Policy, origin Origin) {
+	d.Mode = p.CurrentMode()
+	defer func() {
+		if d.Mode == policy.ModeMonitor {
+			d.WouldAction, d.Action = d.Action, policy.ActionNone
+		}
+	}()
 	d.RuleAction, d.Action = r.Action, r.Action
 	switch {
 	case d.Action == policy.ActionRedirect && p.QuarantineMailbox == "":
@@ -264,10 +292,16 @@ func classifierOptions(p *policy.Policy) classify.Options {
 	return classify.Options{BodyLimit: p.BodyLimit}
 }
 
-// record adds an acted-on decision to the audit trail.
+// record adds an acted-on decision to the audit trail; in monitor mode
+// one that would have been acted on: Action "none", WouldAction what
+// enforce mode would have done.
 func (e *Engine) record(d *Decision, env *classify.Envelope, subject string) {
+	action := string(d.Action)
+	if d.WouldAction != policy.ActionNone {
+		action = "none"
+	}
 	e.store.Record(state.Event{
-		QueueID: env.QueueID, Rule: d.Rule, Key: d.Key, Action: string(d.Action),
+		QueueID: env.QueueID, Rule: d.Rule, Key: d.Key, Action: action, WouldAction: string(d.WouldAction),
 		Count: d.Count, Limit: d.Limit, Acted: d.Acted, Kind: string(d.Verdict.Kind),
 		Sender: env.Sender, Subject: subject, NewBlock: d.NewBlock,
 	})
@@ -343,12 +377,16 @@ func reply(r *policy.Rule, d *Decision) (int, string) {
 // the block. Mail without an SMTP client is never refused here (see
 // WithoutSMTPClient): end of message holds it instead. Anything that needs
 // the message itself to decide waits for end of message.
+//
+// In monitor mode nothing is refused or counted here: the message goes on
+// to end of message, where it is counted under the same keys (one hit per
+// recipient, as here) and the decision says it would have been refused.
 func (e *Engine) CheckRecipient(ctx context.Context, origin Origin, env classify.Envelope, rcpt string) Decision {
-	d := Decision{}
-	if env.Sender != "" || origin == WithoutSMTPClient {
+	p := e.policy.Load()
+	d := Decision{Mode: p.CurrentMode()}
+	if env.Sender != "" || origin == WithoutSMTPClient || d.Mode == policy.ModeMonitor {
 		return d
 	}
-	p := e.policy.Load()
 	env.Recipients = []string{rcpt}
 	msg := &classify.Message{Envelope: env}
 	v := classify.Verdict{Kind: classify.KindBounce}

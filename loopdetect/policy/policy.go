@@ -40,6 +40,10 @@ func Default() *Policy {
 
 // Policy is a parsed and checked policy.
 type Policy struct {
+	// Mode is enforce (the default: rules act) or monitor (rules count and
+	// blocks start and end, but no message is acted on). The -mode flag of
+	// serve overrides it (Overrides.Mode), also across reloads.
+	Mode Mode `toml:"mode"`
 	// LocalDomains are the domains whose recipients are inside. A leading
 	// dot (".corp.example") also takes the subdomains.
 	LocalDomains []string `toml:"local_domains"`
@@ -82,6 +86,9 @@ type Policy struct {
 	Source string `toml:"-"`
 	// Warnings are findings that did not stop the policy from loading.
 	Warnings []string `toml:"-"`
+	// FileMode is the file's mode when Overrides.Mode replaced it; "" when
+	// the mode is the file's own.
+	FileMode Mode `toml:"-"`
 
 	localNets []netip.Prefix
 }
@@ -289,6 +296,9 @@ func (p *Policy) check(file string, idx *keyIndex, skip map[int]bool) Errors {
 	if p.QuarantineMailbox != "" && !strings.Contains(p.QuarantineMailbox, "@") {
 		at("quarantine_mailbox", "quarantine_mailbox %q is not an address", p.QuarantineMailbox)
 	}
+	if p.Mode == "" {
+		p.Mode = ModeEnforce
+	}
 	if p.BodyLimit < 0 {
 		at("body_limit", "body_limit must not be negative")
 	}
@@ -415,6 +425,8 @@ func (r *Rule) broad() string {
 type Overrides struct {
 	LocalDomains      []string
 	QuarantineMailbox string
+	// Mode, when set, replaces the policy's mode (serve -mode).
+	Mode Mode
 }
 
 // Apply sets what the overrides give.
@@ -430,12 +442,33 @@ func (p *Policy) Apply(o Overrides) {
 	if o.QuarantineMailbox != "" {
 		p.QuarantineMailbox = strings.TrimSpace(o.QuarantineMailbox)
 	}
+	if o.Mode != "" {
+		if o.Mode != p.CurrentMode() {
+			p.FileMode = p.CurrentMode()
+		}
+		p.Mode = o.Mode
+	}
+}
+
+// CurrentMode is ModeMonitor when the policy runs in monitor mode, else
+// ModeEnforce (a Policy built without Parse has no mode: enforce).
+func (p *Policy) CurrentMode() Mode {
+	if p.Mode == ModeMonitor {
+		return ModeMonitor
+	}
+	return ModeEnforce
 }
 
 // Notes are the warnings about the policy as it stands (after Apply): what
 // will work differently from what a reader of the file may expect.
 func (p *Policy) Notes() []string {
 	notes := append([]string(nil), p.Warnings...)
+	if p.FileMode != "" {
+		notes = append(notes, fmt.Sprintf("mode %s is set on the command line (serve -mode); it overrides the policy file's mode %s, also across reloads", p.Mode, p.FileMode))
+	}
+	if p.CurrentMode() == ModeMonitor {
+		notes = append(notes, "monitor mode: every rule counts and blocks start and end, but no message is acted on; the log, events, blocks, metrics and admin mail say what would have been done")
+	}
 	if len(p.LocalDomains) == 0 {
 		notes = append(notes, "local_domains is empty: every recipient counts as outside and inbound rules match nothing")
 	}

@@ -53,6 +53,32 @@ func joinActions() string {
 	return strings.Join(s, ", ")
 }
 
+// Mode is how the daemon treats its decisions: it carries them out
+// (enforce) or only counts, starts and ends blocks and says what it would
+// have done (monitor).
+type Mode string
+
+// The modes.
+const (
+	// ModeEnforce carries out every rule's action. The default.
+	ModeEnforce Mode = "enforce"
+	// ModeMonitor counts every rule and starts and ends blocks exactly as
+	// enforce does, but acts on no message: the decision log, the audit
+	// trail, the blocks, the metrics and the admin mail say what enforce
+	// would have done.
+	ModeMonitor Mode = "monitor"
+)
+
+// UnmarshalText validates the mode name.
+func (m *Mode) UnmarshalText(b []byte) error {
+	switch s := Mode(strings.ToLower(strings.TrimSpace(string(b)))); s {
+	case ModeEnforce, ModeMonitor:
+		*m = s
+		return nil
+	}
+	return fmt.Errorf("unknown mode %q (want enforce or monitor)", b)
+}
+
 // Duration is a time.Duration written as "15m", "1h30m" or "2d".
 type Duration time.Duration
 

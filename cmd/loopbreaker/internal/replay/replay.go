@@ -87,6 +87,13 @@ func Run(ctx context.Context, cfg Config, sources []string) (*Report, error) {
 	if cfg.Policy == nil {
 		cfg.Policy = policy.Default()
 	}
+	if cfg.Policy.CurrentMode() != policy.ModeEnforce {
+		// The report is what enforcing the policy would do, whatever the
+		// mode the daemon runs it in.
+		p := *cfg.Policy
+		p.Mode, p.FileMode = policy.ModeEnforce, ""
+		cfg.Policy = &p
+	}
 	if cfg.Mailbox == "" {
 		cfg.Mailbox = Inbound
 	}

@@ -59,8 +59,8 @@ var statusCommand = &command{
 				return err
 			}
 			return o.print(stdout, st, func(w *tabwriter.Writer) {
-				fmt.Fprintf(w, "version\t%s\nrunning since\t%s\nmilter socket\t%s\nstate file\t%s\npolicy\t%s\nrules\t%s\nlocal domains\t%s\nquarantine mailbox\t%s\ntracked keys\t%d\nactive blocks\t%d\n",
-					st.Version, st.Started.Format(time.RFC3339), st.Listen, st.StateFile, st.Policy,
+				fmt.Fprintf(w, "version\t%s\nrunning since\t%s\nmilter socket\t%s\nstate file\t%s\npolicy\t%s\nmode\t%s\nrules\t%s\nlocal domains\t%s\nquarantine mailbox\t%s\ntracked keys\t%d\nactive blocks\t%d\n",
+					st.Version, st.Started.Format(time.RFC3339), st.Listen, st.StateFile, st.Policy, modeText(st.Mode),
 					strings.Join(st.Rules, ", "), strings.Join(st.LocalDomains, ", "), st.Quarantine, st.TrackedKeys, st.ActiveBlocks)
 				fmt.Fprintf(w, "backend\t%s\n", backendText(st.Backend))
 				for _, n := range st.PolicyNotes {
@@ -73,16 +73,16 @@ var statusCommand = &command{
 
 var blocksCommand = &command{
 	name:    "blocks",
-	summary: "list the blocks in force: rule, key, since, until, messages acted on, a sample subject",
+	summary: "list the blocks in force: rule, key, action (\"would redirect\" in monitor mode), since, until, messages acted on, a sample subject",
 	doc:     adminDoc,
 	setup: func(fs *flag.FlagSet) runFunc {
 		o := adminFlags(fs)
 		return func(ctx context.Context, _ []string, stdout, _ io.Writer) error {
-			var bs []state.Block
+			var bs []admin.BlockView
 			if err := o.client().Do(ctx, http.MethodGet, "/v1/blocks", nil, nil, &bs); err != nil {
 				return err
 			}
-			return o.print(stdout, bs, func(w *tabwriter.Writer) { printBlocks(w, bs) })
+			return o.print(stdout, bs, func(w *tabwriter.Writer) { printBlockViews(w, bs) })
 		}
 	},
 }
@@ -121,7 +121,7 @@ var releaseCommand = &command{
 var eventsCommand = &command{
 	name:    "events",
 	summary: "show the audit trail: the last acted-on decisions, with queue ids",
-	doc:     "The state file keeps the last 1000 decisions.\n\n" + adminDoc,
+	doc:     "The state file keeps the last 1000 decisions. In monitor mode nothing is acted on: ACTION says what would have been done (\"would redirect\"), and -json has \"action\": \"none\" with \"would_action\".\n\n" + adminDoc,
 	setup: func(fs *flag.FlagSet) runFunc {
 		o := adminFlags(fs)
 		n := fs.Int("n", 50, "how many decisions (`N`), the most recent last")
@@ -136,7 +136,7 @@ var eventsCommand = &command{
 			return o.print(stdout, evs, func(w *tabwriter.Writer) {
 				fmt.Fprintln(w, "TIME\tQUEUE ID\tACTION\tRULE\tKEY\tCOUNT\tSUBJECT")
 				for _, e := range evs {
-					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d/%d\t%s\n", e.Time.Format(time.RFC3339), dash(e.QueueID), e.Action, e.Rule, e.Key, e.Count, e.Limit, e.Subject)
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d/%d\t%s\n", e.Time.Format(time.RFC3339), dash(e.QueueID), actionText(e.Action, e.WouldAction), e.Rule, e.Key, e.Count, e.Limit, e.Subject)
 				}
 			})
 		}
@@ -213,6 +213,38 @@ func backendText(b state.BackendStatus) string {
 		s += " (fail mode open: counting in the state file until Redis is back)"
 	}
 	return s
+}
+
+// modeText is the status line of the mode.
+func modeText(mode string) string {
+	switch mode {
+	case "monitor":
+		return "monitor: rules count and blocks start and end, but no message is acted on (events and blocks say what would be done)"
+	case "":
+		return "enforce"
+	}
+	return mode
+}
+
+// actionText is an action as the tables show it: "would redirect" for
+// monitor mode's would-action (nothing was done), else the action.
+func actionText(action, would string) string {
+	if would != "" {
+		return "would " + would
+	}
+	return dash(action)
+}
+
+// printBlockViews is the table of blocks in force, with what each does.
+func printBlockViews(w io.Writer, bs []admin.BlockView) {
+	fmt.Fprintln(w, "RULE\tKEY\tACTION\tSINCE\tUNTIL\tACTED ON\tSAMPLE")
+	for _, b := range bs {
+		sample := ""
+		if len(b.Samples) > 0 {
+			sample = b.Samples[0]
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", b.Rule, b.Key, actionText(b.Action, b.WouldAction), b.Since.Format(time.RFC3339), b.Until.Format(time.RFC3339), b.Count, sample)
+	}
 }
 
 func printBlocks(w io.Writer, bs []state.Block) {

@@ -42,6 +42,7 @@ type serveFlags struct {
 	logFormat, logLevel, pidFile, adminSocket, metrics  string
 	adminTCP, adminTokenFile                            string
 	redis, redisFailMode                                string
+	mode                                                string
 	maxSessions                                         int
 	idleTimeout, adminMailDelay                         time.Duration
 }
@@ -51,7 +52,9 @@ var serveCommand = &command{
 	summary: "run the milter daemon",
 	doc: `Serves the milter protocol on -listen for Postfix (smtpd_milters = inet:127.0.0.1:7357) or Sendmail (INPUT_MAIL_FILTER), decides on every message with the policy, and serves the admin API the other commands use on a unix socket.
 
-SIGTERM and SIGINT stop accepting connections and let the sessions in progress finish (30 s at most). SIGHUP reloads the policy file; a policy that does not load keeps the running one, and the log says why. A policy that does not load at start stops the daemon with file:line:col.`,
+SIGTERM and SIGINT stop accepting connections and let the sessions in progress finish (30 s at most). SIGHUP reloads the policy file; a policy that does not load keeps the running one, and the log says why. A policy that does not load at start stops the daemon with file:line:col.
+
+-mode monitor counts every rule and starts and ends blocks exactly as enforce does, but acts on no message: the log, loopbreaker events, loopbreaker blocks, the metrics and the admin mail say what would have been done ("would redirect"). Without -mode the policy's mode setting decides, and a reload can switch it, keeping counts and blocks; -mode overrides the policy's mode at start and across reloads.`,
 	setup: func(fs *flag.FlagSet) runFunc {
 		var f serveFlags
 		defineServeFlags(fs, &f)
@@ -61,6 +64,13 @@ SIGTERM and SIGINT stop accepting connections and let the sessions in progress f
 				return usageError(err.Error())
 			}
 			routeLibraryLogs(log)
+			if f.mode != "" {
+				var m policy.Mode
+				if err := m.UnmarshalText([]byte(f.mode)); err != nil {
+					return usageError("bad -mode: " + err.Error())
+				}
+				f.mode = string(m)
+			}
 			if f.policyFile == "" {
 				f.policyFile = os.Getenv(envPolicy)
 			}
@@ -94,6 +104,7 @@ func defineServeFlags(fs *flag.FlagSet, f *serveFlags) {
 	fs.StringVar(&f.policyFile, "policy", "", "policy `FILE` (default $"+envPolicy+", else the built-in policy)")
 	fs.StringVar(&f.localDomains, "local-domains", "", "comma-separated local `DOMAINS` (overrides the policy's local_domains)")
 	fs.StringVar(&f.quarantine, "quarantine-mailbox", "", "quarantine mailbox `ADDRESS` for the redirect action (overrides the policy's quarantine_mailbox)")
+	fs.StringVar(&f.mode, "mode", "", "`MODE`: enforce (act) or monitor (count and block, act on nothing, say what would be done); overrides the policy's mode, also across reloads (default: the policy's mode, else enforce)")
 	fs.StringVar(&f.logFormat, "log-format", "text", "log `FORMAT`: text or json")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log `LEVEL`: debug, info, warn, error")
 	fs.StringVar(&f.pidFile, "pidfile", "", "pid `FILE`, for loopbreaker reload (default: "+admin.Installed.RunDir+"/"+admin.PidFileName+" for the state file "+defaultSystemState+" when "+admin.Installed.RunDir+" is writable, else "+admin.PidFileName+" beside the state file)")
@@ -167,7 +178,7 @@ func loadPolicy(f *serveFlags) (*policy.Policy, error) {
 			domains = append(domains, d)
 		}
 	}
-	p.Apply(policy.Overrides{LocalDomains: domains, QuarantineMailbox: f.quarantine})
+	p.Apply(policy.Overrides{LocalDomains: domains, QuarantineMailbox: f.quarantine, Mode: policy.Mode(f.mode)})
 	return p, nil
 }
 
@@ -226,6 +237,7 @@ func serve(ctx context.Context, f *serveFlags, log *slog.Logger) error {
 	}
 	eng := engine.New(p, st, log)
 	mets := metrics.New(st)
+	mets.WatchMode(func() bool { return eng.Policy().CurrentMode() == policy.ModeMonitor })
 	notifier := (&notify.Notifier{Policy: eng.Policy, Block: st.Blocked, Log: log, Delay: f.adminMailDelay,
 		ReleaseArgs: releaseArgs(adminPath)}).Start()
 	eng.Observe(engine.Observers{mets, notifier})
@@ -311,7 +323,7 @@ func serve(ctx context.Context, f *serveFlags, log *slog.Logger) error {
 	bs := st.BackendStatus()
 	backend := strings.TrimSpace(bs.Name + " " + bs.Address)
 	log.Info("loopbreaker serving", "listen", f.listen, "state", path, "backend", backend, "admin", adminPath, "admin_tcp", f.adminTCP, "metrics", f.metrics,
-		"policy", p.Source, "rules", len(p.Rules), "local_domains", strings.Join(p.LocalDomains, ","),
+		"policy", p.Source, "mode", string(p.CurrentMode()), "rules", len(p.Rules), "local_domains", strings.Join(p.LocalDomains, ","),
 		"quarantine_mailbox", p.QuarantineMailbox)
 
 	select {
@@ -380,8 +392,12 @@ func reload(f *serveFlags, eng *engine.Engine, log *slog.Logger) error {
 		log.Error("policy reload refused; the running policy stays", "err", err)
 		return err
 	}
+	was := eng.Policy().CurrentMode()
 	eng.SetPolicy(p)
-	log.Info("policy reloaded", "policy", p.Source, "rules", len(p.Rules))
+	log.Info("policy reloaded", "policy", p.Source, "mode", string(p.CurrentMode()), "rules", len(p.Rules))
+	if now := p.CurrentMode(); now != was {
+		log.Warn("mode switched; counts and blocks are kept", "from", string(was), "to", string(now))
+	}
 	return nil
 }
 

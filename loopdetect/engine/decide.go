@@ -283,6 +283,22 @@ func settle(d *Decision, r *policy.Rule, p *policy.Policy, origin Origin) {
 	}
 }
 
+// BlockAction is what a block of the named rule does to each message it
+// acts on under the policy in force, settled as for mail from an SMTP
+// client (a redirect without a quarantine mailbox holds), and the mode: in
+// monitor mode the block only would do it. ok is false when the policy has
+// no such rule.
+func (e *Engine) BlockAction(rule string) (action policy.Action, mode policy.Mode, ok bool) {
+	p := e.policy.Load()
+	r, ok := p.Rule(rule)
+	if !ok {
+		return policy.ActionNone, p.CurrentMode(), false
+	}
+	var d Decision
+	settle(&d, r, p, FromSMTPClient)
+	return d.Settled(), d.Mode, true
+}
+
 // classifierOptions are the policy's settings for the classifier: it reads
 // as much of the body as the policy's body_limit says (the milter gathers
 // that much), not its own default. The policy sets no hop count of its own

@@ -33,23 +33,27 @@ import (
 	"time"
 
 	"github.com/loopbreaker/loopbreaker/loopdetect/engine"
+	"github.com/loopbreaker/loopbreaker/loopdetect/policy"
 	"github.com/loopbreaker/loopbreaker/state"
 )
 
 // Status is the daemon's summary.
 type Status struct {
-	Version       string    `json:"version"`
-	Started       time.Time `json:"started"`
-	Listen        string    `json:"listen"`
-	StateFile     string    `json:"state_file"`
-	Policy        string    `json:"policy"`
-	Rules         []string  `json:"rules"`
-	LocalDomains  []string  `json:"local_domains"`
-	Quarantine    string    `json:"quarantine_mailbox,omitempty"`
-	TrackedKeys   int       `json:"tracked_keys"`
-	ActiveBlocks  int       `json:"active_blocks"`
-	PolicyNotes   []string  `json:"policy_notes,omitempty"`
-	LastReloadErr string    `json:"last_reload_error,omitempty"`
+	Version   string    `json:"version"`
+	Started   time.Time `json:"started"`
+	Listen    string    `json:"listen"`
+	StateFile string    `json:"state_file"`
+	Policy    string    `json:"policy"`
+	// Mode is enforce or monitor (rules count and blocks start, but no
+	// message is acted on).
+	Mode          string   `json:"mode"`
+	Rules         []string `json:"rules"`
+	LocalDomains  []string `json:"local_domains"`
+	Quarantine    string   `json:"quarantine_mailbox,omitempty"`
+	TrackedKeys   int      `json:"tracked_keys"`
+	ActiveBlocks  int      `json:"active_blocks"`
+	PolicyNotes   []string `json:"policy_notes,omitempty"`
+	LastReloadErr string   `json:"last_reload_error,omitempty"`
 	// Backend is where counts and blocks live: bbolt, or Redis (and
 	// whether it is unreachable, the daemon counting locally meanwhile).
 	Backend state.BackendStatus `json:"backend"`
@@ -63,6 +67,18 @@ type Explained struct {
 	Limit  int          `json:"limit"`
 	Window string       `json:"window"`
 	Block  *state.Block `json:"block,omitempty"`
+}
+
+// BlockView is a block in force as /v1/blocks shows it: what it does to
+// each further message under the policy in force.
+type BlockView struct {
+	state.Block
+	// Action is what the block does: its rule's action (a fallback known
+	// in advance included); "none" in monitor mode, where WouldAction says
+	// what it would do. "" when the policy no longer has the rule.
+	Action string `json:"action,omitempty"`
+	// WouldAction is, in monitor mode, the action enforce mode would take.
+	WouldAction string `json:"would_action,omitempty"`
 }
 
 // ReleaseRequest names what to lift: a key, a rule, or both.
@@ -153,9 +169,16 @@ func (s *Server) handler() http.Handler {
 	mux.HandleFunc("GET /v1/top", s.topKeys)
 	mux.HandleFunc("GET /v1/status", s.status)
 	mux.HandleFunc("GET /v1/blocks", func(w http.ResponseWriter, r *http.Request) {
-		bs := s.Store.Blocks()
-		if bs == nil {
-			bs = []state.Block{} // a JSON list, also when empty
+		bs := []BlockView{} // a JSON list, also when empty
+		for _, b := range s.Store.Blocks() {
+			v := BlockView{Block: b}
+			if a, mode, ok := s.Engine.BlockAction(b.Rule); ok {
+				v.Action = string(a)
+				if mode == policy.ModeMonitor {
+					v.Action, v.WouldAction = "none", string(a)
+				}
+			}
+			bs = append(bs, v)
 		}
 		reply(w, bs)
 	})
@@ -205,6 +228,7 @@ func (s *Server) status(w http.ResponseWriter, _ *http.Request) {
 	st := s.Info()
 	p := s.Engine.Policy()
 	st.Policy = p.Source
+	st.Mode = string(p.CurrentMode())
 	st.Rules = nil
 	for _, r := range p.Rules {
 		st.Rules = append(st.Rules, r.Name)

@@ -20,6 +20,7 @@ type Metrics struct {
 	reg      *prometheus.Registry
 	messages *prometheus.CounterVec
 	actions  *prometheus.CounterVec
+	would    *prometheus.CounterVec
 	decision prometheus.Histogram
 	store    prometheus.Histogram
 	reloads  *prometheus.CounterVec
@@ -38,6 +39,9 @@ func New(st state.Backend) *Metrics {
 		actions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "loopbreaker_actions_total", Help: "Messages acted on, by action and rule (action=\"none\" for untouched mail).",
 		}, []string{"action", "rule"}),
+		would: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "loopbreaker_would_actions_total", Help: "Monitor mode: messages enforce mode would have acted on, by the action it would have taken and rule. Nothing was done to them (loopbreaker_actions_total counts them as action=\"none\").",
+		}, []string{"action", "rule"}),
 		decision: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "loopbreaker_decision_seconds", Help: "Time to classify, count and decide one message.",
 			Buckets: prometheus.ExponentialBuckets(10e-6, 4, 10),
@@ -53,7 +57,7 @@ func New(st state.Backend) *Metrics {
 			Name: "loopbreaker_errors_total", Help: "Errors, by where they happened: state and policy errors and failed milter decisions let the message through; a modification the MTA refused (where=\"milter\") falls back to a safer action.",
 		}, []string{"where"}),
 	}
-	m.reg.MustRegister(m.messages, m.actions, m.decision, m.store, m.reloads, m.errors,
+	m.reg.MustRegister(m.messages, m.actions, m.would, m.decision, m.store, m.reloads, m.errors,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "loopbreaker_active_blocks", Help: "Blocks in force.",
 		}, func() float64 { return float64(len(st.Blocks())) }),
@@ -93,14 +97,34 @@ func New(st state.Backend) *Metrics {
 	return m
 }
 
-// Decided counts a decision.
+// WatchMode registers loopbreaker_monitor_mode, 1 while monitoring says
+// the daemon runs in monitor mode; call it once, before serving.
+func (m *Metrics) WatchMode(monitoring func() bool) {
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "loopbreaker_monitor_mode", Help: "1 while the daemon runs in monitor mode (rules count and blocks start, but no message is acted on; see loopbreaker_would_actions_total), 0 in enforce mode.",
+	}, func() float64 {
+		if monitoring() {
+			return 1
+		}
+		return 0
+	}))
+}
+
+// Decided counts a decision. loopbreaker_actions_total counts what was
+// done: a decision of monitor mode is action="none" there (as untouched
+// mail) and counted in loopbreaker_would_actions_total by what enforce
+// mode would have done.
 func (m *Metrics) Decided(d *engine.Decision, took time.Duration) {
 	m.messages.WithLabelValues(string(d.Verdict.Kind)).Inc()
-	action := string(d.Action)
+	action, rule := string(d.Action), d.Rule
+	if d.WouldAction != "" {
+		m.would.WithLabelValues(string(d.WouldAction), d.Rule).Inc()
+		rule = ""
+	}
 	if action == "" {
 		action = "none"
 	}
-	m.actions.WithLabelValues(action, d.Rule).Inc()
+	m.actions.WithLabelValues(action, rule).Inc()
 	m.decision.Observe(took.Seconds())
 }
 

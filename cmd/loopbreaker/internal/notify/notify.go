@@ -40,6 +40,9 @@ type Notice struct {
 	Window                  time.Duration
 	Until                   time.Time
 	Started                 time.Time
+	// Monitor says the block started in monitor mode: Action is what
+	// enforce mode would do; nothing is done.
+	Monitor bool
 }
 
 // Notifier implements engine.Observer (only Decided does anything) and
@@ -84,8 +87,9 @@ func (n *Notifier) Decided(d *engine.Decision, _ time.Duration) {
 		return
 	}
 	p := n.Policy()
-	ntc := Notice{Rule: d.Rule, Key: d.Key, Action: string(d.Action), Kind: string(d.Verdict.Kind),
-		Count: d.Count, Limit: d.Limit, Window: d.Window, Until: d.Until, Started: n.Now()}
+	ntc := Notice{Rule: d.Rule, Key: d.Key, Action: string(d.Settled()), Kind: string(d.Verdict.Kind),
+		Count: d.Count, Limit: d.Limit, Window: d.Window, Until: d.Until, Started: n.Now(),
+		Monitor: d.WouldAction != policy.ActionNone}
 	select {
 	case n.queue <- ntc:
 	default:
@@ -239,6 +243,9 @@ func render(m mail, p *policy.Policy, host string, now time.Time) []byte {
 }
 
 func blockMail(n Notice, b state.Block, p *policy.Policy, releaseArgs string) mail {
+	if n.Monitor {
+		return monitorBlockMail(n, b, releaseArgs)
+	}
 	var s strings.Builder
 	fmt.Fprintf(&s, "loopbreaker started a block.\n\n")
 	fmt.Fprintf(&s, "Rule:      %s\n", n.Rule)
@@ -249,12 +256,7 @@ func blockMail(n Notice, b state.Block, p *policy.Policy, releaseArgs string) ma
 	if b.Count > 0 {
 		fmt.Fprintf(&s, "Acted on:  %d message(s) so far\n", b.Count)
 	}
-	if len(b.Samples) > 0 {
-		fmt.Fprintf(&s, "\nSample subjects:\n")
-		for _, sub := range b.Samples {
-			fmt.Fprintf(&s, "  %s\n", sub)
-		}
-	}
+	writeSamples(&s, b)
 	fmt.Fprintf(&s, "\nOrdinary mail of this key is not affected.\n\nTo lift the block:\n  %s\n", ReleaseCommand(n.Key, n.Rule, releaseArgs))
 	switch policy.Action(n.Action) {
 	case policy.ActionQuarantine:
@@ -265,12 +267,43 @@ func blockMail(n Notice, b state.Block, p *policy.Policy, releaseArgs string) ma
 	return mail{subject: fmt.Sprintf("[loopbreaker] blocked %s (rule %s)", n.Key, n.Rule), body: s.String()}
 }
 
+// monitorBlockMail tells of a block monitor mode started: what enforce
+// mode would have done, and that nothing was done.
+func monitorBlockMail(n Notice, b state.Block, releaseArgs string) mail {
+	var s strings.Builder
+	fmt.Fprintf(&s, "loopbreaker runs in monitor mode: it would have started a block.\nNothing was done to any message; they were all delivered as usual.\n\n")
+	fmt.Fprintf(&s, "Rule:      %s\n", n.Rule)
+	fmt.Fprintf(&s, "Key:       %s\n", n.Key)
+	fmt.Fprintf(&s, "Kind:      %s\n", n.Kind)
+	fmt.Fprintf(&s, "Limit:     %d per %s, exceeded\n", n.Limit, n.Window)
+	fmt.Fprintf(&s, "Would:     %s every further such message until %s (in enforce mode)\n", n.Action, n.Until.UTC().Format(time.RFC3339))
+	if b.Count > 0 {
+		fmt.Fprintf(&s, "Would have acted on: %d message(s) so far\n", b.Count)
+	}
+	writeSamples(&s, b)
+	fmt.Fprintf(&s, "\nThe block is counted as in enforce mode: switching to enforce (mode = \"enforce\"\nin the policy, then loopbreaker reload) makes it act on the next such message.\n\nTo lift the block:\n  %s\n", ReleaseCommand(n.Key, n.Rule, releaseArgs))
+	return mail{subject: fmt.Sprintf("[loopbreaker] monitor mode: would %s %s (rule %s); nothing done", n.Action, n.Key, n.Rule), body: s.String()}
+}
+
+func writeSamples(s *strings.Builder, b state.Block) {
+	if len(b.Samples) > 0 {
+		fmt.Fprintf(s, "\nSample subjects:\n")
+		for _, sub := range b.Samples {
+			fmt.Fprintf(s, "  %s\n", sub)
+		}
+	}
+}
+
 func summary(ns []Notice, p *policy.Policy, releaseArgs string) mail {
 	sort.Slice(ns, func(i, j int) bool { return ns[i].Started.Before(ns[j].Started) })
 	var s strings.Builder
 	fmt.Fprintf(&s, "loopbreaker started %d more block(s) in the last hour than admin_mails_per_hour (%d) lets it write about:\n\n", len(ns), p.AdminMailsPerHour)
 	for _, n := range ns {
-		fmt.Fprintf(&s, "  %s  %s  %s  (%s until %s)\n", n.Started.UTC().Format(time.RFC3339), n.Rule, n.Key, n.Action, n.Until.UTC().Format(time.RFC3339))
+		action := n.Action
+		if n.Monitor {
+			action = "monitor mode: would " + action + ", nothing done,"
+		}
+		fmt.Fprintf(&s, "  %s  %s  %s  (%s until %s)\n", n.Started.UTC().Format(time.RFC3339), n.Rule, n.Key, action, n.Until.UTC().Format(time.RFC3339))
 	}
 	fmt.Fprintf(&s, "\n%s lists what is still in force; %s lifts a block.\n",
 		strings.TrimSpace("loopbreaker blocks "+releaseArgs), strings.TrimSpace("loopbreaker release KEY "+releaseArgs))

@@ -28,6 +28,13 @@ function cell(row, text, cls) {
   return td;
 }
 
+// actionCell shows an action; monitor mode's would-action as "would X"
+// (nothing was, or is, done).
+function actionCell(row, action, would) {
+  if (would) cell(row, "would " + would, "would");
+  else cell(row, action);
+}
+
 function time(s) { return s ? new Date(s).toLocaleString() : ""; }
 
 function fill(id, rows, render) {
@@ -52,15 +59,16 @@ async function refresh() {
     const [status, blocks, top, events] = await Promise.all([
       api("GET", "/v1/status"), api("GET", "/v1/blocks"), api("GET", "/v1/top?n=20"), api("GET", "/v1/events?n=50"),
     ]);
+    document.getElementById("mode").hidden = status.mode !== "monitor";
     document.getElementById("summary").textContent =
-      `${status.policy} · ${status.rules.length} rules · ${status.tracked_keys} keys · ${status.active_blocks} blocks` +
+      `${status.policy} · ${status.mode || "enforce"} mode · ${status.rules.length} rules · ${status.tracked_keys} keys · ${status.active_blocks} blocks` +
       (status.backend && status.backend.name === "redis" ? ` · Redis ${status.backend.address}` : "") +
       (status.backend && status.backend.degraded ? " · DEGRADED: " + (status.backend.last_error || "state unavailable") : "");
     document.getElementById("block-count").textContent = `(${blocks.length})`;
     document.getElementById("no-blocks").hidden = blocks.length > 0;
     fill("blocks", blocks, (row, b) => {
       row.dataset.key = b.key;
-      cell(row, b.rule); cell(row, b.key); cell(row, time(b.since)); cell(row, time(b.until));
+      cell(row, b.rule); cell(row, b.key); actionCell(row, b.action, b.would_action); cell(row, time(b.since)); cell(row, time(b.until));
       cell(row, b.count, "num"); cell(row, (b.samples || [])[0]);
       const btn = document.createElement("button");
       btn.textContent = "Release";
@@ -70,7 +78,7 @@ async function refresh() {
     });
     fill("top", top, (row, k) => { cell(row, k.rule); cell(row, k.key); cell(row, k.count, "num"); });
     fill("events", events.slice().reverse(), (row, e) => {
-      cell(row, time(e.time)); cell(row, e.queue_id); cell(row, e.action); cell(row, e.rule);
+      cell(row, time(e.time)); cell(row, e.queue_id); actionCell(row, e.action, e.would_action); cell(row, e.rule);
       cell(row, e.key); cell(row, e.limit ? `${e.count}/${e.limit}` : e.count, "num"); cell(row, e.subject);
     });
     showError(null);

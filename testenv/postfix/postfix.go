@@ -32,7 +32,6 @@
 package postfix
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -52,6 +51,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/loopbreaker/loopbreaker/testenv/testproc"
 )
 
 // Paths of the Postfix commands the harness runs.
@@ -413,24 +414,10 @@ func (i *Instance) waitReady(ctx context.Context, logStart int64) error {
 	defer cancel()
 	// Probe in the background: a probe may hang until its timeout if
 	// something else listens on the port.
-	ready := make(chan struct{})
-	var lastErr error
-	var lastErrMu sync.Mutex
+	ready := make(chan error, 1)
 	go func() {
-		for ctx.Err() == nil {
-			err := greet(ctx, i.smtpAddr)
-			if err == nil {
-				close(ready)
-				return
-			}
-			lastErrMu.Lock()
-			lastErr = err
-			lastErrMu.Unlock()
-			select {
-			case <-ctx.Done():
-			case <-time.After(25 * time.Millisecond):
-			}
-		}
+		_, err := testproc.WaitForBanner(ctx, i.smtpAddr)
+		ready <- err
 	}()
 
 	tick := time.NewTicker(25 * time.Millisecond)
@@ -438,14 +425,13 @@ func (i *Instance) waitReady(ctx context.Context, logStart int64) error {
 	for {
 		var problem string
 		select {
-		case <-ready:
-			return nil
+		case err := <-ready:
+			if err == nil {
+				return nil
+			}
+			return fmt.Errorf("postfix %s: smtpd at %s not ready: %w\n%s", i.name, i.smtpAddr, err, i.logTail("maillog", 30))
 		case <-i.fgDone:
 			problem = fmt.Sprintf("master exited during start-up (%v)", i.fgErr)
-		case <-ctx.Done():
-			lastErrMu.Lock()
-			defer lastErrMu.Unlock()
-			return fmt.Errorf("postfix %s: smtpd at %s not ready (last error: %v): %w\n%s", i.name, i.smtpAddr, lastErr, ctx.Err(), i.logTail("maillog", 30))
 		case <-tick.C:
 		}
 		newLog := i.logSince(logStart)
@@ -483,33 +469,6 @@ func (i *Instance) logSince(offset int64) string {
 		return log
 	}
 	return log[offset:]
-}
-
-// greet connects to an SMTP server, expects a greeting and says QUIT. Any
-// reply code will do: smtpd greets with 554 or 421 when a milter is
-// unavailable and milter_default_action is reject or tempfail.
-func greet(ctx context.Context, addr string) error {
-	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-	defer cancel()
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", addr)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	dl, _ := ctx.Deadline()
-	if err := conn.SetDeadline(dl); err != nil {
-		return err
-	}
-	line, err := bufio.NewReader(conn).ReadString('\n')
-	if err != nil {
-		return fmt.Errorf("read greeting: %w", err)
-	}
-	if len(line) < 4 || line[0] < '2' || line[0] > '5' || (line[3] != ' ' && line[3] != '-') {
-		return fmt.Errorf("greeting %q", strings.TrimSpace(line))
-	}
-	_, err = io.WriteString(conn, "QUIT\r\n")
-	return err
 }
 
 // writeConfig writes main.cf, master.cf and the transport table.
@@ -859,18 +818,10 @@ func (i *Instance) Log() string {
 
 // WaitLog waits until the maillog contains substr, or ctx is done.
 func (i *Instance) WaitLog(ctx context.Context, substr string) error {
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		if strings.Contains(i.Log(), substr) {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("postfix %s: %q not logged: %w\n%s", i.name, substr, ctx.Err(), i.logTail("maillog", 30))
-		case <-tick.C:
-		}
+	if err := testproc.WaitForLine(ctx, i.Log, substr, 1); err != nil {
+		return fmt.Errorf("postfix %s: %w\n%s", i.name, err, i.logTail("maillog", 30))
 	}
+	return nil
 }
 
 // logTail formats the last n lines of the maillog (what = "maillog") or of
@@ -1066,18 +1017,7 @@ func parseSMTPAddr(addr string) (string, int, error) {
 
 // pickPortFunc picks the port when Config.SMTPAddr leaves it open; tests
 // replace it.
-var pickPortFunc = freePort
-
-// freePort asks the kernel for a free TCP port on host.
-func freePort(ctx context.Context, host string) (int, error) {
-	var lc net.ListenConfig
-	ln, err := lc.Listen(ctx, "tcp4", net.JoinHostPort(host, "0"))
-	if err != nil {
-		return 0, fmt.Errorf("postfix: find a free port: %w", err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
-}
+var pickPortFunc = testproc.FreePort
 
 // sanitizeName keeps letters, digits, '.', '_' and '-'.
 func sanitizeName(s string) string {

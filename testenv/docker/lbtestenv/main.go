@@ -15,7 +15,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -39,6 +38,7 @@ import (
 	"github.com/loopbreaker/loopbreaker/testenv"
 	"github.com/loopbreaker/loopbreaker/testenv/scenario"
 	"github.com/loopbreaker/loopbreaker/testenv/smtpsink"
+	"github.com/loopbreaker/loopbreaker/testenv/testproc"
 )
 
 func main() {
@@ -261,24 +261,13 @@ func (s *store) ready(w http.ResponseWriter, req *http.Request) {
 
 // greets checks that an SMTP server answers 220.
 func greets(ctx context.Context, addr string) error {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	var d net.Dialer
-	c, err := d.DialContext(ctx, "tcp", addr)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	dl, _ := ctx.Deadline()
-	_ = c.SetDeadline(dl)
-	line, err := bufio.NewReader(c).ReadString('\n')
+	line, err := testproc.Banner(ctx, addr)
 	if err != nil {
 		return err
 	}
 	if !strings.HasPrefix(line, "220") {
-		return fmt.Errorf("greeting %q", strings.TrimSpace(line))
+		return fmt.Errorf("greeting %q", line)
 	}
-	_, _ = io.WriteString(c, "QUIT\r\n")
 	return nil
 }
 

@@ -32,9 +32,7 @@ type Instance struct {
 	fgLog    string // stdout and stderr of "postfix start-fg"
 	smtpAddr string
 
-	fg       *exec.Cmd
-	fgDone   chan struct{} // closed when "postfix start-fg" has exited
-	fgErr    error         // its Wait result, readable after fgDone
+	fg       *testproc.Proc // "postfix start-fg"
 	watchdog *exec.Cmd
 	wdIn     io.WriteCloser
 

@@ -56,25 +56,13 @@ exit 0`, "lb-postfix-watchdog", PostfixCmd, i.confDir, i.ownRootPath())
 	// foreground (master becomes the leader of a new session) and exits
 	// when master does. Its output goes to a file, not a pipe: daemons may
 	// inherit the descriptors, and Wait would then wait for them too.
-	out, err := os.OpenFile(i.fgLog, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
-	if err != nil {
+	logStart := i.logSize()
+	fg := &testproc.Proc{Name: "postfix " + i.name + " start-fg", Bin: PostfixCmd,
+		Args: []string{"-c", i.confDir, "start-fg"}, LogFile: i.fgLog, Dir: "/"}
+	if err := fg.Start(); err != nil {
 		return fmt.Errorf("postfix %s: %w", i.name, err)
 	}
-	defer out.Close()
-	logStart := i.logSize()
-	fg := exec.Command(PostfixCmd, "-c", i.confDir, "start-fg")
-	fg.Dir = "/"
-	fg.Stdout, fg.Stderr = out, out
-	fg.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := fg.Start(); err != nil {
-		return fmt.Errorf("postfix %s: postfix start-fg: %w", i.name, err)
-	}
 	i.fg = fg
-	i.fgDone = make(chan struct{})
-	go func() {
-		i.fgErr = fg.Wait()
-		close(i.fgDone)
-	}()
 
 	if err := i.waitReady(ctx, logStart); err != nil {
 		return err
@@ -106,8 +94,8 @@ func (i *Instance) waitReady(ctx context.Context, logStart int64) error {
 				return nil
 			}
 			return fmt.Errorf("postfix %s: smtpd at %s not ready: %w\n%s", i.name, i.smtpAddr, err, i.logTail("maillog", 30))
-		case <-i.fgDone:
-			problem = fmt.Sprintf("master exited during start-up (%v)", i.fgErr)
+		case <-i.masterDone():
+			problem = fmt.Sprintf("master exited during start-up (%v)", i.fg.Err())
 		case <-tick.C:
 		}
 		newLog := i.logSince(logStart)
@@ -136,8 +124,8 @@ func (i *Instance) waitReady(ctx context.Context, logStart int64) error {
 func (i *Instance) Stop() error {
 	i.stopOnce.Do(func() {
 		var crashed error
-		if i.fgDone != nil && isClosed(i.fgDone) {
-			crashed = fmt.Errorf("postfix %s: master exited before Stop (%v)\n%s", i.name, i.fgErr, i.logTail("maillog", 30))
+		if i.fg != nil && !i.fg.Running() {
+			crashed = fmt.Errorf("postfix %s: master exited before Stop (%v)\n%s", i.name, i.fg.Err(), i.logTail("maillog", 30))
 		}
 		i.stopErr = errors.Join(crashed, i.halt(false))
 		i.cleanupFiles()
@@ -152,7 +140,7 @@ func (i *Instance) Stop() error {
 // before it exits, ignoring "postfix stop" for five seconds.
 func (i *Instance) halt(force bool) error {
 	var errs []error
-	if i.fg != nil && !isClosed(i.fgDone) && !force {
+	if i.fg != nil && i.fg.Running() && !force {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		stdout, stderr, err := runPostfix(ctx, PostfixCmd, "-c", i.confDir, "stop")
 		cancel()
@@ -160,7 +148,7 @@ func (i *Instance) halt(force bool) error {
 			errs = append(errs, fmt.Errorf("postfix %s: postfix stop: %w\n%s%s", i.name, err, stdout, stderr))
 		}
 		select {
-		case <-i.fgDone:
+		case <-i.masterDone():
 		case <-time.After(15 * time.Second):
 			errs = append(errs, fmt.Errorf("postfix %s: master still running 15s after postfix stop; killing it", i.name))
 			force = true
@@ -175,12 +163,11 @@ func (i *Instance) halt(force bool) error {
 	if err := waitGone(i.confDir, 15*time.Second); err != nil {
 		errs = append(errs, fmt.Errorf("postfix %s: %w", i.name, err))
 	}
-	if i.fg != nil && !isClosed(i.fgDone) {
+	if i.fg != nil && i.fg.Running() {
 		select {
-		case <-i.fgDone:
+		case <-i.masterDone():
 		case <-time.After(5 * time.Second):
-			_ = syscall.Kill(-i.fg.Process.Pid, syscall.SIGKILL) // its own process group
-			<-i.fgDone
+			i.fg.Kill() // its own process group
 		}
 	}
 	if i.watchdog != nil {
@@ -194,19 +181,18 @@ func (i *Instance) halt(force bool) error {
 	return errors.Join(errs...)
 }
 
-// isClosed reports whether ch is closed.
-func isClosed(ch <-chan struct{}) bool {
-	select {
-	case <-ch:
-		return true
-	default:
-		return false
+// masterDone is closed when "postfix start-fg" (master) has exited; nil
+// (never ready) before start.
+func (i *Instance) masterDone() <-chan struct{} {
+	if i.fg == nil {
+		return nil
 	}
+	return i.fg.Done()
 }
 
 // reset forgets the processes of a failed start so that start can run again.
 func (i *Instance) reset() {
-	i.fg, i.fgDone, i.fgErr = nil, nil, nil
+	i.fg = nil
 	_ = os.Remove(filepath.Join(i.queueDir, "pid", "master.pid"))
 }
 

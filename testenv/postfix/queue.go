@@ -52,7 +52,7 @@ func (i *Instance) WaitQueueEmpty(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("postfix %s: %d messages still queued: %w\n%s", i.name, n, ctx.Err(), i.queueListing())
-		case <-i.fgDone:
+		case <-i.masterDone():
 			return fmt.Errorf("postfix %s: master has exited with %d messages queued", i.name, n)
 		case <-tick.C:
 		}

@@ -21,8 +21,11 @@ type Proc struct {
 	Bin  string   // the program
 	Args []string // its arguments
 	// LogFile, when set, receives the output (appended, as a daemon's
-	// goes to the journal); else the output is kept in memory.
+	// goes to the journal); else the output is kept in memory. A process
+	// whose children may outlive it and keep its descriptors (Postfix's
+	// master) needs a file: a pipe would hold Wait until they exit.
 	LogFile string
+	Dir     string // its working directory; "" is the caller's
 
 	mu      sync.Mutex
 	cmd     *exec.Cmd
@@ -44,10 +47,11 @@ func Start(name, logFile, bin string, args ...string) (*Proc, error) {
 func (p *Proc) Start() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.done != nil && !isClosed(p.done) {
+	if p.done != nil && !IsClosed(p.done) {
 		return fmt.Errorf("%s is still running", p.Name)
 	}
 	cmd := exec.Command(p.Bin, p.Args...)
+	cmd.Dir = p.Dir
 	var out io.Writer = lockedWriter{p}
 	if p.LogFile != "" {
 		f, err := os.OpenFile(p.LogFile, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
@@ -90,10 +94,14 @@ func (p *Proc) Done() <-chan struct{} {
 	return p.done
 }
 
+// Err is how the process (of the latest Start) exited: its Wait error,
+// nil until it has exited.
+func (p *Proc) Err() error { return p.exitErr() }
+
 // Running reports whether the process is running.
 func (p *Proc) Running() bool {
 	done := p.Done()
-	return done != nil && !isClosed(done)
+	return done != nil && !IsClosed(done)
 }
 
 // Pid is the process id (of the latest Start; 0 before).
@@ -127,7 +135,7 @@ func (p *Proc) WaitReady(ctx context.Context, ready func(context.Context) error)
 		}
 		select {
 		case <-done:
-			return fmt.Errorf("%s exited at start (%v):\n%s", p.Name, p.exitErr(), p.Log())
+			return fmt.Errorf("%s exited at start (%v):\n%s", p.Name, p.Err(), p.Log())
 		case <-ctx.Done():
 			p.Kill()
 			return fmt.Errorf("%s not ready (last error: %v): %w\n%s", p.Name, err, ctx.Err(), p.Log())
@@ -146,7 +154,7 @@ func (p *Proc) exitErr() error {
 // it kills it and reports that. A process that is not running is stopped.
 func (p *Proc) Stop(timeout time.Duration) error {
 	done := p.Done()
-	if done == nil || isClosed(done) {
+	if done == nil || IsClosed(done) {
 		return nil
 	}
 	_ = p.Signal(syscall.SIGTERM)
@@ -159,13 +167,16 @@ func (p *Proc) Stop(timeout time.Duration) error {
 	}
 }
 
-// Kill sends SIGKILL (a crash) and waits for the process to be gone.
+// Kill sends SIGKILL (a crash) to the process and its process group and
+// waits for the process to be gone.
 func (p *Proc) Kill() {
 	done := p.Done()
 	if done == nil {
 		return
 	}
-	_ = p.Signal(syscall.SIGKILL)
+	if pid := p.Pid(); pid > 0 {
+		_ = syscall.Kill(-pid, syscall.SIGKILL) // its own process group
+	}
 	<-done
 }
 
@@ -188,7 +199,8 @@ func (p *Proc) WaitLog(ctx context.Context, substr string, n int) error {
 	return nil
 }
 
-func isClosed(ch <-chan struct{}) bool {
+// IsClosed reports whether ch is closed.
+func IsClosed(ch <-chan struct{}) bool {
 	select {
 	case <-ch:
 		return true

@@ -600,13 +600,7 @@ func TestSIGHUP100TimesUnderLoad(t *testing.T) {
 	if n := len(h.outside.Messages()) - (accepted - h.mailstore.Count()); n != 0 {
 		t.Errorf("outside and quarantine do not add up to the accepted (%d off)", n)
 	}
-	passed := 0
-	for _, msg := range h.outside.Messages() {
-		if msg.From == storm {
-			passed++
-		}
-	}
-	if passed != 5 {
+	if passed := fromCount(h.outside, storm); passed != 5 {
 		t.Errorf("%d storm messages passed across the reloads, want exactly the limit of 5", passed)
 	}
 	st := status(t, h)
@@ -662,13 +656,7 @@ func TestKill9UnderLoadKeepsBlocksAndMail(t *testing.T) {
 		t.Fatal(err)
 	}
 	accepted := l.checkNothingLost(t, h)
-	passed := 0
-	for _, m := range h.outside.Messages() {
-		if m.From == storm {
-			passed++
-		}
-	}
-	if passed != 3 {
+	if passed := fromCount(h.outside, storm); passed != 3 {
 		t.Errorf("%d storm messages reached the outside, want the 3 before the block: the block was lost in the crash", passed)
 	}
 	bs := blocksJSON(t, h)

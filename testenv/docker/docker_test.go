@@ -17,6 +17,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/loopbreaker/loopbreaker/testenv/testproc"
 )
 
 // baseImage is the registry-free base image base.sh builds.
@@ -242,7 +244,11 @@ func buildContext(t *testing.T) string {
 			t.Fatal(err)
 		}
 	}
-	run(t, 10*time.Minute, "../..", []string{"CGO_ENABLED=0"}, "go", "build", "-trimpath", "-o", filepath.Join(dir, "bin")+"/",
+	root, err := testproc.ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, 10*time.Minute, root, []string{"CGO_ENABLED=0"}, "go", "build", "-trimpath", "-o", filepath.Join(dir, "bin")+"/",
 		"./cmd/loopbreaker", "./testenv/docker/lbtestenv")
 	return dir
 }

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -22,6 +23,9 @@ const pollInterval = 20 * time.Millisecond
 // FreePort asks the kernel for a free TCP port on host, which must be a
 // loopback address ("" is 127.0.0.1). The port is free when FreePort
 // returns; a caller that binds it later may lose it to another process.
+// FreePort never hands out the same port twice in a process: a test that
+// asks for two ports (the milter's and the metrics') before its daemon
+// binds either would otherwise, now and then, get one port twice.
 func FreePort(ctx context.Context, host string) (int, error) {
 	if host == "" {
 		host = "127.0.0.1"
@@ -30,13 +34,29 @@ func FreePort(ctx context.Context, host string) (int, error) {
 		return 0, fmt.Errorf("free port: %q is not a loopback address", host)
 	}
 	var lc net.ListenConfig
-	ln, err := lc.Listen(ctx, "tcp", net.JoinHostPort(host, "0"))
-	if err != nil {
-		return 0, fmt.Errorf("free port on %s: %w", host, err)
+	for range 100 {
+		ln, err := lc.Listen(ctx, "tcp", net.JoinHostPort(host, "0"))
+		if err != nil {
+			return 0, fmt.Errorf("free port on %s: %w", host, err)
+		}
+		port := ln.Addr().(*net.TCPAddr).Port
+		ln.Close()
+		givenMu.Lock()
+		seen := given[port]
+		given[port] = true
+		givenMu.Unlock()
+		if !seen {
+			return port, nil
+		}
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
+	return 0, fmt.Errorf("free port on %s: the kernel offers only ports handed out before", host)
 }
+
+// given holds the ports FreePort has handed out.
+var (
+	givenMu sync.Mutex
+	given   = map[int]bool{}
+)
 
 // Network is "unix" for an absolute path (a unix socket), else "tcp".
 func Network(addr string) string {

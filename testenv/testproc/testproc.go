@@ -164,3 +164,25 @@ func ModuleRoot() (string, error) {
 		dir = parent
 	}
 }
+
+// Corpora finds the shared mail corpora the classifier and replay tests
+// read: the folder $LOOPBREAKER_CORPORA names, else ../shared/corpora beside
+// the module root. A folder counts when it holds MANIFEST.tsv. The error says
+// where it looked, for the skip message of a test that needs them.
+func Corpora() (string, error) {
+	if d := os.Getenv("LOOPBREAKER_CORPORA"); d != "" {
+		if _, err := os.Stat(filepath.Join(d, "MANIFEST.tsv")); err != nil {
+			return "", fmt.Errorf("LOOPBREAKER_CORPORA=%s has no MANIFEST.tsv: %w", d, err)
+		}
+		return d, nil
+	}
+	root, err := ModuleRoot()
+	if err != nil {
+		return "", fmt.Errorf("corpora not found: %w", err)
+	}
+	d := filepath.Join(filepath.Dir(root), "shared", "corpora")
+	if _, err := os.Stat(filepath.Join(d, "MANIFEST.tsv")); err != nil {
+		return "", fmt.Errorf("corpora not found at %s (set LOOPBREAKER_CORPORA): %w", d, err)
+	}
+	return d, nil
+}

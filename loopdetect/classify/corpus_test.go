@@ -10,6 +10,8 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/loopbreaker/loopbreaker/testenv/testproc"
 )
 
 // The shared corpora live beside the project (../shared/corpora from the
@@ -17,29 +19,9 @@ import (
 // skip, saying so, when they are absent.
 func corpusDir(t testing.TB) string {
 	t.Helper()
-	if d := os.Getenv("LOOPBREAKER_CORPORA"); d != "" {
-		if _, err := os.Stat(filepath.Join(d, "MANIFEST.tsv")); err == nil {
-			return d
-		}
-		t.Skipf("LOOPBREAKER_CORPORA=%s has no MANIFEST.tsv", d)
-	}
-	dir, err := os.Getwd()
+	d, err := testproc.Corpora()
 	if err != nil {
-		t.Skipf("no working directory: %v", err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Skip("corpus not found: no go.mod above the working directory")
-		}
-		dir = parent
-	}
-	d := filepath.Join(dir, "..", "shared", "corpora")
-	if _, err := os.Stat(filepath.Join(d, "MANIFEST.tsv")); err != nil {
-		t.Skipf("corpus not found at %s (set LOOPBREAKER_CORPORA): %v", d, err)
+		t.Skip(err)
 	}
 	return d
 }

@@ -37,26 +37,22 @@ func startLoopbreaker(tb testing.TB) *Target {
 		tb.Fatal(err)
 	}
 	srv := milter.NewServer(engine.New(testPolicy(), st, quietLog()), quietLog(), milter.Options{})
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ln) }()
-	tb.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-		<-done
-		st.Close()
-	})
-	return &Target{Name: "loopbreaker", Addr: ln.Addr().String()}
+	tb.Cleanup(func() { st.Close() }) // after the server's shutdown: cleanups run last first
+	return serveLoopback(tb, "loopbreaker", srv)
 }
 
 // startPassThrough runs the pass-through milter in this process.
 func startPassThrough(tb testing.TB) *Target {
 	tb.Helper()
-	srv := NewPassThrough()
+	return serveLoopback(tb, "pass-through", NewPassThrough())
+}
+
+// serveLoopback serves srv on a loopback port until the end of the test.
+func serveLoopback(tb testing.TB, name string, srv interface {
+	Serve(net.Listener) error
+	Shutdown(context.Context) error
+}) *Target {
+	tb.Helper()
 	ln, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatal(err)
@@ -69,7 +65,7 @@ func startPassThrough(tb testing.TB) *Target {
 		_ = srv.Shutdown(ctx)
 		<-done
 	})
-	return &Target{Name: "pass-through", Addr: ln.Addr().String()}
+	return &Target{Name: name, Addr: ln.Addr().String()}
 }
 
 func TestProtocolSectionRuns(t *testing.T) {

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	gomilter "github.com/d--j/go-milter"
+
+	"github.com/loopbreaker/loopbreaker/testenv/testproc"
 )
 
 // Outcome is what the milter did with one message.
@@ -38,7 +40,7 @@ const postfixActions = gomilter.OptAddHeader | gomilter.OptChangeBody | gomilter
 // 3.x offers (protocol 6, all actions and protocol steps) and sends
 // Postfix's default milter_*_macros unless the milter asks for others.
 func NewPostfixLikeClient(addr string) *gomilter.Client {
-	return gomilter.NewClient(Network(addr), addr,
+	return gomilter.NewClient(testproc.Network(addr), addr,
 		gomilter.WithActions(postfixActions),
 		gomilter.WithReadTimeout(60*time.Second),
 		gomilter.WithWriteTimeout(60*time.Second),

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/loopbreaker/loopbreaker/testenv"
+	"github.com/loopbreaker/loopbreaker/testenv/testproc"
 )
 
 // WriteMachine prints what the numbers were measured on.
@@ -40,7 +40,7 @@ func WriteMachine(w io.Writer) {
 		pfx = strings.TrimSpace(string(out))
 	}
 	commit := "unknown"
-	if root, err := testenv.ModuleRoot(); err == nil {
+	if root, err := testproc.ModuleRoot(); err == nil {
 		if out, err := exec.Command("git", "-C", root, "rev-parse", "--short", "HEAD").Output(); err == nil {
 			commit = strings.TrimSpace(string(out))
 			if st, err := exec.Command("git", "-C", root, "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(st) > 0 {

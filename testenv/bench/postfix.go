@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/loopbreaker/loopbreaker/testenv/postfix"
+	"github.com/loopbreaker/loopbreaker/testenv/testproc"
 )
 
 // Paths of Postfix's test tools (Debian's postfix package).
@@ -80,7 +81,7 @@ func RunPostfix(ctx context.Context, lb, pt *Target, cfg PostfixConfig, progress
 			return nil, fmt.Errorf("%s is missing (Debian's postfix package ships it): %w", p, err)
 		}
 	}
-	sinkPort, err := FreePort()
+	sinkPort, err := testproc.FreePort(ctx, "")
 	if err != nil {
 		return nil, err
 	}
@@ -98,14 +99,14 @@ func RunPostfix(ctx context.Context, lb, pt *Target, cfg PostfixConfig, progress
 	ports := make([]int, len(cells))
 	var master []string
 	for i := range cells {
-		if ports[i], err = FreePort(); err != nil {
+		if ports[i], err = testproc.FreePort(ctx, ""); err != nil {
 			return nil, err
 		}
 		if i == 0 {
 			continue // the instance's own smtpd
 		}
 		spec := "inet:" + cells[i].Target.Addr
-		if Network(cells[i].Target.Addr) == "unix" {
+		if testproc.Network(cells[i].Target.Addr) == "unix" {
 			spec = "unix:" + cells[i].Target.Addr
 		}
 		master = append(master, fmt.Sprintf("127.0.0.1:%d inet n - n - - smtpd -o smtpd_milters=%s", ports[i], spec))

@@ -5,16 +5,14 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/loopbreaker/loopbreaker/testenv"
+	"github.com/loopbreaker/loopbreaker/testenv/testproc"
 )
 
 // Build builds the main package pkg (e.g. "./cmd/loopbreaker") of this
@@ -24,92 +22,32 @@ func Build(ctx context.Context, dir, pkg string) (string, error) {
 	return testenv.Build(ctx, dir, pkg, false)
 }
 
-// FreePort returns a free TCP port on 127.0.0.1.
-func FreePort() (int, error) {
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
-}
-
-// Network is "unix" for an absolute path (a unix socket), else "tcp".
-func Network(addr string) string {
-	if strings.HasPrefix(addr, "/") {
-		return "unix"
-	}
-	return "tcp"
-}
-
 // Proc is a milter (or other server) process started by the benchmark, its
 // output going to a log file as a daemon's would go to the journal.
 type Proc struct {
-	Name string
+	*testproc.Proc
 	Addr string // 127.0.0.1:PORT it listens on, or the path of its unix socket
-	Log  string // its log file
-	cmd  *exec.Cmd
-	done chan struct{}
 }
 
 // StartProc runs bin with args, logging to dir/NAME.log, and waits until
 // addr accepts connections.
 func StartProc(ctx context.Context, name, dir, addr, bin string, args ...string) (*Proc, error) {
 	logPath := filepath.Join(dir, name+".log")
-	f, err := os.Create(logPath)
+	if err := os.WriteFile(logPath, nil, 0o644); err != nil {
+		return nil, err
+	}
+	p, err := testproc.Start(name, logPath, bin, args...)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	p := &Proc{Name: name, Addr: addr, Log: logPath, done: make(chan struct{})}
-	p.cmd = exec.Command(bin, args...)
-	p.cmd.Stdout, p.cmd.Stderr = f, f
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := p.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("starting %s: %w", name, err)
+	if err := p.WaitReady(ctx, func(ctx context.Context) error { return testproc.Accepts(ctx, addr) }); err != nil {
+		return nil, err
 	}
-	go func() { _ = p.cmd.Wait(); close(p.done) }()
-	for {
-		c, err := net.DialTimeout(Network(addr), addr, time.Second)
-		if err == nil {
-			c.Close()
-			return p, nil
-		}
-		select {
-		case <-p.done:
-			b, _ := os.ReadFile(logPath)
-			return nil, fmt.Errorf("%s exited at start:\n%s", name, b)
-		case <-ctx.Done():
-			p.Kill()
-			return nil, fmt.Errorf("%s did not listen on %s: %w", name, addr, ctx.Err())
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
+	return &Proc{Proc: p, Addr: addr}, nil
 }
-
-// Pid is the process id.
-func (p *Proc) Pid() int { return p.cmd.Process.Pid }
 
 // Stop sends SIGTERM and waits up to 40 s, then kills.
-func (p *Proc) Stop() {
-	select {
-	case <-p.done:
-		return
-	default:
-	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(40 * time.Second):
-		p.Kill()
-	}
-}
-
-// Kill sends SIGKILL and waits for the process to be gone.
-func (p *Proc) Kill() {
-	_ = p.cmd.Process.Kill()
-	<-p.done
-}
+func (p *Proc) Stop() { _ = p.Proc.Stop(40 * time.Second) }
 
 // CPUTime is the user+system CPU time the process has used so far.
 func (p *Proc) CPUTime() time.Duration { return ProcCPUTime(p.Pid()) }

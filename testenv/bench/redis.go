@@ -14,6 +14,7 @@ import (
 	"github.com/loopbreaker/loopbreaker/state"
 	"github.com/loopbreaker/loopbreaker/state/redisstore"
 	"github.com/loopbreaker/loopbreaker/testenv/redisserver"
+	"github.com/loopbreaker/loopbreaker/testenv/testproc"
 )
 
 // RedisConfig sizes the Redis section: the shared state backend beside
@@ -121,7 +122,7 @@ func RunRedis(ctx context.Context, cfg RedisConfig, progress io.Writer) (*RedisR
 
 	// The daemon, through the milter protocol.
 	start := func(name string, extra ...string) (*Proc, error) {
-		port, err := FreePort()
+		port, err := testproc.FreePort(ctx, "")
 		if err != nil {
 			return nil, err
 		}

@@ -10,12 +10,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/loopbreaker/loopbreaker/testenv/testproc"
 )
 
 // baseImage is the registry-free base image base.sh builds.
@@ -241,7 +244,11 @@ func buildContext(t *testing.T) string {
 			t.Fatal(err)
 		}
 	}
-	run(t, 10*time.Minute, "../..", []string{"CGO_ENABLED=0"}, "go", "build", "-trimpath", "-o", filepath.Join(dir, "bin")+"/",
+	root, err := testproc.ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, 10*time.Minute, root, []string{"CGO_ENABLED=0"}, "go", "build", "-trimpath", "-o", filepath.Join(dir, "bin")+"/",
 		"./cmd/loopbreaker", "./testenv/docker/lbtestenv")
 	return dir
 }
@@ -257,37 +264,34 @@ func run(t *testing.T, timeout time.Duration, dir string, env []string, name str
 }
 
 func runErr(timeout time.Duration, dir string, env []string, name string, args ...string) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), env...)
-	cmd.WaitDelay = 10 * time.Second
 	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	err := cmd.Run()
-	if ctx.Err() != nil {
-		err = errors.Join(err, ctx.Err())
-	}
+	err := runTo(&out, &out, timeout, dir, env, name, args...)
 	return out.String(), err
 }
 
 // runSplit runs a command and returns its standard output and standard
 // error apart.
 func runSplit(timeout time.Duration, dir string, env []string, name string, args ...string) (string, string, error) {
+	var stdout, stderr bytes.Buffer
+	err := runTo(&stdout, &stderr, timeout, dir, env, name, args...)
+	return stdout.String(), stderr.String(), err
+}
+
+// runTo runs a command in dir with env added, its output going to stdout
+// and stderr, within timeout.
+func runTo(stdout, stderr io.Writer, timeout time.Duration, dir string, env []string, name string, args ...string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), env...)
 	cmd.WaitDelay = 10 * time.Second
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	cmd.Stdout, cmd.Stderr = stdout, stderr
 	err := cmd.Run()
 	if ctx.Err() != nil {
 		err = errors.Join(err, ctx.Err())
 	}
-	return stdout.String(), stderr.String(), err
+	return err
 }
 
 func firstLine(b []byte) string {

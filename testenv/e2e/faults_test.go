@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -340,7 +341,8 @@ func TestPostfixRestartedMidSession(t *testing.T) {
 		t.Fatal(err)
 	}
 	send(t, ctx, h, alice, []string{typo}, ordinary(alice, typo, "warm up"))
-	time.Sleep(time.Second)
+	// The warm-up's milter session is over before the baseline is taken.
+	waitUntil(t, ctx, "the warm-up's milter session to end", func() bool { return milterSessions(t, h.daemon.Addr) == 0 })
 	before := metricValue(scrape(t, metricsAddr), "go_goroutines")
 
 	// Four sessions stop in the middle of DATA, with a forwarded NDR's
@@ -368,7 +370,9 @@ func TestPostfixRestartedMidSession(t *testing.T) {
 		w.Write(msg[:bytes.Index(msg, []byte("\r\n\r\n"))+4]) // headers only
 		conns = append(conns, c)
 	}
-	time.Sleep(500 * time.Millisecond) // the headers reach the milter
+	// smtpd has opened the four sessions with the milter (connect, HELO,
+	// MAIL, RCPT and DATA have reached it: Data returned).
+	waitUntil(t, ctx, "the four sessions in the milter", func() bool { return milterSessions(t, h.daemon.Addr) >= 4 })
 	pids := smtpdPids(h.pf.ConfigDir())
 	if len(pids) < 4 {
 		t.Fatalf("found %d smtpd processes, want the 4 in session", len(pids))
@@ -474,6 +478,48 @@ func runLoad(ctx context.Context, h *hub, workers int, storm string, stop <-chan
 
 func (l *load) wait() { <-l.done }
 
+// acceptedCount is how many messages Postfix has accepted so far.
+func (l *load) acceptedCount() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.accepted)
+}
+
+// waitUntil polls cond until it holds, and fails the test when ctx ends
+// first.
+func waitUntil(t *testing.T, ctx context.Context, what string, cond func() bool) {
+	t.Helper()
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("waiting for %s: %v", what, ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// milterSessions counts the established TCP connections the daemon
+// listening at addr (127.0.0.1:PORT) has accepted: its milter sessions.
+func milterSessions(t *testing.T, addr string) int {
+	t.Helper()
+	_, portStr, _ := net.SplitHostPort(addr)
+	port, _ := strconv.Atoi(portStr)
+	b, err := os.ReadFile("/proc/net/tcp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	local := fmt.Sprintf(":%04X", port)
+	n := 0
+	for _, line := range strings.Split(string(b), "\n")[1:] {
+		f := strings.Fields(line)
+		// sl local_address rem_address st: 01 is ESTABLISHED.
+		if len(f) > 3 && strings.HasSuffix(f[1], local) && f[3] == "01" {
+			n++
+		}
+	}
+	return n
+}
+
 // checkNothingLost: every message Postfix accepted was delivered (to the
 // outside, or redirected to the quarantine mailbox), once.
 func (l *load) checkNothingLost(t *testing.T, h *hub) (accepted int) {
@@ -521,14 +567,19 @@ func TestSIGHUP100TimesUnderLoad(t *testing.T) {
 	const storm = "alice@corp.example"
 	stop := make(chan struct{})
 	l := runLoad(ctx, h, 4, storm, stop)
+	reloaded := 0
 	for i := 0; i < 100; i++ {
+		reloaded = strings.Count(h.daemon.Log(), "policy reloaded")
 		if err := h.daemon.Signal(syscall.SIGHUP); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(30 * time.Millisecond)
+		time.Sleep(30 * time.Millisecond) // the pace of the SIGHUPs
 	}
-	// Let the last reload land before the load stops.
-	time.Sleep(500 * time.Millisecond)
+	// The last reload lands before the load stops: one more reload is
+	// logged after the last SIGHUP was sent.
+	if err := h.daemon.WaitLog(ctx, "policy reloaded", reloaded+1); err != nil {
+		t.Fatal(err)
+	}
 	close(stop)
 	l.wait()
 	if err := h.pf.WaitQueueEmpty(ctx); err != nil {
@@ -549,13 +600,7 @@ func TestSIGHUP100TimesUnderLoad(t *testing.T) {
 	if n := len(h.outside.Messages()) - (accepted - h.mailstore.Count()); n != 0 {
 		t.Errorf("outside and quarantine do not add up to the accepted (%d off)", n)
 	}
-	passed := 0
-	for _, msg := range h.outside.Messages() {
-		if msg.From == storm {
-			passed++
-		}
-	}
-	if passed != 5 {
+	if passed := fromCount(h.outside, storm); passed != 5 {
 		t.Errorf("%d storm messages passed across the reloads, want exactly the limit of 5", passed)
 	}
 	st := status(t, h)
@@ -585,26 +630,33 @@ func TestKill9UnderLoadKeepsBlocksAndMail(t *testing.T) {
 	}
 	stop := make(chan struct{})
 	l := runLoad(ctx, h, 4, storm, stop)
-	time.Sleep(2 * time.Second)
+	// The load runs through the daemon (a storm message among the first
+	// eight), then the daemon is killed.
+	waitUntil(t, ctx, "8 messages accepted before the crash", func() bool { return l.acceptedCount() >= 8 })
 	h.daemon.Kill()
-	time.Sleep(500 * time.Millisecond)
+	// While it is down, Postfix tempfails new sessions; a 30 s wait for
+	// one tempfail at most (the check below only logs its absence).
+	downCtx, downCancel := context.WithTimeout(ctx, 30*time.Second)
+	for l.tempfailed.Load() == 0 && downCtx.Err() == nil {
+		select {
+		case <-downCtx.Done():
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	downCancel()
 	if err := h.daemon.Restart(ctx); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(2 * time.Second)
+	// The load runs through the restarted daemon before it stops.
+	afterRestart := l.acceptedCount()
+	waitUntil(t, ctx, "8 messages accepted after the restart", func() bool { return l.acceptedCount() >= afterRestart+8 })
 	close(stop)
 	l.wait()
 	if err := h.pf.WaitQueueEmpty(ctx); err != nil {
 		t.Fatal(err)
 	}
 	accepted := l.checkNothingLost(t, h)
-	passed := 0
-	for _, m := range h.outside.Messages() {
-		if m.From == storm {
-			passed++
-		}
-	}
-	if passed != 3 {
+	if passed := fromCount(h.outside, storm); passed != 3 {
 		t.Errorf("%d storm messages reached the outside, want the 3 before the block: the block was lost in the crash", passed)
 	}
 	bs := blocksJSON(t, h)

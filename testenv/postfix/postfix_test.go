@@ -15,6 +15,7 @@ import (
 
 	"github.com/loopbreaker/loopbreaker/testenv"
 	"github.com/loopbreaker/loopbreaker/testenv/smtpsink"
+	"github.com/loopbreaker/loopbreaker/testenv/testproc"
 )
 
 // testCtx returns a context for one test step, bounded well below go test's
@@ -39,12 +40,10 @@ func msg(from, to, subject string) []byte {
 // closedPort returns a loopback port where nothing listens (for now).
 func closedPort(t *testing.T) int {
 	t.Helper()
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	port, err := testproc.FreePort(context.Background(), "127.0.0.1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
 	return port
 }
 
@@ -322,9 +321,9 @@ func TestPortRetry(t *testing.T) {
 		if calls == 1 {
 			return busy, nil
 		}
-		return freePort(ctx, host)
+		return testproc.FreePort(ctx, host)
 	}
-	t.Cleanup(func() { pickPortFunc = freePort })
+	t.Cleanup(func() { pickPortFunc = testproc.FreePort })
 
 	inst, err := Start(ctx, Config{Dir: t.TempDir(), Name: "retry"})
 	if err != nil {
@@ -334,7 +333,7 @@ func TestPortRetry(t *testing.T) {
 	if calls != 2 || inst.SMTPAddr() == ln.Addr().String() {
 		t.Fatalf("%d port picks, listening on %s (busy: %d)", calls, inst.SMTPAddr(), busy)
 	}
-	if err := greet(ctx, inst.SMTPAddr()); err != nil {
+	if _, err := testproc.Banner(ctx, inst.SMTPAddr()); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(inst.Log(), "Address already in use") {

@@ -9,14 +9,13 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/loopbreaker/loopbreaker/testenv/testproc"
 )
 
 // Bin is the redis-server of Debian's package.
@@ -33,13 +32,7 @@ func Available() error {
 // Server is a redis-server started by a test.
 type Server struct {
 	Addr string // 127.0.0.1:PORT
-	dir  string
-	port int
-
-	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done chan struct{}
-	log  string
+	proc *testproc.Proc
 }
 
 // URL is the server's redis:// URL with database db.
@@ -51,13 +44,16 @@ func Start(ctx context.Context, dir string) (*Server, error) {
 	if err := Available(); err != nil {
 		return nil, err
 	}
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	port, err := testproc.FreePort(ctx, "127.0.0.1")
 	if err != nil {
 		return nil, err
 	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	s := &Server{Addr: "127.0.0.1:" + strconv.Itoa(port), dir: dir, port: port, log: filepath.Join(dir, "redis.log")}
+	log := filepath.Join(dir, "redis.log")
+	s := &Server{Addr: "127.0.0.1:" + strconv.Itoa(port), proc: &testproc.Proc{
+		Name: "redis-server", Bin: Bin, LogFile: log,
+		Args: []string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1",
+			"--dir", dir, "--save", "", "--appendonly", "no", "--logfile", log, "--daemonize", "no"},
+	}}
 	return s, s.Restart(ctx)
 }
 
@@ -85,72 +81,20 @@ func MustStart(tb testing.TB) *Server {
 
 // Restart starts the server again after Kill, on the same port, empty.
 func (s *Server) Restart(ctx context.Context) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.done != nil {
-		select {
-		case <-s.done:
-		default:
-			return fmt.Errorf("redis-server on %s is still running", s.Addr)
-		}
+	if err := s.proc.Start(); err != nil {
+		return err
 	}
-	cmd := exec.Command(Bin, "--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
-		"--dir", s.dir, "--save", "", "--appendonly", "no", "--logfile", s.log, "--daemonize", "no")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("starting redis-server: %w", err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	s.cmd, s.done = cmd, done
-	for {
-		if err := ping(s.Addr); err == nil {
-			return nil
-		}
-		select {
-		case <-done:
-			return fmt.Errorf("redis-server exited at start:\n%s", s.logText())
-		case <-ctx.Done():
-			_ = cmd.Process.Kill()
-			<-done
-			return fmt.Errorf("redis-server did not answer on %s: %w\n%s", s.Addr, ctx.Err(), s.logText())
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
+	return s.proc.WaitReady(ctx, func(context.Context) error { return ping(s.Addr) })
 }
 
 // Kill stops the server at once (SIGKILL), as a crash would.
-func (s *Server) Kill() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.cmd == nil {
-		return
-	}
-	_ = s.cmd.Process.Kill()
-	<-s.done
-}
+func (s *Server) Kill() { s.proc.Kill() }
 
 // Pid is the running server's process id (0 before Start).
-func (s *Server) Pid() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.cmd == nil {
-		return 0
-	}
-	return s.cmd.Process.Pid
-}
+func (s *Server) Pid() int { return s.proc.Pid() }
 
 // Log is the server's log so far.
-func (s *Server) Log() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.logText()
-}
-
-func (s *Server) logText() string {
-	b, _ := os.ReadFile(s.log)
-	return string(b)
-}
+func (s *Server) Log() string { return s.proc.Log() }
 
 // ping sends PING in RESP and waits for +PONG.
 func ping(addr string) error {

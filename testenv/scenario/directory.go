@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/loopbreaker/loopbreaker/loopdetect/address"
 )
 
 // Directory is the outside organization's user database: it knows which
@@ -37,7 +39,7 @@ func newDirectory(domain string, users []string, budget *Budget) *Directory {
 // Refuse reports whether mail to addr is to be refused as "user unknown".
 // Addresses outside the directory's domain are not its business (false).
 func (d *Directory) Refuse(addr string) bool {
-	local, domain, ok := strings.Cut(strings.ToLower(strings.Trim(addr, "<>")), "@")
+	local, domain, ok := strings.Cut(strings.ToLower(address.Path(addr)), "@")
 	if !ok || domain != d.domain || d.known[local] {
 		return false
 	}

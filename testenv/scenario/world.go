@@ -17,6 +17,7 @@ import (
 	"github.com/loopbreaker/loopbreaker/testenv"
 	"github.com/loopbreaker/loopbreaker/testenv/postfix"
 	"github.com/loopbreaker/loopbreaker/testenv/smtpsink"
+	"github.com/loopbreaker/loopbreaker/testenv/testproc"
 )
 
 // The world every scenario runs in.
@@ -191,11 +192,11 @@ func StartWorld(ctx context.Context, cfg WorldConfig) (_ *World, err error) {
 	// The hub and the outside route to each other: pick both ports, then
 	// start both at once.
 	for attempt := 1; ; attempt++ {
-		hubPort, err := freePort(ctx, "127.0.0.1")
+		hubPort, err := testproc.FreePort(ctx, "127.0.0.1")
 		if err != nil {
 			return nil, err
 		}
-		outPort, err := freePort(ctx, OutsideIP)
+		outPort, err := testproc.FreePort(ctx, OutsideIP)
 		if err != nil {
 			return nil, err
 		}
@@ -392,17 +393,6 @@ func (w *World) Close() error {
 		w.closeErr = errors.Join(errs...)
 	})
 	return w.closeErr
-}
-
-// freePort asks the kernel for a free TCP port on host.
-func freePort(ctx context.Context, host string) (int, error) {
-	var lc net.ListenConfig
-	ln, err := lc.Listen(ctx, "tcp4", net.JoinHostPort(host, "0"))
-	if err != nil {
-		return 0, fmt.Errorf("scenario: find a free port on %s: %w", host, err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
 func sortedKeys[V any](m map[string]V) []string {

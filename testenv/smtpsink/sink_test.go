@@ -91,3 +91,22 @@ func TestSink(t *testing.T) {
 		t.Fatal("closed sink accepted mail")
 	}
 }
+
+// TestDiscard: a discarding sink hands each message to OnMessage and keeps
+// none.
+func TestDiscard(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	seen := make(chan smtpsink.Message, 1)
+	s := smtpsink.MustStart(t, "sink.test", smtpsink.Discard(), smtpsink.OnMessage(func(m smtpsink.Message) { seen <- m }))
+	body := testenv.Message([][2]string{{"From", "a@x.example"}, {"X-Soak-Seq", "7"}}, "hi\n")
+	if err := testenv.SendMail(ctx, s.Addr(), "a@x.example", []string{"b@outside.example"}, body); err != nil {
+		t.Fatal(err)
+	}
+	if m := <-seen; m.Header.Get("X-Soak-Seq") != "7" || !slices.Equal(m.To, []string{"b@outside.example"}) {
+		t.Errorf("OnMessage got %+v", m)
+	}
+	if n := s.Count(); n != 0 {
+		t.Errorf("a discarding sink kept %d messages", n)
+	}
+}

@@ -1,18 +1,12 @@
 package soak
 
 import (
-	"bufio"
 	"context"
-	"fmt"
-	"io"
-	"log"
-	"net"
 	"strconv"
 	"strings"
 	"sync"
-	"time"
 
-	"github.com/emersion/go-smtp"
+	"github.com/loopbreaker/loopbreaker/testenv/smtpsink"
 )
 
 // Fates a message can meet at the sink.
@@ -27,8 +21,7 @@ const (
 // sequence number (the X-Soak-Seq header) and the duplicates, so that half a
 // million messages cost a few hundred kilobytes.
 type countingSink struct {
-	srv        *smtp.Server
-	ln         net.Listener
+	*smtpsink.Sink
 	quarantine string
 
 	mu         sync.Mutex
@@ -44,31 +37,29 @@ type countingSink struct {
 const baselineSeq = 1 << 30
 
 func startSink(ctx context.Context, quarantine string) (*countingSink, error) {
-	var lc net.ListenConfig
-	ln, err := lc.Listen(ctx, "tcp4", "127.0.0.1:0")
+	s := &countingSink{quarantine: quarantine}
+	sink, err := smtpsink.Start(ctx, "sink.test", smtpsink.Discard(), smtpsink.OnMessage(s.count))
 	if err != nil {
 		return nil, err
 	}
-	s := &countingSink{ln: ln, quarantine: quarantine}
-	srv := smtp.NewServer(smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) {
-		return &sinkSession{sink: s}, nil
-	}))
-	srv.Domain = "sink.test"
-	srv.ReadTimeout = time.Minute
-	srv.WriteTimeout = time.Minute
-	srv.MaxMessageBytes = 64 << 20
-	srv.AllowInsecureAuth = true
-	srv.ErrorLog = log.New(io.Discard, "", 0)
-	s.srv = srv
-	go func() { _ = srv.Serve(ln) }()
+	s.Sink = sink
 	return s, nil
 }
 
-func (s *countingSink) Nexthop() string {
-	return "[127.0.0.1]:" + strconv.Itoa(s.ln.Addr().(*net.TCPAddr).Port)
+// count records the fate of a message the sink accepted.
+func (s *countingSink) count(m smtpsink.Message) {
+	seq := -1
+	if n, err := strconv.Atoi(strings.TrimSpace(m.Header.Get(SeqHeader))); err == nil {
+		seq = n
+	}
+	fate := fateDelivered
+	for _, to := range m.To {
+		if strings.EqualFold(to, s.quarantine) {
+			fate = fateQuarantined
+		}
+	}
+	s.record(seq, fate)
 }
-
-func (s *countingSink) Close() error { return s.srv.Close() }
 
 func (s *countingSink) record(seq int, fate uint8) {
 	s.mu.Lock()
@@ -106,45 +97,4 @@ func (s *countingSink) counts() (total, duplicates, unknown int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.total, s.duplicates, s.unknown
-}
-
-type sinkSession struct {
-	sink *countingSink
-	to   []string
-}
-
-func (ss *sinkSession) Reset()                               { ss.to = nil }
-func (ss *sinkSession) Logout() error                        { return nil }
-func (ss *sinkSession) Mail(string, *smtp.MailOptions) error { ss.to = nil; return nil }
-func (ss *sinkSession) Rcpt(to string, _ *smtp.RcptOptions) error {
-	ss.to = append(ss.to, to)
-	return nil
-}
-
-func (ss *sinkSession) Data(r io.Reader) error {
-	seq := -1
-	br := bufio.NewReader(r)
-	for {
-		line, err := br.ReadString('\n')
-		l := strings.TrimRight(line, "\r\n")
-		if l == "" || err != nil {
-			break
-		}
-		if v, ok := strings.CutPrefix(l, SeqHeader+": "); ok {
-			if n, err := strconv.Atoi(strings.TrimSpace(v)); err == nil {
-				seq = n
-			}
-		}
-	}
-	if _, err := io.Copy(io.Discard, br); err != nil {
-		return fmt.Errorf("read message: %w", err)
-	}
-	fate := fateDelivered
-	for _, to := range ss.to {
-		if strings.EqualFold(to, ss.sink.quarantine) {
-			fate = fateQuarantined
-		}
-	}
-	ss.sink.record(seq, fate)
-	return nil
 }

@@ -13,10 +13,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -28,6 +26,7 @@ import (
 
 	"github.com/loopbreaker/loopbreaker/testenv"
 	"github.com/loopbreaker/loopbreaker/testenv/postfix"
+	"github.com/loopbreaker/loopbreaker/testenv/testproc"
 )
 
 // Config sizes a soak run.
@@ -178,43 +177,31 @@ func Run(ctx context.Context, cfg Config, w io.Writer) (*Result, error) {
 	}
 	defer sink.Close()
 
-	milterPort, err := freePort()
+	milterPort, err := testproc.FreePort(ctx, "")
 	if err != nil {
 		return nil, err
 	}
-	metricsPort, err := freePort()
+	metricsPort, err := testproc.FreePort(ctx, "")
 	if err != nil {
 		return nil, err
 	}
 	metricsAddr := "127.0.0.1:" + strconv.Itoa(metricsPort)
-	daemonLog, err := os.Create(filepath.Join(cfg.Dir, "loopbreaker.log"))
+	daemonLog := filepath.Join(cfg.Dir, "loopbreaker.log")
+	if err := os.WriteFile(daemonLog, nil, 0o644); err != nil {
+		return nil, err
+	}
+	daemon, err := testproc.Start("loopbreaker", daemonLog, bin, "serve", "-listen", "inet:"+strconv.Itoa(milterPort)+"@127.0.0.1",
+		"-state", filepath.Join(cfg.Dir, "state.db"), "-metrics", metricsAddr,
+		"-local-domains", localDomain, "-quarantine-mailbox", Quarantine)
 	if err != nil {
 		return nil, err
 	}
-	defer daemonLog.Close()
-	daemon := exec.Command(bin, "serve", "-listen", "inet:"+strconv.Itoa(milterPort)+"@127.0.0.1",
-		"-state", filepath.Join(cfg.Dir, "state.db"), "-metrics", metricsAddr,
-		"-local-domains", localDomain, "-quarantine-mailbox", Quarantine)
-	daemon.Stdout, daemon.Stderr = daemonLog, daemonLog
-	if err := daemon.Start(); err != nil {
-		return nil, err
-	}
-	daemonDone := make(chan error, 1)
-	go func() { daemonDone <- daemon.Wait() }()
-	defer func() {
-		_ = daemon.Process.Signal(os.Interrupt)
-		select {
-		case <-daemonDone:
-		case <-time.After(40 * time.Second):
-			_ = daemon.Process.Kill()
-			<-daemonDone
-		}
-	}()
-	if err := waitHTTP(ctx, "http://"+metricsAddr+"/metrics", daemonDone); err != nil {
-		return nil, fmt.Errorf("daemon: %w (log in %s)", err, daemonLog.Name())
+	defer daemon.Stop(40 * time.Second)
+	if err := daemon.WaitReady(ctx, func(context.Context) error { return getOK("http://" + metricsAddr + "/metrics") }); err != nil {
+		return nil, fmt.Errorf("daemon: %w (log in %s)", err, daemonLog)
 	}
 
-	bareSMTP, err := freePort()
+	bareSMTP, err := testproc.FreePort(ctx, "")
 	if err != nil {
 		return nil, err
 	}
@@ -479,30 +466,13 @@ func build(ctx context.Context, dir string) (string, error) {
 	return testenv.Build(ctx, dir, "./cmd/loopbreaker", false)
 }
 
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+// getOK reports whether url answers a GET.
+func getOK(url string) error {
+	resp, err := http.Get(url)
 	if err != nil {
-		return 0, err
+		return err
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
-}
-
-func waitHTTP(ctx context.Context, url string, done <-chan error) error {
-	for {
-		resp, err := http.Get(url)
-		if err == nil {
-			resp.Body.Close()
-			return nil
-		}
-		select {
-		case err := <-done:
-			return fmt.Errorf("exited at start: %v", err)
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+	return resp.Body.Close()
 }
 
 // scrapeMetrics reads the figures a Sample holds from the metrics endpoint.

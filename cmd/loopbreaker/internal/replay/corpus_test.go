@@ -2,47 +2,20 @@ package replay
 
 import (
 	"io/fs"
-	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/loopbreaker/loopbreaker/testenv/testproc"
 )
 
-// corporaDir finds the shared mail corpora: $LOOPBREAKER_CORPORA, else
-// ../shared/corpora beside the module root, else /work/shared/corpora.
+// corporaDir is the shared corpora's folder, or skips the test saying why.
 func corporaDir(t *testing.T) string {
 	t.Helper()
-	var tried []string
-	try := func(d string) bool {
-		tried = append(tried, d)
-		fi, err := os.Stat(filepath.Join(d, "ham"))
-		return err == nil && fi.IsDir()
+	d, err := testproc.Corpora()
+	if err != nil {
+		t.Skip(err)
 	}
-	if d := os.Getenv("LOOPBREAKER_CORPORA"); d != "" {
-		if try(d) {
-			return d
-		}
-		t.Skipf("LOOPBREAKER_CORPORA=%s has no ham/ folder", d)
-	}
-	if dir, err := os.Getwd(); err == nil {
-		for {
-			if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-				if d := filepath.Join(filepath.Dir(dir), "shared", "corpora"); try(d) {
-					return d
-				}
-				break
-			}
-			parent := filepath.Dir(dir)
-			if parent == dir {
-				break
-			}
-			dir = parent
-		}
-	}
-	if d := "/work/shared/corpora"; try(d) {
-		return d
-	}
-	t.Skipf("no mail corpora (looked in %v; set LOOPBREAKER_CORPORA)", tried)
-	return ""
+	return d
 }
 
 // TestReplayCorpora replays every file of the corpora's ham/ and spam/

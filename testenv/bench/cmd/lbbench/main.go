@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/loopbreaker/loopbreaker/testenv/bench"
+	"github.com/loopbreaker/loopbreaker/testenv/testproc"
 )
 
 func main() {
@@ -138,7 +139,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		defer lb.Proc.Stop()
-		ptPort, err := bench.FreePort()
+		ptPort, err := testproc.FreePort(ctx, "")
 		if err != nil {
 			return err
 		}
@@ -260,7 +261,7 @@ func startLoopbreaker(ctx context.Context, name, dir, bin string) (*bench.Target
 		addr = filepath.Join(stateDir, "milter.sock")
 		spec = "unix:" + addr
 	} else {
-		port, err := bench.FreePort()
+		port, err := testproc.FreePort(ctx, "")
 		if err != nil {
 			return nil, err
 		}
@@ -274,7 +275,7 @@ func startLoopbreaker(ctx context.Context, name, dir, bin string) (*bench.Target
 	if err != nil {
 		return nil, err
 	}
-	if bench.Network(addr) == "unix" {
+	if testproc.Network(addr) == "unix" {
 		// The daemon makes its socket 0660; Postfix's smtpd runs as postfix.
 		g, err := user.LookupGroup("postfix")
 		if err != nil {

@@ -1,6 +1,10 @@
 package classify
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/loopbreaker/loopbreaker/loopdetect/address"
+)
 
 // analysis is everything learned about one message: the top-level one or
 // one attached to it.
@@ -8,6 +12,7 @@ type analysis struct {
 	depth int
 	hdr   fields
 	env   sender
+	site  site // top level only
 
 	// Header facts.
 	ct            mediaType
@@ -25,6 +30,9 @@ type analysis struct {
 	arHeader      string // name: value of an auto-reply header
 	ruleHeader    string // name: value of an inbox-rule header
 	resent        string
+	resentAddr    string // the address of Resent-From or Resent-Sender
+	fwdHeader     string // name: value of a forwarding agent's field (X-Forwarded-To, ...)
+	deliveredTo   []string
 	exchangeNDR   bool
 	failedRcpts   string
 	mddsn         bool
@@ -53,6 +61,7 @@ type analysis struct {
 	recipient string
 	signals   []Signal
 	reason    string // the first signals, for the parent's embedded-ndr signal (see summary)
+	redirect  Signal // the sign that a report was passed on unchanged (redirectSign)
 }
 
 func newAnalysis(fs fields, env sender, depth int) *analysis {
@@ -128,8 +137,28 @@ func (a *analysis) readHeader() {
 				a.ruleHeader = "X-MS-Exchange-Organization-AutoForwarded: " + v
 			}
 		case "Resent-From", "Resent-Sender":
+			if a.resent == "" || !strings.HasPrefix(a.resent, "Resent-From") && !strings.HasPrefix(a.resent, "Resent-Sender") {
+				a.resent = f.key + ": " + v
+				a.resentAddr = address.Extract(v)
+			}
+		case "Resent-To", "Resent-Date", "Resent-Message-Id", "Resent-Cc":
+			// RFC 5322 3.6.6: a resend writes Resent-Date and mostly
+			// Resent-From; some clients write only Resent-To.
 			if a.resent == "" {
 				a.resent = f.key + ": " + v
+			}
+		case "X-Forwarded-To", "X-Forwarded-For", "X-Sieve-Redirected-From", "X-Redirected-By", "X-Forwarded-By":
+			// Gmail and Workspace auto-forwarding (X-Forwarded-To,
+			// X-Forwarded-For), Dovecot Pigeonhole's redirect
+			// (X-Sieve-Redirected-From) and other forwarders.
+			if strings.TrimSpace(v) != "" && a.fwdHeader == "" {
+				a.fwdHeader = f.key + ": " + v
+			}
+		case "Delivered-To", "X-Original-To":
+			if len(a.deliveredTo) < 8 {
+				if ad := address.Extract(v); ad != "" {
+					a.deliveredTo = append(a.deliveredTo, ad)
+				}
 			}
 		case "X-Ms-Exchange-Message-Is-Ndr", "X-Ms-Embedded-Report":
 			// Exchange 2007 and later; Exchange 5.5 and 2000.

@@ -175,6 +175,15 @@ func (a *analysis) kindSignals(e *evidence, reason kindReason) {
 		a.add(SignalSubjectForwardedNDR, "header:Subject", a.subject)
 	case reasonReportFromPerson:
 		a.add(SignalForwardedBlockNDR, "body", "report text from a person")
+	case reasonRedirect:
+		if !hasSignal(a.signals, a.redirect.Name) || a.redirect.Name == SignalForwardingHeader {
+			a.add(a.redirect.Name, a.redirect.Where, a.redirect.Value)
+		}
+	}
+	if (a.kind == KindBounce || a.kind == KindForwardedNDR) && a.depth == 0 {
+		if out := a.site.outside(); out != "" {
+			a.add(SignalOutbound, "envelope", out)
+		}
 	}
 	switch a.kind {
 	case KindBounce:

@@ -47,6 +47,7 @@ const (
 	reasonNone                kindReason = iota
 	reasonSubjectForwardedNDR            // "FW: Undeliverable: x"
 	reasonReportFromPerson               // a report's text in a person's mail
+	reasonRedirect                       // a report passed on unchanged (a.redirect)
 )
 
 // conclude weighs what was learned of the message and sets the outcome:
@@ -86,6 +87,10 @@ func (a *analysis) pickKind(e *evidence) (Kind, kindReason) {
 		if e.ruleMark && !e.senderNull && !e.replyShape && a.ruleHeader != "" {
 			// A report that a mailbox rule redirected onward.
 			return KindForwardedNDR, reasonNone
+		}
+		if a.redirect = a.redirectSign(e); a.redirect.Name != "" {
+			// A report a mailbox passed on unchanged.
+			return KindForwardedNDR, reasonRedirect
 		}
 		return KindBounce, reasonNone
 	case e.isReport || e.replyShape:

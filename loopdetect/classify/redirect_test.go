@@ -1,0 +1,74 @@
+package classify
+
+import (
+	"bytes"
+	"testing"
+)
+
+// redirectCase builds the Postfix report of testdata/postfix-ndr.eml as a
+// redirect passes it on: the same message with the given fields put on top,
+// sent with the given envelope.
+func redirectMsg(t *testing.T, sender string, rcpts []string, extra string) *Message {
+	t.Helper()
+	raw := readTestdata(t, "postfix-ndr.eml")
+	// Drop the MDA's Return-Path: the envelope is given.
+	raw = bytes.Replace(raw, []byte("Return-Path: <>\n"), nil, 1)
+	raw = append([]byte(extra), raw...)
+	m, err := ReadMessage(bytes.NewReader(raw), Envelope{Sender: sender, Recipients: rcpts}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func TestRedirectedBounce(t *testing.T) {
+	local := []string{"example.org", ".corp.example"}
+	out := []string{"alice@elsewhere.example"}
+	in := []string{"alice@example.org"}
+	tests := []struct {
+		name   string
+		sender string
+		rcpts  []string
+		extra  string
+		opts   Options
+		want   Kind
+		signal string
+	}{
+		{"inbound bounce to a local user", "", in, "", Options{LocalDomains: local}, KindBounce, ""},
+		{"inbound bounce, no site knowledge", "", in, "", Options{}, KindBounce, ""},
+		{"own bounce going out", "", out, "", Options{LocalDomains: local}, KindBounce, SignalOutbound},
+		{"SRS0", "SRS0=abcd=T4=example.org=alice@fwd.example", out, "", Options{}, KindForwardedNDR, SignalSRSSender},
+		{"SRS1", "SRS1=x=fwd.example==abcd=T4=example.org=alice@fwd2.example", out, "", Options{}, KindForwardedNDR, SignalSRSSender},
+		{"BATV", "prvs=1234abcdef=alice@example.org", out, "", Options{}, KindForwardedNDR, SignalBATVSender},
+		{"Gmail forward", "alice+caf_=bob=elsewhere.example@gmail.com", out, "", Options{}, KindForwardedNDR, SignalForwarderSender},
+		{"local sender", "alice@example.org", out, "", Options{LocalDomains: local}, KindForwardedNDR, SignalLocalSender},
+		{"local sender, subdomain", "alice@x.corp.example", out, "", Options{LocalDomains: local}, KindForwardedNDR, SignalLocalSender},
+		{"outside sender, no marks", "alice@remote.example", in, "", Options{LocalDomains: local}, KindBounce, ""},
+		{"list owner sender stays bounce", "list-bounces@example.org", out, "", Options{LocalDomains: local}, KindBounce, ""},
+		{"daemon sender stays bounce", "MAILER-DAEMON@example.org", out, "", Options{LocalDomains: local}, KindBounce, ""},
+		{"Thunderbird redirect", "alice@remote.example", out,
+			"Resent-From: Alice <alice@remote.example>\nResent-To: bob@elsewhere.example\nResent-Date: Thu, 9 May 2024 09:00:00 +0200\n", Options{}, KindForwardedNDR, SignalRedirected},
+		{"Gmail headers", "alice@remote.example", out, "X-Forwarded-To: bob@elsewhere.example\nX-Forwarded-For: alice@remote.example bob@elsewhere.example\n", Options{}, KindForwardedNDR, SignalForwardingHeader},
+		{"procmail: sender was recipient", "alice@remote.example", out, "Delivered-To: alice@remote.example\n", Options{}, KindForwardedNDR, SignalSenderWasRecipient},
+		{"sieve redirect null sender out", "", out, "X-Sieve-Redirected-From: alice@example.org\nDelivered-To: alice@example.org\n", Options{LocalDomains: local}, KindForwardedNDR, SignalForwardingHeader},
+		{".forward null sender out", "", out, "Delivered-To: alice@example.org\n", Options{LocalDomains: local}, KindForwardedNDR, SignalForwardingHeader},
+		{"null sender redirect, direction unknown", "", out, "Resent-From: alice@example.org\n", Options{}, KindBounce, ""},
+		{"null sender with Delivered-To, inbound", "", in, "Delivered-To: alice@example.org\n", Options{LocalDomains: local}, KindBounce, ""},
+		{"Exchange rule null sender out", "", out, "X-MS-Exchange-Inbox-Rules-Loop: alice@example.org\n", Options{LocalDomains: local}, KindForwardedNDR, SignalInboxRule},
+		{"list resend stays bounce", "owner-x@lists.example", out, "Resent-From: x@lists.example\nResent-Sender: owner-x@lists.example\n", Options{}, KindBounce, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v := Classify(redirectMsg(t, tt.sender, tt.rcpts, tt.extra), tt.opts)
+			if v.Kind != tt.want {
+				t.Fatalf("kind = %s, want %s (%s)", v.Kind, tt.want, v.Explain())
+			}
+			if tt.signal != "" && !v.Has(tt.signal) {
+				t.Fatalf("signal %q missing: %s", tt.signal, v.Explain())
+			}
+			if v.DSNAction != DSNFailed || v.OriginalRecipient == "" {
+				t.Errorf("facts lost: action %q recipient %q", v.DSNAction, v.OriginalRecipient)
+			}
+		})
+	}
+}

@@ -1,0 +1,36 @@
+package classify
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestHTMLEntities: report wording written with named character references
+// (Exchange's French and German HTML reports, forwarded by a person's
+// client) is matched as in plain text.
+func TestHTMLEntities(t *testing.T) {
+	for _, c := range []struct{ name, html, phrase string }{
+		{"french", "<p>La remise aux destinataires ou groupes suivants a &eacute;chou&eacute;&nbsp;:</p>", "la remise aux destinataires ou groupes suivants a échoué"},
+		{"german", "<div>Die Zustellung an folgende Empf&auml;nger oder Gruppen ist fehlgeschlagen:</div>", "zustellung an folgende empfänger oder gruppen ist fehlgeschlagen"},
+		{"numeric", "<p>Die Zustellung an folgende Empf&#228;nger oder Gruppen ist fehlgeschlagen</p>", "zustellung an folgende empfänger oder gruppen ist fehlgeschlagen"},
+		{"attribute with >", `<p title="a>b">La remise aux destinataires ou groupes suivants a &Eacute;CHOU&Eacute;</p>`, "la remise aux destinataires ou groupes suivants a échoué"},
+		{"comment and style", "<style>p{}</style><!-- <p>x</p> --><p>n'a pas pu &ecirc;tre distribu&eacute;</p>", "n'a pas pu être distribué"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var f htmlFlattener
+			ts := newTextScan()
+			f.reset(&ts)
+			f.write([]byte("<html><head><title>x</title></head><body>" + c.html + "</body></html>"))
+			f.flush()
+			ts.endPart()
+			own := &ts.regions[regionOwn]
+			if own.firstPhrase < 0 || !strings.Contains(bodyPhrases[own.firstPhrase].text, c.phrase) && bodyPhrases[own.firstPhrase].text != c.phrase {
+				got := ""
+				if own.firstPhrase >= 0 {
+					got = bodyPhrases[own.firstPhrase].text
+				}
+				t.Fatalf("phrase %q not matched (first: %q)", c.phrase, got)
+			}
+		})
+	}
+}

@@ -163,7 +163,12 @@ func (a *analysis) forwardEvidence(e *evidence) {
 		e.embHdr++
 	}
 	e.embText = emb.textPoints()
-	e.inlineNDR = e.embHdr >= 2 || (e.embHdr >= 1 && e.embHdr+e.embText >= 3) || (e.fwdShape && e.embText >= 4)
+	e.inlineNDR = e.embHdr >= 2 || (e.embHdr >= 1 && e.embHdr+e.embText >= 3) || (e.fwdShape && e.embText >= 4) ||
+		// Structure, whatever the language: below a forward, the header
+		// block of a report sender's message, with one more sign of a
+		// report (its subject names a failure or is missing, or its text
+		// has report wording, DSN fields or an SMTP reply).
+		e.fwdShape && emb.daemonFrom != "" && (emb.daemonFailBlock || e.embText >= 1)
 }
 
 // kindSignals records the evidence that the chosen kind rests on: how a

@@ -95,6 +95,12 @@ func (a *analysis) pickKind(e *evidence) (Kind, kindReason) {
 		return KindBounce, reasonNone
 	case e.isReport || e.replyShape:
 		return KindOrdinary, reasonNone
+	case a.fromDaemon && !e.senderNull && !e.fwdShape && a.depth == 0:
+		// A report sender's message that a mailbox passed on: the
+		// redirect's sign stands for the null reverse-path it lost.
+		if a.redirect = a.redirectSign(e); a.redirect.Name != "" {
+			return KindForwardedNDR, reasonRedirect
+		}
 	case a.subj.forwardedNDR() && !e.senderNull && !e.replyShape:
 		return KindForwardedNDR, reasonSubjectForwardedNDR
 	case e.childNDR != nil || e.inlineNDR || (e.fwdShape && a.dsnParts > 0):

@@ -399,21 +399,23 @@ var lineRoles = func() map[string]lineRole {
 	}
 	add(roleFrom, "from", "von", "de", "da", "van", "från", "fra", "od", "от", "发件人", "寄件者", "寄件人",
 		"差出人", "kimden", "από", "feladó", "odesílatel", "remetente", "expéditeur",
-		"보낸 사람", "보낸사람", "nadawca", "mittente", "afzender", "absender", "frá", "від")
+		"보낸 사람", "보낸사람", "nadawca", "mittente", "afzender", "absender", "frá", "від",
+		"šalje", "pošiljatelj", "de la", "expeditor", "siuntėjas", "gửi từ")
 	add(roleFromFinnish, "lähettäjä")
 	add(roleSent, "sent", "gesendet", "envoyé", "enviado", "inviato", "verzonden", "skickat", "sendt",
 		"wysłano", "отправлено", "发送时间", "傳送時間", "寄件日期", "送信日時", "gönderildi",
-		"αποστολή", "lähetetty", "elküldve", "odesláno", "보낸 날짜", "sendt:", "enviada em", "enviado el")
+		"αποστολή", "lähetetty", "elküldve", "odesláno", "보낸 날짜", "sendt:", "enviada em", "enviado el",
+		"poslano", "trimis", "надіслано", "enviat el", "enviat", "στάλθηκε", "odoslané", "išsiųsta", "nosūtīts")
 	add(roleDate, "date", "datum", "fecha", "data", "dato", "дата", "日期", "日付", "tarih",
 		"ημερομηνία", "päivämäärä", "dátum", "날짜", "päiväys")
 	add(roleTo, "to", "an", "à", "a", "para", "aan", "till", "til", "do", "кому", "收件人", "收件者", "宛先",
 		"kime", "προς", "vastaanottaja", "címzett", "komu", "받는 사람", "받는사람", "destinataire", "per",
-		"empfänger", "pour")
+		"empfänger", "pour", "prima", "către", "per a", "primatelj", "kam", "adresát", "gavėjas")
 	add(roleCc, "cc", "kopie", "copie à", "copia", "kopia", "копия", "抄送", "副本", "bilgi", "κοιν",
 		"kopio", "másolat", "kopi", "참조")
 	add(roleSubject, "subject", "betreff", "objet", "asunto", "oggetto", "onderwerp", "ämne", "emne",
 		"temat", "тема", "主题", "主旨", "件名", "konu", "θέμα", "aihe", "tárgy", "předmět", "assunto",
-		"제목", "efni", "tema")
+		"제목", "efni", "tema", "predmet", "subiect", "tēma")
 	add(roleMessageID, "message-id")
 	add(roleHeader, "return-path", "received", "reply-to", "mime-version", "x-mailer", "in-reply-to",
 		"references", "content-transfer-encoding", "delivered-to", "x-original-to", "dkim-signature",

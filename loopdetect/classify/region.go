@@ -28,12 +28,15 @@ type region struct {
 	daemonFrom  string // a daemon From: line in a header block
 	ndrSubject  string // a report Subject: line in a header block
 	fwdNDR      bool   // that subject is itself a forwarded report
-	rule        bool   // "Auto forwarded by a Rule"
-	dsnCT       bool   // a "Content-Type: message/delivery-status" line (broken MIME)
-	blocks      int    // header blocks seen
-	ndrBlocks   int    // header blocks that show a report
-	returnedSep bool
-	ses         bool // an Amazon SES JSON notification of a bounce or delivery
+	// daemonFailBlock: a header block from a report sender whose Subject
+	// is missing or names a failure (failureSubject).
+	daemonFailBlock bool
+	rule            bool // "Auto forwarded by a Rule"
+	dsnCT           bool // a "Content-Type: message/delivery-status" line (broken MIME)
+	blocks          int  // header blocks seen
+	ndrBlocks       int  // header blocks that show a report
+	returnedSep     bool
+	ses             bool // an Amazon SES JSON notification of a bounce or delivery
 }
 
 func newRegion() region { return region{firstPhrase: -1} }

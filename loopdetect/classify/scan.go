@@ -20,6 +20,8 @@ type textScan struct {
 	lineNo    int
 	sepLine   int // line of the last forward separator
 	ruleLine  int // line of the last underscore rule (Outlook)
+	decoLine  int // line of the last unrecognized decorated line ("----- x -----")
+	colonLine int // line of the last short line ending in a colon ("Begin forwarded message:")
 	fwdSep    bool
 	sawText   bool
 	pending   bool // switch to the embedded region after this line
@@ -30,7 +32,7 @@ type textScan struct {
 }
 
 func newTextScan() textScan {
-	return textScan{regions: [2]region{newRegion(), newRegion()}, sepLine: -100, ruleLine: -100}
+	return textScan{regions: [2]region{newRegion(), newRegion()}, sepLine: -100, ruleLine: -100, decoLine: -100, colonLine: -100}
 }
 
 // scanBytes scans a whole text held in memory, line by line.
@@ -71,10 +73,21 @@ func (ts *textScan) line(raw []byte) {
 	}
 	ts.sawText = true
 	if l[0] == '>' && !bytes.HasPrefix(l, []byte(">>> ")) {
-		// Quoted by a person replying (RFC 3676 4.5): not evidence of
-		// anything this message is.
-		ts.space()
-		return
+		if !ts.fwdSep {
+			// Quoted by a person replying (RFC 3676 4.5): not evidence
+			// of anything this message is.
+			ts.space()
+			return
+		}
+		// Below a forward separator, a client that quotes what it
+		// forwards (Mutt's forward_quote, Evolution's "Forward
+		// quoted"): the forwarded message itself.
+		l = bytes.TrimLeft(l, "> \t")
+		if len(l) == 0 {
+			ts.space()
+			return
+		}
+		raw = l
 	}
 	if k := separatorKind(l); k != sepNone {
 		ts.endBlock()
@@ -101,6 +114,14 @@ func (ts *textScan) line(raw []byte) {
 		// that quote the original's To/Subject indent them.
 		ts.keyLine(role, val)
 	} else {
+		// A separator in a language or wording the tables lack is told
+		// by its shape: a decorated line, or a short one ending in a
+		// colon, right above a header block (see blockLine).
+		if len(l) >= 8 && len(l) <= 120 && isDecoration(l[0]) && isDecoration(l[1]) && isDecoration(l[2]) {
+			ts.decoLine = ts.lineNo
+		} else if len(l) <= 80 && (l[len(l)-1] == ':' || bytes.HasSuffix(l, []byte("："))) {
+			ts.colonLine = ts.lineNo
+		}
 		if ts.blk.active && ts.lineNo-ts.blk.last > 2 {
 			ts.endBlock()
 		}

@@ -482,3 +482,26 @@ func cutPrefix(s string) (prefix, rest string, ok bool) {
 	_, size := utf8.DecodeRuneInString(s[i:])
 	return strings.ToLower(p), s[i+size:], true
 }
+
+// failureWords name a failure or an error in a subject, in the languages of
+// the forward prefixes above. Alone they say nothing (people write "error"
+// in subjects); they count only in a header block from a report sender.
+var failureWords = []string{
+	"fail", "error", "undeliver", "undelivered", "not delivered", "returned", "bounce", "rejected", "delay",
+	"erreur", "échec", "non remis", "non distribu", "fehler", "zustell", "fallo", "no entregado", "errore",
+	"non recapit", "fout", "onbestel", "erro", "não entreg", "fel", "olevererbar", "ikke lever", "virhe",
+	"błąd", "niedostarcz", "chyba", "nedoruč", "hiba", "kézbesít", "ошибка", "не доставлен", "hata",
+	"teslim", "σφάλμα", "eroare", "greška", "napaka", "помилка", "エラー", "不達", "配信", "错误", "錯誤",
+	"失败", "失敗", "退信", "退回", "오류", "실패", "반송",
+}
+
+// failureSubject reports a subject that names a failure (failureWords).
+func failureSubject(s string) bool {
+	low := strings.ToLower(s)
+	for _, w := range failureWords {
+		if strings.Contains(low, w) {
+			return true
+		}
+	}
+	return false
+}

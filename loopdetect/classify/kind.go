@@ -95,9 +95,12 @@ func (a *analysis) pickKind(e *evidence) (Kind, kindReason) {
 		return KindBounce, reasonNone
 	case e.isReport || e.replyShape:
 		return KindOrdinary, reasonNone
-	case a.fromDaemon && !e.senderNull && !e.fwdShape && a.depth == 0:
+	case a.fromDaemon && !e.senderNull && !e.fwdShape && a.depth == 0 &&
+		(e.hdrPts >= 2 || e.textPts >= 1 || a.subject == "" || failureSubject(a.subject)):
 		// A report sender's message that a mailbox passed on: the
-		// redirect's sign stands for the null reverse-path it lost.
+		// redirect's sign stands for the null reverse-path it lost, and
+		// one more sign of a report is wanted, as for an attached one
+		// (weakAttachedReport): a postmaster's notice is no report.
 		if a.redirect = a.redirectSign(e); a.redirect.Name != "" {
 			return KindForwardedNDR, reasonRedirect
 		}
@@ -144,4 +147,16 @@ func (a *analysis) verdict() Verdict {
 		Hops:              a.hops,
 		ForwardDepth:      a.subj.depth,
 	}
+}
+
+// weakAttachedReport reports an attached message that a report sender
+// wrote and that shows one more sign of a report, though too few to make
+// it one on its own: attached, a report has lost the null reverse-path its
+// envelope had. The signs: no subject or one naming a failure in any
+// language (failureSubject), report wording, DSN fields or an SMTP reply.
+func (a *analysis) weakAttachedReport() bool {
+	if a.depth == 0 || a.kind != KindOrdinary || !a.fromDaemon || a.mdn || a.arf {
+		return false
+	}
+	return a.subject == "" || failureSubject(a.subject) || a.text.regions[regionOwn].textPoints() >= 1
 }

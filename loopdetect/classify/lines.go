@@ -12,7 +12,7 @@ import (
 // "Begin forwarded message:", "-------- Forwarded Message --------", in
 // their languages) and the lines some MTAs put above a returned one.
 func separatorKind(l []byte) sepKind {
-	if len(l) > 120 || len(l) < 4 {
+	if len(l) > 240 || len(l) < 4 {
 		return sepNone
 	}
 	decorated := isDecoration(l[0])
@@ -24,11 +24,23 @@ func separatorKind(l []byte) sepKind {
 		return r == '-' || r == '_' || r == '=' || r == '*' || r == '~' || r == ' ' || r == '\t' ||
 			r == ':' || r == '：' || r == '—' || r == '–' || r == '<' || r == '>' || r == '#' || r == '|'
 	})
-	if len(core) == 0 || len(core) > 80 {
+	if len(core) == 0 || len(core) > 200 {
 		return sepNone
 	}
-	var buf [128]byte
+	var buf [256]byte
 	low := foldInto(buf[:0], core)
+	if len(core) > 80 {
+		// Only a separator that names the sender is this long
+		// (mutt's "----- Forwarded message from A <a@example.org> -----").
+		if decorated {
+			for _, p := range forwardSeparatorPrefixes {
+				if bytes.HasPrefix(low, []byte(p)) {
+					return sepForward
+				}
+			}
+		}
+		return sepNone
+	}
 	if k, ok := separators[string(low)]; ok {
 		return k
 	}

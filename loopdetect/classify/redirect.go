@@ -55,6 +55,12 @@ func (a *analysis) redirectSign(e *evidence) Signal {
 				return Signal{Name: SignalForwarderSender, Where: "envelope", Value: s.addr}
 			}
 		}
+		if a.ruleHeader != "" {
+			// Exchange's redirect rule: the mailbox's address as the
+			// reverse-path, X-MS-Exchange-Inbox-Rules-Loop naming it.
+			name, val, _ := strings.Cut(a.ruleHeader, ": ")
+			return Signal{Name: SignalInboxRule, Where: "header:" + name, Value: val}
+		}
 		person := !isDaemonAddress(s.addr) && !address.IsListRole(s.addr)
 		if person && address.InDomains(s.addr, a.site.local) {
 			return Signal{Name: SignalLocalSender, Where: "envelope", Value: s.addr}

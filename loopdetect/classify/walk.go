@@ -267,6 +267,10 @@ func (w *walker) embedded(a *analysis, h partHeader, r io.Reader, depth int, pat
 		w.body(child, body, nil, depth+1)
 	}
 	child.conclude()
+	if child.weakAttachedReport() {
+		child.kind = KindBounce
+		child.facts(nil)
+	}
 	child.reason = child.summary()
 	a.children = append(a.children, child)
 	a.childPaths = append(a.childPaths, path)

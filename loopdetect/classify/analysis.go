@@ -28,6 +28,7 @@ type analysis struct {
 	autoSubmitted string
 	precedence    string
 	arHeader      string // name: value of an auto-reply header
+	arWeak        string // name: value of a field responders and notifications both write
 	ruleHeader    string // name: value of an inbox-rule header
 	resent        string
 	resentAddr    string // the address of Resent-From or Resent-Sender
@@ -116,6 +117,18 @@ func (a *analysis) readHeader() {
 			if strings.Contains(strings.ToLower(v), "reply") && a.arHeader == "" {
 				a.arHeader = f.key + ": " + v
 			}
+		case "X-Delivery-Agent":
+			// TMDA names itself in its challenges, and in all the mail
+			// of its users: weak.
+			if strings.Contains(strings.ToLower(v), "tmda") && a.arWeak == "" {
+				a.arWeak = f.key + ": " + v
+			}
+		case "X-Auto-Response-Suppress", "Rt-Ticket", "X-Rt-Loop-Prevention", "X-Loop":
+			// Outlook's OOF and helpdesks (RT, OTRS/Znuny and Zammad write
+			// "X-Loop: yes") also mark notifications so: weak.
+			if a.arWeak == "" && strings.TrimSpace(v) != "" {
+				a.arWeak = f.key + ": " + v
+			}
 		case "X-Apple-Action":
 			if strings.Contains(strings.ToLower(v), "vacation") && a.arHeader == "" {
 				a.arHeader = f.key + ": " + v
@@ -179,6 +192,13 @@ func (a *analysis) readHeader() {
 		default:
 			if strings.HasPrefix(f.key, "X-Postfix-") && a.postfixHdr == "" {
 				a.postfixHdr = f.key
+			}
+			if a.arWeak == "" && (strings.HasPrefix(f.key, "X-Otrs-") || strings.HasPrefix(f.key, "X-Znuny-") ||
+				strings.HasPrefix(f.key, "X-Zammad-") || strings.HasPrefix(f.key, "X-Zendesk-") ||
+				strings.HasPrefix(f.key, "X-Freshdesk-") || strings.HasPrefix(f.key, "X-Boxbe-")) {
+				// Helpdesks and Boxbe, which send acknowledgements and
+				// notifications alike: weak.
+				a.arWeak = f.key + ": " + v
 			}
 		}
 	}

@@ -84,7 +84,7 @@ func (ts *textScan) moveHits(ps []int16) {
 		own.hits[p/64] &^= 1 << (p % 64)
 		ph := &bodyPhrases[p]
 		switch ph.kind {
-		case phReturned, phRule:
+		case phReturned, phRule, phAuto:
 		default:
 			own.score -= int(ph.weight)
 			own.kindPts[ph.kind] -= int(ph.weight)

@@ -264,9 +264,35 @@ func (a *analysis) autoReplyEvidence() bool {
 		a.add(SignalAutoReplyHeader, "header:"+name, val)
 		strong = true
 	}
-	if a.subj.autoReply != "" {
+	// Weaker signs, which make an auto-reply only together: a field that
+	// responders and notifications both write, the null reverse-path,
+	// Precedence: bulk/junk or Auto-Submitted: auto-generated outside a
+	// list, and the responder's wording in the message's own text.
+	own := &a.text.regions[regionOwn]
+	other := a.arWeak != "" || a.env.known && a.env.null ||
+		!a.list && (a.precedence == "bulk" || a.precedence == "junk" || strings.HasPrefix(as, "auto-generated"))
+	if a.arWeak != "" {
+		name, val, _ := strings.Cut(a.arWeak, ": ")
+		a.add(SignalAutoReplyWeakHeader, "header:"+name, val)
+	}
+	if own.autoFirst >= 0 {
+		a.add(SignalAutoReplyBody, "body", bodyPhrases[own.autoFirst].text)
+	}
+	switch {
+	case a.subj.autoReply != "" && !a.subj.autoWeak:
 		a.add(SignalSubjectAutoReply, "header:Subject", a.subject)
 		strong = true
+	case a.subj.autoReply != "" && (other || own.autoPts >= 1) && !a.list:
+		a.add(SignalSubjectAutoReply, "header:Subject", a.subject)
+		strong = true
+	case own.autoPts >= 2 && !a.list && a.subj.replies+a.subj.forwards <= 1,
+		own.autoPts >= 1 && other && !a.list:
+		// "This is an automatic reply" in its own text; a responder's
+		// usual wording with another sign.
+		strong = true
+	}
+	if a.subj.autoReply != "" {
+		// recorded above
 	} else if a.subj.autoPrefix && a.subj.replies == 0 && a.subj.forwards == 0 &&
 		(a.precedence == "bulk" || a.precedence == "junk" || a.autoSubmitted != "" || a.env.known && a.env.null) {
 		// "Auto: x" (RFC 3834 3.1.5) with another mark.

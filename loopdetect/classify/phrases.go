@@ -14,6 +14,7 @@ const (
 	phSuccess                    // a success DSN (delivered/relayed)
 	phReturned                   // introduces the returned original message
 	phRule                       // a mailbox rule forwarded this
+	phAuto                       // an auto-responder's wording (weight 2: only responders say it)
 )
 
 type phrase struct {
@@ -322,6 +323,91 @@ var bodyPhrases = []phrase{
 	{"전달되지 않았습니다", phFailure, 2},
 	{"배달되지 않았습니다", phFailure, 2},
 	{"배달 실패", phFailure, 2},
+	// What auto-responders write (RFC 3834 leaves it free): the out-of-
+	// office texts of Exchange/Outlook, Gmail, Sieve and Notes users in
+	// their languages, helpdesk acknowledgements (Zendesk, Freshdesk, Jira
+	// Service Management, OTRS/Znuny, Zammad, RT) and challenge-response
+	// requests (TMDA, Boxbe, SpamArrest). Weight 2: only a responder says
+	// it; weight 1: people say it too, so another sign is wanted. The
+	// footers of notifications ("this is an automatically generated
+	// message", "diese Nachricht wurde automatisch erstellt") are left
+	// out: a notification is no reply (RFC 3834 3.1.7).
+	{"this is an automatic reply", phAuto, 2},
+	{"this is an automated reply", phAuto, 2},
+	{"this is an automatic response", phAuto, 2},
+	{"this is an automated response", phAuto, 2},
+	{"this is an auto-reply", phAuto, 2},
+	{"this is an autoreply", phAuto, 2},
+	{"this is an auto-generated response", phAuto, 2},
+	{"this message is an automatic reply", phAuto, 2},
+	{"this is an automated message confirming", phAuto, 2},
+	{"this is an automated response confirming", phAuto, 2},
+	{"i am currently out of the office", phAuto, 1},
+	{"i am currently out of office", phAuto, 1},
+	{"i'm currently out of the office", phAuto, 1},
+	{"i am out of the office until", phAuto, 1},
+	{"i am out of the office with", phAuto, 1},
+	{"i am currently on vacation", phAuto, 1},
+	{"i am currently on leave", phAuto, 1},
+	{"i am currently away", phAuto, 1},
+	{"limited access to email", phAuto, 1},
+	{"limited access to e-mail", phAuto, 1},
+	{"i will respond to your message when i return", phAuto, 1},
+	{"i will respond to your email when i return", phAuto, 1},
+	{"i will reply to your email when i return", phAuto, 1},
+	{"i will respond to your e-mail when i return", phAuto, 1},
+	{"upon my return", phAuto, 1},
+	{"your request has been received", phAuto, 1},
+	{"has been received and is being reviewed", phAuto, 1},
+	{"we have received your request", phAuto, 1},
+	{"we have received your message", phAuto, 1},
+	{"a ticket has been created", phAuto, 1},
+	{"your ticket has been created", phAuto, 1},
+	{"ticket number has been assigned", phAuto, 1},
+	{"please confirm that you are a real person", phAuto, 2},
+	{"i am protected by", phAuto, 1},
+	{"sender verification", phAuto, 1},
+	{"your message is being held", phAuto, 1},
+	{"challenge-response", phAuto, 1},
+	{"dies ist eine automatische antwort", phAuto, 2},
+	{"ich bin derzeit nicht im büro", phAuto, 1},
+	{"ich bin zurzeit nicht im büro", phAuto, 1},
+	{"ich bin nicht im büro", phAuto, 1},
+	{"ich bin bis einschließlich", phAuto, 1},
+	{"in dringenden fällen wenden sie sich", phAuto, 1},
+	{"ceci est une réponse automatique", phAuto, 2},
+	{"je suis absent du bureau", phAuto, 1},
+	{"je suis actuellement absent", phAuto, 1},
+	{"je serai absent", phAuto, 1},
+	{"esta es una respuesta automática", phAuto, 2},
+	{"estoy fuera de la oficina", phAuto, 1},
+	{"questa è una risposta automatica", phAuto, 2},
+	{"sono fuori ufficio", phAuto, 1},
+	{"dit is een automatisch antwoord", phAuto, 2},
+	{"ik ben afwezig", phAuto, 1},
+	{"esta é uma resposta automática", phAuto, 2},
+	{"estou fora do escritório", phAuto, 1},
+	{"detta är ett automatiskt svar", phAuto, 2},
+	{"dette er et automatisk svar", phAuto, 2},
+	{"tämä on automaattinen vastaus", phAuto, 2},
+	{"to jest automatyczna odpowiedź", phAuto, 2},
+	{"jestem poza biurem", phAuto, 1},
+	{"toto je automatická odpověď", phAuto, 2},
+	{"ez egy automatikus válasz", phAuto, 2},
+	{"это автоматический ответ", phAuto, 2},
+	{"bu otomatik bir yanıttır", phAuto, 2},
+	{"bu bir otomatik yanıttır", phAuto, 2},
+	{"αυτή είναι μια αυτόματη απάντηση", phAuto, 2},
+	{"これは自動返信です", phAuto, 2},
+	{"このメールは自動返信", phAuto, 2},
+	{"这是一封自动回复邮件", phAuto, 2},
+	{"这是自动回复", phAuto, 2},
+	{"此为自动回复", phAuto, 2},
+	{"자동 응답 메시지입니다", phAuto, 2},
+	{"acesta este un răspuns automat", phAuto, 2},
+	{"ovo je automatski odgovor", phAuto, 2},
+	{"це автоматична відповідь", phAuto, 2},
+	{"aquesta és una resposta automàtica", phAuto, 2},
 }
 
 // The compiled forms of bodyPhrases: one automaton for the phrases in

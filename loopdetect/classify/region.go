@@ -36,10 +36,12 @@ type region struct {
 	blocks          int  // header blocks seen
 	ndrBlocks       int  // header blocks that show a report
 	returnedSep     bool
-	ses             bool // an Amazon SES JSON notification of a bounce or delivery
+	ses             bool  // an Amazon SES JSON notification of a bounce or delivery
+	autoPts         int   // auto-responder wording (phAuto phrases' weights)
+	autoFirst       int16 // the heaviest of them, -1 for none
 }
 
-func newRegion() region { return region{firstPhrase: -1} }
+func newRegion() region { return region{firstPhrase: -1, autoFirst: -1} }
 
 // actionSet holds RFC 3464 2.3.3 action values seen.
 type actionSet uint8
@@ -121,6 +123,12 @@ func (r *region) count(p int) {
 		return
 	case phRule:
 		r.rule = true
+		return
+	case phAuto:
+		r.autoPts += int(ph.weight)
+		if r.autoFirst < 0 || bodyPhrases[r.autoFirst].weight < ph.weight {
+			r.autoFirst = int16(p)
+		}
 		return
 	}
 	if ph.text[0] == '"' {

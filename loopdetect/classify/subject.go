@@ -212,6 +212,39 @@ var autoReplySubjects = []string{
 	"автоматический ответ", "автоответ", "otomatik yanıt", "otomatik cevap", "αυτόματη απάντηση",
 	"自动回复", "自動回覆", "自動返信", "自動応答", "자동 회신", "자동 응답", "răspuns automat",
 	"samodejni odgovor", "automatski odgovor", "automatická odpoveď",
+	// Exchange's "Automatic reply:" in further languages.
+	"автоматична відповідь", "resposta automàtica", "automātiskā atbilde", "automatinis atsakymas",
+	"automaatvastus", "автоматичен отговор", "аутоматски одговор", "автоматски одговор", "תשובה אוטומטית",
+	"رد تلقائي", "balasan otomatis", "balasan automatik", "trả lời tự động", "ตอบกลับอัตโนมัติ",
+	"sjálfvirkt svar", "erantzun automatikoa", "automatische antwort von",
+	"automatic reply from", "auto-response", "autoresponder", "vacation auto-reply", "vacation response",
+	"abwesenheitsmeldung", "abwesenheitsnotiz", "absence du bureau", "mensaje de ausencia",
+	// Weak: people write these too (see autoReplyWeak).
+	"away", "absent", "on vacation", "on leave", "out of office until", "request received",
+	"ticket received", "thanks for your inquiry", "thank you for your inquiry", "thank you for contacting us",
+	"we have received your request", "we've received your request", "sender verification request",
+	"please confirm your message", "message awaiting confirmation",
+}
+
+// oofColon are the weak markers that, followed by a colon and the subject
+// answered, are Outlook's and Notes' responders.
+var oofColon = map[string]bool{
+	"out of office": true, "out of the office": true, "out-of-office": true, "abwesenheit": true,
+	"absent du bureau": true, "fuera de la oficina": true, "fuori sede": true,
+}
+
+// autoReplyWeak are the autoReplySubjects that people write too ("Out of
+// office next week" is matched only with a delimiter, but "Away: back on
+// Monday" and "Request received" from a web form are plain mail): they
+// make an auto-reply only with another sign (see autoReplyEvidence).
+var autoReplyWeak = map[string]bool{
+	"out of office": true, "out of the office": true, "out-of-office": true, "ooo": true, "away": true,
+	"absent": true, "on vacation": true, "on leave": true, "out of office until": true, "away from my mail": true,
+	"abwesenheit": true, "absent du bureau": true, "fuera de la oficina": true, "fuori sede": true,
+	"request received": true, "ticket received": true, "thanks for your inquiry": true,
+	"thank you for your inquiry": true, "thank you for contacting us": true, "we have received your request": true,
+	"we've received your request": true, "sender verification request": true, "please confirm your message": true,
+	"message awaiting confirmation": true,
 }
 
 // autoReplySuffixes are markers some responders append ("Re: x (Automatic
@@ -243,6 +276,8 @@ type subjectInfo struct {
 	innerFwdNDR bool       // the NDR phrase is followed by a forwarded NDR
 	outerVS     bool       // the first prefix is "VS", a forward in Danish and Norwegian, a reply in Finnish
 	autoReply   string     // an auto-reply marker
+	autoWeak    bool       // that marker is one people write too (autoReplyWeak)
+	autoColon   bool       // that marker is followed by a colon
 	autoPrefix  bool       // "Auto:" (RFC 3834 3.1.5 suggests it; weak on its own)
 }
 
@@ -271,6 +306,8 @@ func parseSubject(s string) subjectInfo {
 		if first || info.outer == pfxAuto {
 			if ph := matchAutoReply(low); ph != "" && info.forwards == 0 && info.replies == 0 {
 				info.autoReply = ph
+				after := strings.TrimLeft(low[len(ph):], " \t\u00a0")
+				info.autoColon = strings.HasPrefix(after, ":") || strings.HasPrefix(after, "：")
 			}
 		}
 		if p, after, ok := cutTag(rest); ok {
@@ -313,6 +350,9 @@ func parseSubject(s string) subjectInfo {
 		rest = strings.TrimSpace(after)
 		low = strings.ToLower(rest)
 	}
+	// "Out of Office: <the subject answered>" is Outlook's responder;
+	// "Out of office" alone or "Out of office - back Monday" a person.
+	info.autoWeak = autoReplyWeak[info.autoReply] && !(info.autoColon && oofColon[info.autoReply])
 	info.rest = rest
 	info.depth = info.forwards
 	if ph, kind, n := matchPrefixPhrase(low, ndrSubjects); n > 0 {

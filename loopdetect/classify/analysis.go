@@ -108,7 +108,8 @@ func (a *analysis) readHeader() {
 			a.autoSubmitted = strings.ToLower(strings.TrimSpace(v))
 		case "Precedence":
 			a.precedence = strings.ToLower(strings.TrimSpace(v))
-		case "X-Autoreply", "X-Autorespond", "X-Autoresponder", "X-Auto-Reply", "X-Autoresponse", "X-Vacation":
+		case "X-Autoreply", "X-Autorespond", "X-Autoresponder", "X-Auto-Reply", "X-Autoresponse", "X-Vacation",
+			"X-Amazon-Auto-Reply":
 			lv := strings.ToLower(strings.TrimSpace(v))
 			if lv != "no" && lv != "false" && lv != "0" && a.arHeader == "" {
 				a.arHeader = f.key + ": " + v

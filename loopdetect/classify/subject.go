@@ -223,7 +223,8 @@ var autoReplySubjects = []string{
 	"away", "absent", "on vacation", "on leave", "out of office until", "request received",
 	"ticket received", "thanks for your inquiry", "thank you for your inquiry", "thank you for contacting us",
 	"we have received your request", "we've received your request", "sender verification request",
-	"please confirm your message", "message awaiting confirmation",
+	"please confirm your message", "message awaiting confirmation", "thank you for your e-mail",
+	"thank you for your email", "thank you for your message", "thanks for your email", "thanks for your message",
 }
 
 // oofColon are the weak markers that, followed by a colon and the subject
@@ -244,7 +245,8 @@ var autoReplyWeak = map[string]bool{
 	"request received": true, "ticket received": true, "thanks for your inquiry": true,
 	"thank you for your inquiry": true, "thank you for contacting us": true, "we have received your request": true,
 	"we've received your request": true, "sender verification request": true, "please confirm your message": true,
-	"message awaiting confirmation": true,
+	"message awaiting confirmation": true, "thank you for your e-mail": true, "thank you for your email": true,
+	"thank you for your message": true, "thanks for your email": true, "thanks for your message": true,
 }
 
 // autoReplySuffixes are markers some responders append ("Re: x (Automatic

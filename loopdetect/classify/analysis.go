@@ -34,6 +34,8 @@ type analysis struct {
 	resentAddr    string // the address of Resent-From or Resent-Sender
 	fwdHeader     string // name: value of a forwarding agent's field (X-Forwarded-To, ...)
 	deliveredTo   []string
+	returnPaths   []string // every Return-Path, top first, as address.Path gives it
+	senderField   string   // the address of the Sender field
 	exchangeNDR   bool
 	failedRcpts   string
 	mddsn         bool
@@ -167,6 +169,14 @@ func (a *analysis) readHeader() {
 			// (X-Sieve-Redirected-From) and other forwarders.
 			if strings.TrimSpace(v) != "" && a.fwdHeader == "" {
 				a.fwdHeader = f.key + ": " + v
+			}
+		case "Return-Path":
+			if len(a.returnPaths) < 8 {
+				a.returnPaths = append(a.returnPaths, address.Path(v))
+			}
+		case "Sender":
+			if a.senderField == "" {
+				a.senderField = address.Extract(v)
 			}
 		case "Delivered-To", "X-Original-To":
 			if len(a.deliveredTo) < 8 {

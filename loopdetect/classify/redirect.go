@@ -69,6 +69,22 @@ func (a *analysis) redirectSign(e *evidence) Signal {
 			name, val, _ := strings.Cut(a.resent, ": ")
 			return Signal{Name: SignalRedirected, Where: "header:" + name, Value: val}
 		}
+		if person {
+			for _, rp := range a.returnPaths {
+				if rp == "" {
+					// A Return-Path of <> while the reverse-path is a
+					// mailbox (in a stored file, a second one below the
+					// first): the report was delivered once with its
+					// null sender and is sent on by that mailbox.
+					return Signal{Name: SignalEarlierNullSender, Where: "header:Return-Path", Value: "<>"}
+				}
+			}
+		}
+		if person && a.senderField != "" && !isDaemonAddress(a.senderField) && !address.IsListRole(a.senderField) && !a.list {
+			// Outlook's and Exchange's redirect on behalf: From stays the
+			// report sender, Sender names the mailbox.
+			return Signal{Name: SignalRedirected, Where: "header:Sender", Value: a.senderField}
+		}
 		if person && a.fwdHeader != "" {
 			name, val, _ := strings.Cut(a.fwdHeader, ": ")
 			return Signal{Name: SignalForwardingHeader, Where: "header:" + name, Value: val}

@@ -2,6 +2,7 @@ package classify
 
 import (
 	"bytes"
+	"strings"
 	"testing"
 )
 
@@ -68,6 +69,37 @@ func TestRedirectedBounce(t *testing.T) {
 			}
 			if v.DSNAction != DSNFailed || v.OriginalRecipient == "" {
 				t.Errorf("facts lost: action %q recipient %q", v.DSNAction, v.OriginalRecipient)
+			}
+		})
+	}
+}
+
+// TestRedirectStored: redirects read from stored files, where the envelope
+// is the top Return-Path and nothing says which domains are local.
+func TestRedirectStored(t *testing.T) {
+	base := string(readTestdata(t, "postfix-ndr.eml"))
+	for _, c := range []struct {
+		name, top string
+		want      Kind
+		signal    string
+	}{
+		{"delivered twice: earlier Return-Path <>", "Return-Path: <alice@remote.example>\nReceived: by mx2.remote.example\n", KindForwardedNDR, SignalEarlierNullSender},
+		{"redirect on behalf: Sender", "Return-Path: <alice@remote.example>\nSender: Alice <alice@remote.example>\n", KindForwardedNDR, SignalRedirected},
+		{"list sender stays bounce", "Return-Path: <list-bounces@lists.example>\nSender: list-bounces@lists.example\n", KindBounce, ""},
+		{"plain stored bounce", "", KindBounce, ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			raw := c.top + base
+			if c.top != "" && c.name != "delivered twice: earlier Return-Path <>" {
+				raw = c.top + strings.Replace(base, "Return-Path: <>\n", "", 1)
+			}
+			m, err := ReadStoredMessage(strings.NewReader(raw), 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			v := Classify(m, Options{})
+			if v.Kind != c.want || c.signal != "" && !v.Has(c.signal) {
+				t.Fatalf("got %s, want %s with %q", v.Explain(), c.want, c.signal)
 			}
 		})
 	}

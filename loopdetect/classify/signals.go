@@ -35,6 +35,7 @@ const (
 	SignalForwarderSender    = "forwarder-sender"     // Gmail/Workspace auto-forward reverse-path (+caf_=)
 	SignalLocalSender        = "local-sender"         // reverse-path is a local mailbox (Options.LocalDomains)
 	SignalSenderWasRecipient = "sender-was-recipient" // reverse-path is the mailbox named in Delivered-To
+	SignalEarlierNullSender  = "earlier-null-sender"  // a Return-Path: <> of an earlier delivery, now sent by a mailbox
 	SignalForwardingHeader   = "forwarding-header"    // X-Forwarded-To/For, X-Sieve-Redirected-From, Delivered-To of a local mailbox leaving
 	SignalOutbound           = "outbound"             // a report leaving for a recipient outside Options.LocalDomains
 	// Auto-reply evidence (RFC 3834).

@@ -495,15 +495,22 @@ func wgCases() []wgCase {
 				// a bounce as it stands.
 				continue
 			}
-			cases = append(cases, wgCase{name: "neg/notice-redirect/" + r.form + "/" + l.code, form: "neg:notice", family: "ordinary", lang: l.code,
-				sender: r.sender, rcpts: r.rcpts, opts: r.opts, stored: r.stored, raw: r.top + notice.header() + "\n" + notice.body, want: KindOrdinary})
+			c := wgCase{name: "neg/notice-redirect/" + r.form + "/" + l.code, form: "neg:notice", family: "ordinary", lang: l.code,
+				sender: r.sender, rcpts: r.rcpts, opts: r.opts, stored: r.stored, raw: r.top + notice.header() + "\n" + notice.body, want: KindOrdinary}
+			if r.stored {
+				c.raw = "Return-Path: <" + r.sender + ">\n" + c.raw
+			}
+			cases = append(cases, c)
 		}
 		for _, r := range wgRedirects(0) {
 			if r.want != KindForwardedNDR {
 				continue
 			}
 			c := wgCase{name: "neg/redirect/" + r.form + "/" + l.code, form: "neg:redirect", family: "ordinary", lang: l.code,
-				sender: r.sender, rcpts: r.rcpts, opts: r.opts, raw: r.top + plainMail.header() + "\n" + plainMail.body, want: KindOrdinary}
+				sender: r.sender, rcpts: r.rcpts, opts: r.opts, stored: r.stored, raw: r.top + plainMail.header() + "\n" + plainMail.body, want: KindOrdinary}
+			if r.stored {
+				c.raw = "Return-Path: <" + r.sender + ">\n" + c.raw
+			}
 			cases = append(cases, c)
 		}
 		reply := "Content-Type: text/plain; charset=utf-8\n\n" + l.note + "\n\nOn Thu, 9 May 2024 at 09:58, Mail Delivery System <Mailer-Daemon@mx1.corp.example> wrote:\n" +
@@ -544,6 +551,12 @@ func wgRedirects(v int) []wgRedirect {
 		{form: "stored-srs0", sender: "SRS0=x7Yq=MK=corp.example=alice@forwarder.example", stored: true, sig: SignalSRSSender},
 		{form: "stored-resend", sender: "alice@corp.example", stored: true,
 			top: "Resent-From: alice@corp.example\nResent-To: alice.private@elsewhere.example\nResent-Date: Thu, 9 May 2024 10:20:00 +0200\n", sig: SignalRedirected},
+		// Delivered once (Return-Path: <> written by the first MDA), sent
+		// on by the mailbox, stored again at the far end.
+		{form: "stored-delivered-twice", sender: "alice@corp.example", stored: true,
+			top: "Received: by mx.elsewhere.example\nReturn-Path: <>\nDelivered-To: alice@corp.example\n", sig: SignalEarlierNullSender},
+		// Outlook's client-side "Redirect": on behalf of the mailbox.
+		{form: "outlook-redirect", sender: "alice@corp.example", top: "Sender: Alice Martin <alice@corp.example>\n", sig: SignalRedirected},
 		// A virtual alias to an outside address keeps the null sender
 		// and adds nothing: a report leaving again (the policy's part).
 		{form: "alias-null", sender: "", opts: Options{LocalDomains: wgLocal}, sig: SignalOutbound, want: KindBounce},

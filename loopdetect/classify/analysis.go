@@ -214,6 +214,7 @@ func (a *analysis) readHeader() {
 		}
 	}
 	a.subj = parseSubject(a.subject)
+	a.text.fwdSubject = a.subj.outer == pfxForward
 	a.fromDaemon = isDaemonAddress(a.from)
 }
 

@@ -168,7 +168,9 @@ func (a *analysis) forwardEvidence(e *evidence) {
 		// block of a report sender's message, with one more sign of a
 		// report (its subject names a failure or is missing, or its text
 		// has report wording, DSN fields or an SMTP reply).
-		e.fwdShape && emb.daemonFrom != "" && (emb.daemonFailBlock || e.embText >= 1)
+		e.fwdShape && emb.daemonFrom != "" && (emb.daemonFailBlock || e.embText >= 1 ||
+			// the forward's own subject names a failure or was empty
+			a.subj.outer == pfxForward && (a.subj.rest == "" || failureSubject(a.subj.rest)))
 }
 
 // kindSignals records the evidence that the chosen kind rests on: how a

@@ -88,7 +88,9 @@ func (f *htmlFlattener) tag(name []byte, end bool) {
 
 func (f *htmlFlattener) flush() {
 	if len(f.line) > 0 {
-		f.ts.line(f.line)
+		// Indentation means nothing in HTML (table cells, nbsp):
+		// the line starts at its first character.
+		f.ts.line(bytes.TrimLeft(f.line, " \t"))
 		f.line = f.line[:0]
 	} else {
 		f.ts.line(nil)

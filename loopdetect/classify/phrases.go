@@ -242,6 +242,7 @@ var bodyPhrases = []phrase{
 	{"n'a pas pu être distribué", phFailure, 2},
 	{"échec de la remise", phFailure, 2},
 	{"non remis", phFailure, 1},
+	{"n'a pas été remis", phFailure, 1},
 	{"non distribuable", phFailure, 1},
 	// Spanish.
 	{"no se pudo entregar", phFailure, 2},
@@ -312,6 +313,7 @@ var bodyPhrases = []phrase{
 	{"配信できませんでした", phFailure, 2},
 	{"送信できませんでした", phFailure, 2},
 	{"配信に失敗しました", phFailure, 2},
+	{"送信に失敗しました", phFailure, 1},
 	{"無法傳遞", phFailure, 2},
 	{"無法送達", phFailure, 2},
 	{"无法投递", phFailure, 2},
@@ -486,22 +488,28 @@ var lineRoles = func() map[string]lineRole {
 	add(roleFrom, "from", "von", "de", "da", "van", "från", "fra", "od", "от", "发件人", "寄件者", "寄件人",
 		"差出人", "kimden", "από", "feladó", "odesílatel", "remetente", "expéditeur",
 		"보낸 사람", "보낸사람", "nadawca", "mittente", "afzender", "absender", "frá", "від",
-		"šalje", "pošiljatelj", "de la", "expeditor", "siuntėjas", "gửi từ")
+		"šalje", "pošiljatelj", "de la", "expeditor", "siuntėjas", "gửi từ",
+		// Vietnamese, Indonesian/Malay, Hebrew, Arabic, Thai, Estonian,
+		// Lithuanian, Serbian, Slovenian, Bulgarian, Galician/Basque.
+		"từ", "dari", "daripada", "מאת", "من", "จาก", "saatja", "nuo", "од", "igorlea")
 	add(roleFromFinnish, "lähettäjä")
 	add(roleSent, "sent", "gesendet", "envoyé", "enviado", "inviato", "verzonden", "skickat", "sendt",
 		"wysłano", "отправлено", "发送时间", "傳送時間", "寄件日期", "送信日時", "gönderildi",
 		"αποστολή", "lähetetty", "elküldve", "odesláno", "보낸 날짜", "sendt:", "enviada em", "enviado el",
-		"poslano", "trimis", "надіслано", "enviat el", "enviat", "στάλθηκε", "odoslané", "išsiųsta", "nosūtīts")
+		"poslano", "trimis", "надіслано", "enviat el", "enviat", "στάλθηκε", "odoslané", "išsiųsta", "nosūtīts",
+		"đã gửi", "dikirim", "terkirim", "נשלח", "تاريخ الإرسال", "ส่ง", "saadetud", "изпратено", "послато", "poslano dne")
 	add(roleDate, "date", "datum", "fecha", "data", "dato", "дата", "日期", "日付", "tarih",
 		"ημερομηνία", "päivämäärä", "dátum", "날짜", "päiväys")
 	add(roleTo, "to", "an", "à", "a", "para", "aan", "till", "til", "do", "кому", "收件人", "收件者", "宛先",
 		"kime", "προς", "vastaanottaja", "címzett", "komu", "받는 사람", "받는사람", "destinataire", "per",
-		"empfänger", "pour", "prima", "către", "per a", "primatelj", "kam", "adresát", "gavėjas")
+		"empfänger", "pour", "prima", "către", "per a", "primatelj", "kam", "adresát", "gavėjas",
+		"đến", "kepada", "אל", "إلى", "ถึง", "saaja", "до", "prejemnik")
 	add(roleCc, "cc", "kopie", "copie à", "copia", "kopia", "копия", "抄送", "副本", "bilgi", "κοιν",
 		"kopio", "másolat", "kopi", "참조")
 	add(roleSubject, "subject", "betreff", "objet", "asunto", "oggetto", "onderwerp", "ämne", "emne",
 		"temat", "тема", "主题", "主旨", "件名", "konu", "θέμα", "aihe", "tárgy", "předmět", "assunto",
-		"제목", "efni", "tema", "predmet", "subiect", "tēma")
+		"제목", "efni", "tema", "predmet", "subiect", "tēma",
+		"chủ đề", "subjek", "perihal", "נושא", "الموضوع", "เรื่อง", "teema", "zadeva", "относно", "naslov", "gaia")
 	add(roleMessageID, "message-id")
 	add(roleHeader, "return-path", "received", "reply-to", "mime-version", "x-mailer", "in-reply-to",
 		"references", "content-transfer-encoding", "delivered-to", "x-original-to", "dkim-signature",

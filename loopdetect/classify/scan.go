@@ -23,12 +23,18 @@ type textScan struct {
 	decoLine  int // line of the last unrecognized decorated line ("----- x -----")
 	colonLine int // line of the last short line ending in a colon ("Begin forwarded message:")
 	fwdSep    bool
-	sawText   bool
-	pending   bool // switch to the embedded region after this line
-	blk       blockState
-	forced    bool // scanning an attachment: everything is embedded
-	finnish   bool // a header block with Finnish labels
-	ownLines  int  // lines of the message's own text (not quoted, not header-like)
+	// fwdSubject: the message's subject is a forward ("Fwd: x"), so
+	// quoted lines are what it forwards (set before the body is read).
+	fwdSubject bool
+	// attribDaemon is the last attribution line that names a report
+	// sender; the quoted text below it is that sender's message.
+	attribDaemon string
+	sawText      bool
+	pending      bool // switch to the embedded region after this line
+	blk          blockState
+	forced       bool // scanning an attachment: everything is embedded
+	finnish      bool // a header block with Finnish labels
+	ownLines     int  // lines of the message's own text (not quoted, not header-like)
 }
 
 func newTextScan() textScan {
@@ -73,15 +79,23 @@ func (ts *textScan) line(raw []byte) {
 	}
 	ts.sawText = true
 	if l[0] == '>' && !bytes.HasPrefix(l, []byte(">>> ")) {
-		if !ts.fwdSep {
+		if !ts.fwdSep && !ts.fwdSubject {
 			// Quoted by a person replying (RFC 3676 4.5): not evidence
 			// of anything this message is.
 			ts.space()
 			return
 		}
-		// Below a forward separator, a client that quotes what it
-		// forwards (Mutt's forward_quote, Evolution's "Forward
-		// quoted"): the forwarded message itself.
+		// Below a forward separator, or in a message whose subject is a
+		// forward, a client that quotes what it forwards (Mutt's
+		// forward_quote, Evolution's "Forward quoted", a reply turned
+		// into a forward): the forwarded message itself.
+		if ts.cur == regionOwn && !ts.forced {
+			ts.endBlock()
+			ts.cur = regionEmbedded
+			if r := &ts.regions[regionEmbedded]; ts.attribDaemon != "" && ts.lineNo-ts.colonLine <= 2 && r.daemonFrom == "" {
+				r.daemonFrom = ts.attribDaemon
+			}
+		}
 		l = bytes.TrimLeft(l, "> \t")
 		if len(l) == 0 {
 			ts.space()
@@ -119,8 +133,14 @@ func (ts *textScan) line(raw []byte) {
 		// colon, right above a header block (see blockLine).
 		if len(l) >= 8 && len(l) <= 120 && isDecoration(l[0]) && isDecoration(l[1]) && isDecoration(l[2]) {
 			ts.decoLine = ts.lineNo
-		} else if len(l) <= 80 && (l[len(l)-1] == ':' || bytes.HasSuffix(l, []byte("："))) {
+		} else if len(l) <= 200 && (l[len(l)-1] == ':' || bytes.HasSuffix(l, []byte("："))) {
 			ts.colonLine = ts.lineNo
+			if isDaemonAddress(string(l)) {
+				// An attribution line naming a report sender ("On
+				// <date>, Mail Delivery System <MAILER-DAEMON@x>
+				// wrote:") above what a forward quotes.
+				ts.attribDaemon = string(l)
+			}
 		}
 		if ts.blk.active && ts.lineNo-ts.blk.last > 2 {
 			ts.endBlock()

@@ -23,6 +23,10 @@ var forwardPrefixes = map[string]bool{
 	"i̇lt": true, "ilt": true, "prs": true, "posl": true, "пересл": true, "переслано": true,
 	"转发": true, "轉寄": true, "轉發": true, "転送": true, "전달": true, "weitergeleitet": true,
 	"doorgestuurd": true, "videresendt": true, "trans": true,
+	// Vietnamese, Indonesian, Hebrew, Arabic, Thai, Estonian, Latvian,
+	// Lithuanian, Serbian, Bulgarian.
+	"ct": true, "teruskan": true, "הועבר": true, "ส่งต่อ": true,
+	"edasi": true, "pārsūtīt": true, "persiųsti": true, "прослеђено": true, "препратено": true, "препр": true,
 }
 
 // replyPrefixes are reply markers that may be stacked with forward

@@ -20,10 +20,11 @@ import (
 // warning, an Exim filter failure without a Subject), and passes them on
 // the ways people and mailbox rules do:
 //
-//   - inline by 13 clients (Outlook desktop and on the web, Outlook mobile,
-//     Gmail, Apple Mail, Thunderbird, Zimbra, Lotus Notes, Roundcube, K-9,
-//     SOGo, Samsung Email, Mutt with quoting), in plain text or HTML, in 24
-//     languages, with the subject kept, emptied or rewritten;
+//   - inline by 16 clients and styles (Outlook desktop, HTML and on the
+//     web, Outlook mobile, Gmail, Apple Mail, Thunderbird plain and HTML,
+//     Zimbra, Lotus Notes, Roundcube, K-9, SOGo, Samsung Email, Mutt with
+//     quoting, a forward written as a quoting reply), in plain text or
+//     HTML, in 30 languages, with the subject kept, emptied or rewritten;
 //   - as an attachment (message/rfc822 or an .eml file);
 //   - unchanged by a redirect or resend, each with its envelope: SRS0, SRS1,
 //     BATV, Gmail's +caf_=, a local mailbox (Options.LocalDomains),
@@ -386,6 +387,28 @@ func wgInline(client string, l *wgLang, n *wgNDR, subjMode int) (subject, part s
 		plain()
 		fmt.Fprintf(&b, "%s\n\n\nSent from my Galaxy\n\n\n-------- Original message --------\n%s: %s \n%s: 09/05/2024 09:58 (GMT+01:00) \n%s: alice@corp.example \n%s: %s \n\n%s\n",
 			l.note, l.from, from, l.date, l.to, l.subject, orig, n.text)
+	case "quoted-wrote":
+		// A forward written as a reply: "Fwd:" and the report quoted
+		// below an attribution line (some mobile and webmail clients).
+		plain()
+		fmt.Fprintf(&b, "%s\n\n%s, %s wrote:\n", l.note, n.date, n.from)
+		for _, line := range strings.Split(n.text, "\n") {
+			b.WriteString("> " + line + "\n")
+		}
+		if subjMode == 2 || orig == "" {
+			subject = pfx + ": " + l.note
+		}
+	case "thunderbird-html":
+		b.WriteString("Content-Type: text/html; charset=utf-8\nContent-Transfer-Encoding: 8bit\n\n")
+		fmt.Fprintf(&b, "<html><body><p>%s</p><div class=\"moz-forward-container\"><br><br>%s<br>"+
+			"<table class=\"moz-email-headers-table\" border=\"0\" cellpadding=\"0\" cellspacing=\"0\"><tbody>"+
+			"<tr><th valign=\"BASELINE\" nowrap=\"nowrap\" align=\"RIGHT\">%s: </th><td>%s</td></tr>"+
+			"<tr><th valign=\"BASELINE\" nowrap=\"nowrap\" align=\"RIGHT\">%s: </th><td>%s</td></tr>"+
+			"<tr><th valign=\"BASELINE\" nowrap=\"nowrap\" align=\"RIGHT\">%s: </th><td>%s</td></tr>"+
+			"<tr><th valign=\"BASELINE\" nowrap=\"nowrap\" align=\"RIGHT\">%s: </th><td>alice@corp.example</td></tr>"+
+			"</tbody></table><br>%s</div></body></html>\n",
+			htmlEsc(l.note), htmlEsc(l.tbSep), htmlEsc(l.subject), htmlEsc(orig), htmlEsc(l.date), "Thu, 9 May 2024 09:58:13 +0200",
+			htmlEsc(l.from), htmlEsc(from), htmlEsc(l.to), n.html)
 	case "mutt-quoted":
 		// Mutt (forward_quote) and Evolution ("Forward quoted"): the
 		// forwarded header and text behind "> ".
@@ -405,7 +428,7 @@ func htmlEsc(s string) string {
 	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", "é", "&eacute;", "ü", "&uuml;", "ä", "&auml;", "ö", "&ouml;").Replace(s)
 }
 
-var wgClients = []string{"outlook", "owa", "outlook-mobile", "outlook-html", "gmail", "apple", "thunderbird", "zimbra", "notes", "roundcube", "sogo", "k9", "samsung", "mutt-quoted"}
+var wgClients = []string{"outlook", "owa", "outlook-mobile", "outlook-html", "gmail", "apple", "thunderbird", "zimbra", "notes", "roundcube", "sogo", "k9", "samsung", "mutt-quoted", "quoted-wrote", "thunderbird-html"}
 
 func wgPerson(subject, part string) string {
 	return "From: Alice Martin <alice@corp.example>\nTo: helpdesk@support.example\nSubject: " + encWord(subject) +

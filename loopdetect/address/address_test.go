@@ -229,3 +229,17 @@ func TestIsListRole(t *testing.T) {
 		}
 	}
 }
+
+func FuzzUnwrap(f *testing.F) {
+	for _, s := range []string{"SRS0=@x", "srs0==", "SRS1===@x", "prvs=@x", "prvs==@x", "btv1==@x", "btv1====@x", "a+caf_=@x", "@", "", "msprvs1=x@y"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		orig, form := Unwrap(s)
+		if form == "" && orig != "" {
+			t.Fatalf("Unwrap(%q) = %q with no form", s, orig)
+		}
+		_ = InDomains(s, []string{"example.org", ".x"})
+		_ = IsListRole(s)
+	})
+}

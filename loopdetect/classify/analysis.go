@@ -53,6 +53,7 @@ type analysis struct {
 	dsnRecipient  string
 	dsnRecipFinal bool
 	mdn, arf      bool
+	challenge     string // a challenge-response request written as a DSN (Boxbe)
 	children      []*analysis
 	childPaths    [][]int
 

@@ -261,6 +261,10 @@ func (a *analysis) autoReplyEvidence() bool {
 	case p == "bulk" || p == "junk" || p == "list":
 		a.add(SignalPrecedence, "header:Precedence", p)
 	}
+	if a.challenge != "" {
+		a.add(SignalChallenge, "body", a.challenge)
+		strong = true
+	}
 	if a.arHeader != "" {
 		name, val, _ := strings.Cut(a.arHeader, ": ")
 		a.add(SignalAutoReplyHeader, "header:"+name, val)

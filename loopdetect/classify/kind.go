@@ -70,6 +70,10 @@ func (a *analysis) conclude() {
 // own (before a mailbox rule's forwarding is considered).
 func (a *analysis) isBounce(e *evidence) bool {
 	switch {
+	case a.challenge != "":
+		// A challenge-response request dressed as a DSN is an
+		// auto-reply (README.md: challenge-response).
+		return false
 	case e.decisive:
 		return true
 	case e.isReport || e.personForward():

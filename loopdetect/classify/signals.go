@@ -44,6 +44,7 @@ const (
 	SignalPrecedence          = "precedence"       // Precedence: auto_reply, bulk, junk or list
 	SignalAutoReplyHeader     = "autoreply-header" // X-Autoreply, X-Autorespond, X-Apple-Action: vacation, ...
 	SignalSubjectAutoReply    = "subject-auto-reply"
+	SignalChallenge           = "challenge-response"     // a challenge-response request written as a DSN (Boxbe's X-Boxbe-Notice)
 	SignalAutoReplyBody       = "body-auto-reply-phrase" // a responder's wording ("this is an automatic reply")
 	SignalAutoReplyWeakHeader = "autoreply-weak-header"  // X-Auto-Response-Suppress, X-Loop, helpdesk fields: with another sign only
 	// Other machine reports, kept ordinary.

@@ -307,6 +307,12 @@ func (w *walker) deliveryStatus(a *analysis, h partHeader, r io.Reader, path []i
 				}
 			case roleDSNAction:
 				a.dsnActions |= parseAction(val)
+			case roleDSNDiagnostic:
+				if strings.Contains(strings.ToLower(val), "x-boxbe-notice") {
+					// Boxbe writes its challenge as a DSN: "Sender not
+					// pre-approved". Delivery has not failed.
+					a.challenge = "Diagnostic-Code: " + val
+				}
 			}
 		}
 	}

@@ -209,6 +209,8 @@ const (
 //     the older local-first order prvs=alice=1234abcdef is read too),
 //     msprvs1=tag=alice@example.org (Microsoft 365) and
 //     btv1==tag==alice@example.org (Barracuda) give alice@example.org;
+//   - bounces+SRS=HHH=TT=example.org=alice@fwd.example (Exchange Online's
+//     SRS) gives alice@example.org;
 //   - alice+caf_=bob=example.net@gmail.com (Gmail and Workspace
 //     auto-forwarding) gives alice@gmail.com.
 //
@@ -253,6 +255,14 @@ func Unwrap(a string) (orig, form string) {
 			return local[6+i+2:] + "@" + domain, FormBATV
 		}
 		return a, FormBATV
+	}
+	if i := strings.Index(local, "+srs="); i > 0 {
+		// Exchange Online's SRS: bounces+SRS=hash=tt=domain=local@fwd.
+		f := strings.SplitN(local[i+5:], "=", 4)
+		if len(f) == 4 && f[2] != "" && f[3] != "" {
+			return f[3] + "@" + f[2], FormSRS0
+		}
+		return a, FormSRS0
 	}
 	if i := strings.Index(local, "+caf_="); i > 0 {
 		return local[:i] + "@" + domain, FormGmail

@@ -193,6 +193,7 @@ func TestUnwrap(t *testing.T) {
 		{"msprvs1=19760abcdef12=bounces-x@example.org", "bounces-x@example.org", FormBATV},
 		{"btv1==0a1b2c3d4e==alice@example.org", "alice@example.org", FormBATV},
 		{"alice+caf_=bob=example.net@gmail.com", "alice@gmail.com", FormGmail},
+		{"bounces+SRS=44ldt=IX=contoso.com=bob@fabrikam.com", "bob@contoso.com", FormSRS0},
 		{"alice@example.org", "", ""},
 		{"", "", ""},
 		{"srs@example.org", "", ""},

@@ -88,13 +88,13 @@ func (a *analysis) isBounce(e *evidence) bool {
 func (a *analysis) pickKind(e *evidence) (Kind, kindReason) {
 	switch {
 	case a.isBounce(e):
-		if e.ruleMark && !e.senderNull && !e.replyShape && a.ruleHeader != "" {
-			// A report that a mailbox rule redirected onward.
-			return KindForwardedNDR, reasonNone
-		}
 		if a.redirect = a.redirectSign(e); a.redirect.Name != "" {
 			// A report a mailbox passed on unchanged.
 			return KindForwardedNDR, reasonRedirect
+		}
+		if e.ruleMark && !e.senderNull && !e.replyShape && a.ruleHeader != "" {
+			// A report that a mailbox rule redirected onward.
+			return KindForwardedNDR, reasonNone
 		}
 		return KindBounce, reasonNone
 	case e.isReport || e.replyShape:

@@ -41,6 +41,7 @@ func TestRedirectedBounce(t *testing.T) {
 		{"SRS0", "SRS0=abcd=T4=example.org=alice@fwd.example", out, "", Options{}, KindForwardedNDR, SignalSRSSender},
 		{"SRS1", "SRS1=x=fwd.example==abcd=T4=example.org=alice@fwd2.example", out, "", Options{}, KindForwardedNDR, SignalSRSSender},
 		{"BATV", "prvs=1234abcdef=alice@example.org", out, "", Options{}, KindForwardedNDR, SignalBATVSender},
+		{"Exchange Online SRS", "bounces+SRS=44ldt=IX=example.org=alice@fabrikam.example", out, "", Options{}, KindForwardedNDR, SignalSRSSender},
 		{"Gmail forward", "alice+caf_=bob=elsewhere.example@gmail.com", out, "", Options{}, KindForwardedNDR, SignalForwarderSender},
 		{"local sender", "alice@example.org", out, "", Options{LocalDomains: local}, KindForwardedNDR, SignalLocalSender},
 		{"local sender, subdomain", "alice@x.corp.example", out, "", Options{LocalDomains: local}, KindForwardedNDR, SignalLocalSender},

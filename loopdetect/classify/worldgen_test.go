@@ -561,6 +561,8 @@ func wgRedirects(v int) []wgRedirect {
 		{form: "srs0", sender: "SRS0=x7Yq=MK=corp.example=alice@forwarder.example", sig: SignalSRSSender},
 		{form: "srs1", sender: "SRS1=Qw3e=forwarder.example==x7Yq=MK=corp.example=alice@relay.example", sig: SignalSRSSender},
 		{form: "batv", sender: "prvs=1304a1b2c3=alice@corp.example", sig: SignalBATVSender},
+		{form: "exchange-online-srs", sender: "bounces+SRS=Kx7q1=MK=corp.example=alice@tenant.onmicrosoft.example",
+			top: "X-MS-Exchange-Organization-AutoForwarded: true\n", sig: SignalSRSSender},
 		{form: "gmail", sender: "alice+caf_=alice.private=elsewhere.example@gmail.com",
 			top: "X-Forwarded-To: alice.private@elsewhere.example\nX-Forwarded-For: alice@gmail.com alice.private@elsewhere.example\nDelivered-To: alice@gmail.com\n", sig: SignalForwarderSender},
 		{form: "local-sender", sender: "alice@corp.example", opts: Options{LocalDomains: wgLocal}, sig: SignalLocalSender},

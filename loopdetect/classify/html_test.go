@@ -34,3 +34,23 @@ func TestHTMLEntities(t *testing.T) {
 		})
 	}
 }
+
+func TestPlainSMTPReply(t *testing.T) {
+	for _, c := range []struct {
+		line string
+		want string
+	}{
+		{"554 delivery error: dd This user doesn't have a yahoo.com account", "554"},
+		{"<bob@x>: host mx said: 550 Unknown user", "550"},
+		{"Remote Server returned '554 Message rejected'", "554"},
+		{"550 EUR for the flight", ""},
+		{"We sold 550 units to the user", ""},
+		{"550 5.1.1 <bob@x>: Recipient address rejected", "550 5.1.1"},
+	} {
+		ts := newTextScan()
+		ts.line([]byte(c.line))
+		if got := ts.regions[regionOwn].smtp; got != c.want {
+			t.Errorf("%q: smtp %q, want %q", c.line, got, c.want)
+		}
+	}
+}

@@ -177,7 +177,7 @@ func (ts *textScan) smtpStatus(l []byte) {
 			continue
 		}
 		if i+9 > len(l) {
-			return
+			break
 		}
 		if !isDigit(l[i+1]) || !isDigit(l[i+2]) || (l[i+3] != ' ' && l[i+3] != '-') || l[i+4] != c || l[i+5] != '.' || !isDigit(l[i+6]) {
 			continue
@@ -196,6 +196,47 @@ func (ts *textScan) smtpStatus(l []byte) {
 		r.smtp = string(l[i:k])
 		return
 	}
+	// A reply code without an enhanced status code ("554 delivery error",
+	// "550 Unknown user"), only where SMTP replies are quoted: at the start
+	// of the line or after "said: ", "returned '", "<<< " and the like,
+	// with the words of a refusal after it.
+	for i := 0; i+4 <= len(l); i++ {
+		c := l[i]
+		if c != '4' && c != '5' || !isDigit(l[i+1]) || !isDigit(l[i+2]) || (l[i+3] != ' ' && l[i+3] != '-') {
+			continue
+		}
+		if i > 0 && !(l[i-1] == '\'' || l[i-1] == ' ' && i >= 2 && (l[i-2] == ':' || l[i-2] == '<')) {
+			continue
+		}
+		if code := string(l[i : i+3]); smtpReplyCodes[code] && smtpReplyWords(l[i+4:]) {
+			r.smtp = code
+			return
+		}
+	}
+}
+
+// smtpReplyCodes are the reply codes of RFC 5321 4.2.2 that refuse or
+// defer a message.
+var smtpReplyCodes = map[string]bool{
+	"421": true, "450": true, "451": true, "452": true, "550": true, "551": true, "552": true, "553": true, "554": true,
+}
+
+// smtpReplyWords reports the text of an SMTP refusal after its code.
+func smtpReplyWords(rest []byte) bool {
+	var buf [96]byte
+	n := len(rest)
+	if n > len(buf) {
+		n = len(buf)
+	}
+	low := foldInto(buf[:0], rest[:n])
+	for _, w := range []string{"user", "mailbox", "recipient", "address", "unknown", "denied", "rejected",
+		"not found", "does not exist", "delivery", "relay", "quota", "no such", "unavailable", "refused",
+		"blocked", "try again", "not accepted", "invalid"} {
+		if bytes.Contains(low, []byte(w)) {
+			return true
+		}
+	}
+	return false
 }
 
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }

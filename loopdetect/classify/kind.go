@@ -88,7 +88,7 @@ func (a *analysis) isBounce(e *evidence) bool {
 func (a *analysis) pickKind(e *evidence) (Kind, kindReason) {
 	switch {
 	case a.isBounce(e):
-		if a.redirect = a.redirectSign(e); a.redirect.Name != "" {
+		if a.passedOn(e) {
 			// A report a mailbox passed on unchanged.
 			return KindForwardedNDR, reasonRedirect
 		}
@@ -100,14 +100,12 @@ func (a *analysis) pickKind(e *evidence) (Kind, kindReason) {
 	case e.isReport || e.replyShape:
 		return KindOrdinary, reasonNone
 	case a.fromDaemon && !e.senderNull && !e.fwdShape && a.depth == 0 &&
-		(e.hdrPts >= 2 || e.textPts >= 1 || a.subject == "" || failureSubject(a.subject)):
+		(e.hdrPts >= 2 || e.textPts >= 1 || a.subject == "" || failureSubject(a.subject)) && a.passedOn(e):
 		// A report sender's message that a mailbox passed on: the
 		// redirect's sign stands for the null reverse-path it lost, and
 		// one more sign of a report is wanted, as for an attached one
 		// (weakAttachedReport): a postmaster's notice is no report.
-		if a.redirect = a.redirectSign(e); a.redirect.Name != "" {
-			return KindForwardedNDR, reasonRedirect
-		}
+		return KindForwardedNDR, reasonRedirect
 	case a.subj.forwardedNDR() && !e.senderNull && !e.replyShape:
 		return KindForwardedNDR, reasonSubjectForwardedNDR
 	case e.childNDR != nil || e.inlineNDR || (e.fwdShape && a.dsnParts > 0):
@@ -163,4 +161,12 @@ func (a *analysis) weakAttachedReport() bool {
 		return false
 	}
 	return a.subject == "" || failureSubject(a.subject) || a.text.regions[regionOwn].textPoints() >= 1
+}
+
+// passedOn looks for the sign that a mailbox passed the message on
+// unchanged (redirectSign), keeps it in a.redirect and reports whether
+// there was one.
+func (a *analysis) passedOn(e *evidence) bool {
+	a.redirect = a.redirectSign(e)
+	return a.redirect.Name != ""
 }

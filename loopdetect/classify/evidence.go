@@ -297,9 +297,7 @@ func (a *analysis) autoReplyEvidence() bool {
 		// usual wording with another sign.
 		strong = true
 	}
-	if a.subj.autoReply != "" {
-		// recorded above
-	} else if a.subj.autoPrefix && a.subj.replies == 0 && a.subj.forwards == 0 &&
+	if a.subj.autoReply == "" && a.subj.autoPrefix && a.subj.replies == 0 && a.subj.forwards == 0 &&
 		(a.precedence == "bulk" || a.precedence == "junk" || a.autoSubmitted != "" || a.env.known && a.env.null) {
 		// "Auto: x" (RFC 3834 3.1.5) with another mark.
 		a.add(SignalSubjectAutoReply, "header:Subject", a.subject)

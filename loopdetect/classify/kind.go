@@ -99,12 +99,14 @@ func (a *analysis) pickKind(e *evidence) (Kind, kindReason) {
 		return KindBounce, reasonNone
 	case e.isReport || e.replyShape:
 		return KindOrdinary, reasonNone
-	case a.fromDaemon && !e.senderNull && !e.fwdShape && a.depth == 0 &&
-		(e.hdrPts >= 2 || e.textPts >= 1 || a.subject == "" || failureSubject(a.subject)) && a.passedOn(e):
-		// A report sender's message that a mailbox passed on: the
-		// redirect's sign stands for the null reverse-path it lost, and
-		// one more sign of a report is wanted, as for an attached one
-		// (weakAttachedReport): a postmaster's notice is no report.
+	case !e.senderNull && a.depth == 0 &&
+		(a.fromDaemon && (e.hdrPts >= 2 || e.textPts >= 1 || a.subject == "" || failureSubject(a.subject)) ||
+			a.subj.plainNDR() && e.textPts >= 1) && a.passedOn(e):
+		// A report sender's message, or one with a report subject, that
+		// a mailbox passed on: the redirect's sign stands for the null
+		// reverse-path it lost, and one more sign of a report is wanted,
+		// as for an attached one (weakAttachedReport): a postmaster's
+		// notice is no report.
 		return KindForwardedNDR, reasonRedirect
 	case a.subj.forwardedNDR() && !e.senderNull && !e.replyShape:
 		return KindForwardedNDR, reasonSubjectForwardedNDR

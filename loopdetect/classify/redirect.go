@@ -37,7 +37,7 @@ func (s *site) outside() string {
 // found, or a zero Signal. See README.md for each sign and the false
 // positive it guards against.
 func (a *analysis) redirectSign(e *evidence) Signal {
-	if a.depth != 0 || e.replyShape {
+	if a.depth != 0 {
 		return Signal{}
 	}
 	s := a.env
@@ -65,7 +65,10 @@ func (a *analysis) redirectSign(e *evidence) Signal {
 		if person && address.InDomains(s.addr, a.site.local) {
 			return Signal{Name: SignalLocalSender, Where: "envelope", Value: s.addr}
 		}
-		if person && a.resent != "" && !a.list && a.resentPerson() {
+		if person && a.resent != "" && a.resentPerson() {
+			// A person resending (the reverse-path is theirs, not a
+			// list's bounce address): a report that reached them
+			// through a list still carries the list's fields.
 			name, val, _ := strings.Cut(a.resent, ": ")
 			return Signal{Name: SignalRedirected, Where: "header:" + name, Value: val}
 		}
@@ -80,9 +83,11 @@ func (a *analysis) redirectSign(e *evidence) Signal {
 				}
 			}
 		}
-		if person && a.senderField != "" && !isDaemonAddress(a.senderField) && !address.IsListRole(a.senderField) && !a.list {
+		if person && a.senderField != "" && strings.EqualFold(a.senderField, s.addr) {
 			// Outlook's and Exchange's redirect on behalf: From stays the
-			// report sender, Sender names the mailbox.
+			// report sender, Sender names the mailbox that is also the
+			// reverse-path. (A list's Sender is its own address, the
+			// reverse-path its bounce address.)
 			return Signal{Name: SignalRedirected, Where: "header:Sender", Value: a.senderField}
 		}
 		if person && a.fwdHeader != "" {

@@ -105,3 +105,26 @@ func TestRedirectStored(t *testing.T) {
 		})
 	}
 }
+
+// TestRedirectOrdinary: ordinary mail passed on the same ways stays
+// ordinary, report-like words or not.
+func TestRedirectOrdinary(t *testing.T) {
+	for _, c := range []struct{ name, sender, raw string }{
+		{"warehouse via SRS", "SRS0=abcd=T4=example.org=alice@fwd.example",
+			"From: Bob <bob@shop.example>\nSubject: Undeliverable items in the warehouse\n\nWe have three pallets that cannot be shipped.\n"},
+		{"postmaster notice via BATV", "prvs=1234abcdef=postmaster-team@example.org",
+			"From: Postmaster <postmaster@example.org>\nSubject: New webmail\n\nThe new webmail is online.\n"},
+		{"resent newsletter", "alice@example.org",
+			"Resent-From: alice@example.org\nFrom: News <news@shop.example>\nSubject: Offers\n\nOur offers.\n"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			m, err := ReadMessage(strings.NewReader(c.raw), Envelope{Sender: c.sender, Recipients: []string{"x@elsewhere.example"}}, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v := Classify(m, Options{LocalDomains: []string{"example.org"}}); v.Kind != KindOrdinary {
+				t.Fatalf("got %s", v.Explain())
+			}
+		})
+	}
+}

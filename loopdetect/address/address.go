@@ -290,14 +290,14 @@ func batvTag(s string) bool {
 
 // InDomains reports whether the domain of addr is one of domains, or below
 // an entry with a leading dot (".example.org" holds a.example.org and
-// example.org itself), as the policy's local_domains are read. Case is
-// ignored and a trailing dot dropped; domains are compared as given (give
-// both in A-label form to compare internationalized ones).
+// example.org itself), as the policy reads its local_domains: the address
+// is Normalized (lower case, A-label domain, no trailing dot) and the
+// entries are compared lower-cased.
 func InDomains(addr string, domains []string) bool {
 	if len(domains) == 0 {
 		return false
 	}
-	d := strings.TrimSuffix(strings.ToLower(strings.TrimSpace(Domain(strings.Trim(strings.TrimSpace(addr), "<>")))), ".")
+	d := Domain(Normalize(addr))
 	if d == "" {
 		return false
 	}

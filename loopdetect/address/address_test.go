@@ -213,6 +213,7 @@ func TestInDomains(t *testing.T) {
 	}{
 		{"a@example.org", true}, {"<a@EXAMPLE.ORG.>", true}, {"a@sub.example.org", false},
 		{"a@corp.example", true}, {"a@x.corp.example", true}, {"a@xcorp.example", false}, {"", false}, {"example.org", false},
+		{"a@bücher.corp.example", true},
 	} {
 		if got := InDomains(c.in, ds); got != c.want {
 			t.Errorf("InDomains(%q) = %v, want %v", c.in, got, c.want)

@@ -54,3 +54,23 @@ func TestPlainSMTPReply(t *testing.T) {
 		}
 	}
 }
+
+// TestUnknownLabels: a forward whose separator and labels no table knows
+// (Albanian here), of a report from MAILER-DAEMON.
+func TestUnknownLabels(t *testing.T) {
+	raw := "From: Ana <ana@corp.example>\nTo: help@corp.example\nSubject: Ndihmë\n\n" +
+		"Pse u kthye kjo?\n\n---------- Mesazh i përcjellë ---------\n" +
+		"Nga: Mail Delivery System <MAILER-DAEMON@mx.corp.example>\nDërguar: e enjte\nPër: ana@corp.example\nSubjekti: Mesazh\n\n" +
+		"<bob@remote.example>: host mx.remote.example said: 550 5.1.1 unknown user\n"
+	v := Classify(mustRead(t, "ana@corp.example", raw), Options{})
+	if v.Kind != KindForwardedNDR || !v.Has(SignalForwardedBlockNDR) {
+		t.Fatalf("got %s", v.Explain())
+	}
+	t.Log(v.Explain())
+	neg := strings.Replace(raw, "MAILER-DAEMON@mx.corp.example", "bob@remote.example", 1)
+	neg = strings.Replace(neg, "Mail Delivery System", "Bob", 1)
+	neg = strings.Replace(neg, "<bob@remote.example>: host mx.remote.example said: 550 5.1.1 unknown user", "Shihemi nesër.", 1)
+	if v := Classify(mustRead(t, "ana@corp.example", neg), Options{}); v.Kind != KindOrdinary {
+		t.Fatalf("negative: got %s", v.Explain())
+	}
+}

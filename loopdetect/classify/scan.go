@@ -141,6 +141,8 @@ func (ts *textScan) line(raw []byte) {
 				// wrote:") above what a forward quotes.
 				ts.attribDaemon = string(l)
 			}
+		} else if ts.cur == regionOwn && !ts.forced && ts.nearSeparator() {
+			ts.unknownLabelLine(l)
 		}
 		if ts.blk.active && ts.lineNo-ts.blk.last > 2 {
 			ts.endBlock()
@@ -341,4 +343,42 @@ func foldInto(dst, b []byte) []byte {
 		i += size
 	}
 	return dst
+}
+
+// nearSeparator reports a line at most six lines below a separator, known
+// or told by its shape.
+func (ts *textScan) nearSeparator() bool {
+	last := ts.sepLine
+	for _, n := range [...]int{ts.decoLine, ts.colonLine, ts.ruleLine} {
+		if n > last {
+			last = n
+		}
+	}
+	return ts.lineNo-last <= 6
+}
+
+// unknownLabelLine looks at a "Label: value" line whose label the tables
+// lack, right below a separator: when the value names a report sender it
+// is the From line of a forwarded report's header block in a language the
+// tables do not know, and what follows is the forwarded report.
+func (ts *textScan) unknownLabelLine(l []byte) {
+	i := bytes.IndexByte(l, ':')
+	if i <= 0 || i > 40 || bytes.Count(l[:i], []byte(" ")) > 2 {
+		return
+	}
+	val := bytes.TrimSpace(l[i+1:])
+	if len(val) == 0 || len(val) > 200 || !isDaemonAddress(string(val)) {
+		return
+	}
+	ts.endBlock()
+	ts.fwdSep = true
+	ts.cur = regionEmbedded
+	r := &ts.regions[regionEmbedded]
+	if r.daemonFrom == "" {
+		r.daemonFrom = string(val)
+	}
+	r.blocks++
+	r.ndrBlocks++
+	// No subject is known; weigh it as a report sender's block whose
+	// subject is not known to name a failure (see forwardEvidence).
 }

@@ -58,14 +58,15 @@ type analysis struct {
 	childPaths    [][]int
 
 	// Outcome.
-	kind      Kind
-	action    string
-	ndrCount  int // reports along the chain (an NDR of an NDR is 2)
-	refID     string
-	recipient string
-	signals   []Signal
-	reason    string // the first signals, for the parent's embedded-ndr signal (see summary)
-	redirect  Signal // the sign that a report was passed on unchanged (redirectSign)
+	kind        Kind
+	action      string
+	ndrCount    int // reports along the chain (an NDR of an NDR is 2)
+	refID       string
+	recipient   string
+	signals     []Signal
+	reason      string // the first signals, for the parent's embedded-ndr signal (see summary)
+	redirect    Signal // the sign that a report was passed on unchanged (redirectSign)
+	forwardedBy string // the mailbox that passed it on (forwarder)
 }
 
 func newAnalysis(fs fields, env sender, depth int) *analysis {

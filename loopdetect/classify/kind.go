@@ -64,6 +64,9 @@ func (a *analysis) conclude() {
 		a.kind = KindAutoReply
 	}
 	a.facts(e.childNDR)
+	if reason == reasonRedirect {
+		a.forwardedBy = a.forwarder()
+	}
 }
 
 // isBounce reports whether the evidence makes the message a report of its
@@ -150,6 +153,7 @@ func (a *analysis) verdict() Verdict {
 		OriginalRecipient: a.recipient,
 		Hops:              a.hops,
 		ForwardDepth:      a.subj.depth,
+		ForwardedBy:       a.forwardedBy,
 	}
 }
 

@@ -144,3 +144,35 @@ func (a *analysis) redirectSign(e *evidence) Signal {
 func (a *analysis) resentPerson() bool {
 	return a.resentAddr == "" || !isDaemonAddress(a.resentAddr) && !address.IsListRole(a.resentAddr)
 }
+
+// forwarder returns the mailbox that passed a report on, lower-cased, for
+// Verdict.ForwardedBy: the mailbox a rewritten reverse-path stands for
+// (SRS, BATV, Gmail), else the reverse-path itself; with the null or an
+// unknown reverse-path, the Resent-From or Resent-Sender, else the mailbox a
+// Delivered-To names (a local one first), else the one the Exchange rule
+// field names.
+func (a *analysis) forwarder() string {
+	s := a.env
+	if s.known && !s.null {
+		if orig, form := address.Unwrap(s.addr); form != "" && orig != "" {
+			return orig
+		}
+		return strings.ToLower(s.addr)
+	}
+	if a.resentAddr != "" {
+		return a.resentAddr
+	}
+	for _, d := range a.deliveredTo {
+		if address.InDomains(d, a.site.local) {
+			return d
+		}
+	}
+	if len(a.deliveredTo) > 0 {
+		return a.deliveredTo[0]
+	}
+	if a.ruleHeader != "" {
+		_, val, _ := strings.Cut(a.ruleHeader, ": ")
+		return address.Extract(val)
+	}
+	return ""
+}

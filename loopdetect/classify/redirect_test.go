@@ -68,6 +68,12 @@ func TestRedirectedBounce(t *testing.T) {
 			if tt.signal != "" && !v.Has(tt.signal) {
 				t.Fatalf("signal %q missing: %s", tt.signal, v.Explain())
 			}
+			if v.Kind == KindForwardedNDR && v.ForwardedBy == "" {
+				t.Errorf("ForwardedBy empty: %s", v.Explain())
+			}
+			if tt.name == "SRS0" && v.ForwardedBy != "alice@example.org" {
+				t.Errorf("ForwardedBy = %q, want alice@example.org", v.ForwardedBy)
+			}
 			if v.DSNAction != DSNFailed || v.OriginalRecipient == "" {
 				t.Errorf("facts lost: action %q recipient %q", v.DSNAction, v.OriginalRecipient)
 			}

@@ -187,3 +187,148 @@ func DisplayName(v string) string {
 	}
 	return strings.Trim(strings.TrimSpace(v), `"' `)
 }
+
+// Envelope rewriting forms that Unwrap recognizes.
+const (
+	FormSRS0  = "srs0"  // Sender Rewriting Scheme, first forwarder (SRS0=hash=tt=domain=local@forwarder)
+	FormSRS1  = "srs1"  // SRS, a later forwarder (SRS1=hash=forwarder==hash=tt=domain=local@forwarder2)
+	FormBATV  = "batv"  // Bounce Address Tag Validation (prvs=tag=local@domain, msprvs1=, btv1==)
+	FormGmail = "gmail" // Gmail/Workspace auto-forwarding (local+caf_=target=domain@gmail.com)
+)
+
+// Unwrap returns the mailbox an envelope sender that a forwarder or a
+// signing MTA rewrote stands for, and the form of the rewriting (one of the
+// Form* constants); "" and "" for an address in none of these forms.
+//
+//   - SRS0=HHH=TT=example.org=alice@forwarder.example gives alice@example.org
+//     (the Sender Rewriting Scheme of libsrs2, postsrsd and Exim; the
+//     separator after SRS0 may also be "+" or "-");
+//   - SRS1=HHH=forwarder.example==HHH=TT=example.org=alice@fwd2.example gives
+//     alice@example.org;
+//   - prvs=1234abcdef=alice@example.org (BATV, draft-levine-smtp-batv 4.1;
+//     the older local-first order prvs=alice=1234abcdef is read too),
+//     msprvs1=tag=alice@example.org (Microsoft 365) and
+//     btv1==tag==alice@example.org (Barracuda) give alice@example.org;
+//   - bounces+SRS=HHH=TT=example.org=alice@fwd.example (Exchange Online's
+//     SRS) gives alice@example.org;
+//   - alice+caf_=bob=example.net@gmail.com (Gmail and Workspace
+//     auto-forwarding) gives alice@gmail.com.
+//
+// The result is lower-cased; a form that does not decode gives the address
+// itself, lower-cased, with the form.
+func Unwrap(a string) (orig, form string) {
+	a = strings.ToLower(strings.TrimSpace(a))
+	at := strings.LastIndexByte(a, '@')
+	if at <= 0 {
+		return "", ""
+	}
+	local, domain := a[:at], a[at+1:]
+	switch {
+	case len(local) > 5 && strings.HasPrefix(local, "srs0") && isSRSSep(local[4]):
+		f := strings.SplitN(local[5:], "=", 4) // hash, tt, domain, local
+		if len(f) == 4 && f[2] != "" && f[3] != "" {
+			return f[3] + "@" + f[2], FormSRS0
+		}
+		return a, FormSRS0
+	case len(local) > 5 && strings.HasPrefix(local, "srs1") && isSRSSep(local[4]):
+		// SRS1=hash=forwarder==hash=tt=domain=local: the opaque part
+		// after "==" is an SRS0 address without its "SRS0".
+		if i := strings.Index(local, "=="); i >= 0 {
+			f := strings.SplitN(local[i+2:], "=", 4)
+			if len(f) == 4 && f[2] != "" && f[3] != "" {
+				return f[3] + "@" + f[2], FormSRS1
+			}
+		}
+		return a, FormSRS1
+	case strings.HasPrefix(local, "prvs=") || strings.HasPrefix(local, "msprvs1="):
+		rest := local[strings.IndexByte(local, '=')+1:]
+		tag, user, ok := strings.Cut(rest, "=")
+		if !ok || user == "" || tag == "" {
+			return a, FormBATV
+		}
+		if !batvTag(tag) && batvTag(user) {
+			tag, user = user, tag // prvs=alice=1234abcdef
+		}
+		return user + "@" + domain, FormBATV
+	case strings.HasPrefix(local, "btv1=="):
+		if i := strings.Index(local[6:], "=="); i >= 0 && local[6+i+2:] != "" {
+			return local[6+i+2:] + "@" + domain, FormBATV
+		}
+		return a, FormBATV
+	}
+	if i := strings.Index(local, "+srs="); i > 0 {
+		// Exchange Online's SRS: bounces+SRS=hash=tt=domain=local@fwd.
+		f := strings.SplitN(local[i+5:], "=", 4)
+		if len(f) == 4 && f[2] != "" && f[3] != "" {
+			return f[3] + "@" + f[2], FormSRS0
+		}
+		return a, FormSRS0
+	}
+	if i := strings.Index(local, "+caf_="); i > 0 {
+		return local[:i] + "@" + domain, FormGmail
+	}
+	return "", ""
+}
+
+func isSRSSep(c byte) bool { return c == '=' || c == '+' || c == '-' }
+
+// batvTag reports a BATV tag-val: a key digit, three day digits and six hex
+// digits (draft-levine-smtp-batv 4.1), or the longer hex tags some
+// implementations write.
+func batvTag(s string) bool {
+	if len(s) < 10 || len(s) > 40 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// InDomains reports whether the domain of addr is one of domains, or below
+// an entry with a leading dot (".example.org" holds a.example.org and
+// example.org itself), as the policy reads its local_domains: the address
+// is Normalized (lower case, A-label domain, no trailing dot) and the
+// entries are compared lower-cased.
+func InDomains(addr string, domains []string) bool {
+	if len(domains) == 0 {
+		return false
+	}
+	d := Domain(Normalize(addr))
+	if d == "" {
+		return false
+	}
+	for _, e := range domains {
+		e = strings.ToLower(strings.TrimSpace(e))
+		if strings.HasPrefix(e, ".") {
+			if strings.HasSuffix(d, e) || d == e[1:] {
+				return true
+			}
+		} else if d == e {
+			return true
+		}
+	}
+	return false
+}
+
+// IsListRole reports a mailing-list manager's administrative address: the
+// owner, bounce and request addresses of Mailman (-owner, -bounces,
+// -request, and -admin of Mailman 2.0), Majordomo and SmartList (owner-x,
+// x-request), Sympa (-owner, -request) and ezmlm (-return-, -owner). Such an
+// address sends reports on as part of the list's bounce handling.
+func IsListRole(addr string) bool {
+	l := strings.ToLower(addr)
+	if i := strings.LastIndexByte(l, '@'); i >= 0 {
+		l = l[:i]
+	}
+	if j := strings.IndexByte(l, '+'); j > 0 {
+		l = l[:j]
+	}
+	return strings.HasSuffix(l, "-owner") || strings.HasSuffix(l, "-bounces") || strings.HasSuffix(l, "-bounce") ||
+		strings.HasSuffix(l, "-request") || strings.HasSuffix(l, "-admin") || strings.HasPrefix(l, "owner-") ||
+		strings.Contains(l, "-return-") || strings.HasPrefix(l, "bounce") || l == "mailman" || l == "majordomo" ||
+		l == "listserv" || l == "sympa"
+}

@@ -182,3 +182,66 @@ func TestDisplayName(t *testing.T) {
 		}
 	}
 }
+
+func TestUnwrap(t *testing.T) {
+	for _, c := range []struct{ in, orig, form string }{
+		{"SRS0=HHH=TT=example.org=alice@forwarder.example", "alice@example.org", FormSRS0},
+		{"SRS0+a1b2=ZZ=example.org=al=ice@fwd.example", "al=ice@example.org", FormSRS0},
+		{"SRS1=HHH=forwarder.example==HHH=TT=example.org=alice@fwd2.example", "alice@example.org", FormSRS1},
+		{"prvs=1234abcdef=alice@example.org", "alice@example.org", FormBATV},
+		{"prvs=alice=1234abcdef@example.org", "alice@example.org", FormBATV},
+		{"msprvs1=19760abcdef12=bounces-x@example.org", "bounces-x@example.org", FormBATV},
+		{"btv1==0a1b2c3d4e==alice@example.org", "alice@example.org", FormBATV},
+		{"alice+caf_=bob=example.net@gmail.com", "alice@gmail.com", FormGmail},
+		{"bounces+SRS=44ldt=IX=contoso.com=bob@fabrikam.com", "bob@contoso.com", FormSRS0},
+		{"alice@example.org", "", ""},
+		{"", "", ""},
+		{"srs@example.org", "", ""},
+	} {
+		orig, form := Unwrap(c.in)
+		if orig != c.orig || form != c.form {
+			t.Errorf("Unwrap(%q) = %q, %q; want %q, %q", c.in, orig, form, c.orig, c.form)
+		}
+	}
+}
+
+func TestInDomains(t *testing.T) {
+	ds := []string{"example.org", ".corp.example"}
+	for _, c := range []struct {
+		in   string
+		want bool
+	}{
+		{"a@example.org", true}, {"<a@EXAMPLE.ORG.>", true}, {"a@sub.example.org", false},
+		{"a@corp.example", true}, {"a@x.corp.example", true}, {"a@xcorp.example", false}, {"", false}, {"example.org", false},
+		{"a@bücher.corp.example", true},
+	} {
+		if got := InDomains(c.in, ds); got != c.want {
+			t.Errorf("InDomains(%q) = %v, want %v", c.in, got, c.want)
+		}
+	}
+}
+
+func TestIsListRole(t *testing.T) {
+	for in, want := range map[string]bool{
+		"python-list-admin@python.org": true, "owner-x@example.org": true, "x-bounces+a=b@example.org": true,
+		"alice@example.org": false, "postmaster@example.org": false,
+	} {
+		if got := IsListRole(in); got != want {
+			t.Errorf("IsListRole(%q) = %v, want %v", in, got, want)
+		}
+	}
+}
+
+func FuzzUnwrap(f *testing.F) {
+	for _, s := range []string{"SRS0=@x", "srs0==", "SRS1===@x", "prvs=@x", "prvs==@x", "btv1==@x", "btv1====@x", "a+caf_=@x", "@", "", "msprvs1=x@y"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		orig, form := Unwrap(s)
+		if form == "" && orig != "" {
+			t.Fatalf("Unwrap(%q) = %q with no form", s, orig)
+		}
+		_ = InDomains(s, []string{"example.org", ".x"})
+		_ = IsListRole(s)
+	})
+}

@@ -2,6 +2,8 @@ package classify
 
 import (
 	"bytes"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -39,4 +41,33 @@ func BenchmarkClassify(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkCorpus classifies every message of the shared corpora (see
+// corpusDir; skipped without them) and reports messages per second on one
+// goroutine. The files are read and parsed once; only Classify is timed.
+func BenchmarkCorpus(b *testing.B) {
+	dir := corpusDir(b)
+	rows := readManifest(b, dir)
+	msgs := make([]*Message, 0, len(rows))
+	for _, row := range rows {
+		raw, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(row.path)))
+		if err != nil {
+			continue
+		}
+		m, err := ReadStoredMessage(bytes.NewReader(raw), 0)
+		if err != nil {
+			continue
+		}
+		msgs = append(msgs, m)
+	}
+	b.ResetTimer()
+	n := 0
+	for b.Loop() {
+		for _, m := range msgs {
+			Classify(m, Options{})
+		}
+		n += len(msgs)
+	}
+	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "msgs/s")
 }

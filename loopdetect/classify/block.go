@@ -15,6 +15,7 @@ type blockState struct {
 	messageID string
 	sent      bool
 	ndr       bool
+	daemon    bool  // the From is a report sender
 	evaluated uint8 // bit 0: from evaluated, bit 1: subject evaluated
 	// ownHits are phrases matched in the block's lines before it was
 	// confirmed, counted in the own region until it is.
@@ -58,7 +59,8 @@ func (ts *textScan) blockLine(role lineRole, val string) {
 			ts.moveHits(b.ownHits)
 		}
 		if ts.cur == regionOwn && !ts.forced &&
-			(b.sent || ts.lineNo-ts.sepLine <= 6 || ts.lineNo-ts.ruleLine <= 3) {
+			(b.sent || ts.lineNo-ts.sepLine <= 6 || ts.lineNo-ts.ruleLine <= 3 ||
+				ts.lineNo-ts.decoLine <= 4 || ts.lineNo-ts.colonLine <= 3) {
 			ts.fwdSep = true
 		}
 		ts.cur = regionEmbedded
@@ -82,7 +84,7 @@ func (ts *textScan) moveHits(ps []int16) {
 		own.hits[p/64] &^= 1 << (p % 64)
 		ph := &bodyPhrases[p]
 		switch ph.kind {
-		case phReturned, phRule:
+		case phReturned, phRule, phAuto:
 		default:
 			own.score -= int(ph.weight)
 			own.kindPts[ph.kind] -= int(ph.weight)
@@ -118,6 +120,7 @@ func (ts *textScan) evaluateBlock() {
 		if from := strings.TrimSpace(DecodeHeader(b.from)); isDaemonAddress(from) || strings.HasSuffix(from, "<>") || from == "" || from == `""` {
 			// Clients show a report's empty From as "<>" or nothing.
 			b.ndr = true
+			b.daemon = true
 			if r.daemonFrom == "" {
 				r.daemonFrom = b.from
 				if r.daemonFrom == "" {
@@ -157,6 +160,12 @@ func (ts *textScan) endBlock() {
 	}
 	if b.confirmed && b.ndr {
 		ts.regions[regionEmbedded].ndrBlocks++
+	}
+	if b.confirmed && b.daemon && (b.subject == "" || failureSubject(DecodeHeader(b.subject))) {
+		// A report sender's message with no subject (an Exim filter's
+		// "fail") or one that names a failure in any of the common
+		// languages ("送信エラーのお知らせ", "Message non remis").
+		ts.regions[regionEmbedded].daemonFailBlock = true
 	}
 	*b = blockState{}
 }

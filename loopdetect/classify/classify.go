@@ -20,6 +20,7 @@ func Classify(msg *Message, opts Options) Verdict {
 		body = body[:opts.bodyLimit()]
 	}
 	a := newAnalysis(fromTextproto(&msg.Header), senderFromEnvelope(&msg.Envelope), 0)
+	a.site = site{local: opts.LocalDomains, rcpts: msg.Envelope.Recipients}
 	w.body(a, body, nil, 0)
 	a.conclude()
 	v := a.verdict()

@@ -74,6 +74,19 @@ func readManifest(t testing.TB, dir string) []manifestRow {
 	return rows
 }
 
+// corpusRelabel lists the shared-corpus messages whose upstream label
+// ("bounce": the bounce parsers that supplied them only ask whether a
+// report can be parsed) is not what loopbreaker must say. Each is a report
+// that a mailbox passed on unchanged to another address (issue 14, part 1),
+// which the forward-storm rule must count; the reason is what the message
+// shows, checked by hand.
+var corpusRelabel = map[string]string{
+	"bounces/php-bounce-handler/eml/testfile.eml": "Postfix report redirected by Thunderbird: Resent-From and " +
+		"Return-Path thomas.seifert@, Resent-To bouncemail@, Resent-User-Agent Thunderbird 2.0",
+	"bounces/ruby-mail/spec/fixtures/emails/multipart_report_emails/report_422.eml": "Sendmail delay report resent " +
+		"by a mailbox: Resent-From and Return-Path mail_dump@ns1..., Resent-To mikel@",
+}
+
 // expectedKind maps the corpus classes to what loopbreaker should say
 // (README.md of the corpus). ok is false for classes that are not scored.
 func expectedKind(class string) (Kind, string, bool) {
@@ -133,6 +146,12 @@ func TestCorpusConfusion(t *testing.T) {
 		t.Skip("corpus measurement skipped in -short mode")
 	}
 	rows := readManifest(t, dir)
+	for i := range rows {
+		if why, ok := corpusRelabel[rows[i].path]; ok && rows[i].class == "bounce" {
+			t.Logf("scored as fwd-ndr, not the upstream label %q: %s: %s", rows[i].class, rows[i].path, why)
+			rows[i].class = "fwd-ndr"
+		}
+	}
 	results := classifyCorpus(t, dir, rows)
 	if dump := os.Getenv("LOOPBREAKER_CORPUS_DUMP"); dump != "" {
 		// For tuning: every verdict, one line per file.

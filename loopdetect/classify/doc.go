@@ -35,7 +35,12 @@
 //     itself inside the message, attached (RFC 2046 5.2.1 message/rfc822)
 //     or inline below a mail client's forward separator and header block,
 //     and Exchange's inbox-rule fields. A reply about a report ("Re:") is
-//     not one.
+//     not one. A report a mailbox passed on unchanged (a redirect or
+//     resend) is one too: told by its envelope (SRS, BATV, Gmail's
+//     +caf_= forwarding, a local mailbox as reverse-path given
+//     Options.LocalDomains) or by the fields the redirect added
+//     (Resent-*, X-Forwarded-To, Delivered-To of the sender, or of a local
+//     mailbox when it leaves the site again).
 //   - Auto-replies (RFC 3834): Auto-Submitted: auto-replied, Precedence:
 //     auto_reply, the vendors' X-Autoreply-style fields, responders'
 //     subjects in many languages. Auto-Submitted: auto-generated marks a
@@ -48,4 +53,7 @@
 // Options.MaxDepth, a fixed number of parts and attached messages. Broken
 // MIME is read as text. Nothing in it panics on any input (see the fuzz
 // tests).
+//
+// README.md lists every signal, its weight, where it comes from and the
+// false positive it guards against.
 package classify

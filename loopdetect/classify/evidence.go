@@ -163,7 +163,14 @@ func (a *analysis) forwardEvidence(e *evidence) {
 		e.embHdr++
 	}
 	e.embText = emb.textPoints()
-	e.inlineNDR = e.embHdr >= 2 || (e.embHdr >= 1 && e.embHdr+e.embText >= 3) || (e.fwdShape && e.embText >= 4)
+	e.inlineNDR = e.embHdr >= 2 || (e.embHdr >= 1 && e.embHdr+e.embText >= 3) || (e.fwdShape && e.embText >= 4) ||
+		// Structure, whatever the language: below a forward, the header
+		// block of a report sender's message, with one more sign of a
+		// report (its subject names a failure or is missing, or its text
+		// has report wording, DSN fields or an SMTP reply).
+		e.fwdShape && emb.daemonFrom != "" && (emb.daemonFailBlock || e.embText >= 1 ||
+			// the forward's own subject names a failure or was empty
+			a.subj.outer == pfxForward && (a.subj.rest == "" || failureSubject(a.subj.rest)))
 }
 
 // kindSignals records the evidence that the chosen kind rests on: how a
@@ -175,6 +182,15 @@ func (a *analysis) kindSignals(e *evidence, reason kindReason) {
 		a.add(SignalSubjectForwardedNDR, "header:Subject", a.subject)
 	case reasonReportFromPerson:
 		a.add(SignalForwardedBlockNDR, "body", "report text from a person")
+	case reasonRedirect:
+		if !hasSignal(a.signals, a.redirect.Name) || a.redirect.Name == SignalForwardingHeader {
+			a.add(a.redirect.Name, a.redirect.Where, a.redirect.Value)
+		}
+	}
+	if (a.kind == KindBounce || a.kind == KindForwardedNDR) && a.depth == 0 {
+		if out := a.site.outside(); out != "" {
+			a.add(SignalOutbound, "envelope", out)
+		}
 	}
 	switch a.kind {
 	case KindBounce:
@@ -245,15 +261,43 @@ func (a *analysis) autoReplyEvidence() bool {
 	case p == "bulk" || p == "junk" || p == "list":
 		a.add(SignalPrecedence, "header:Precedence", p)
 	}
+	if a.challenge != "" {
+		a.add(SignalChallenge, "body", a.challenge)
+		strong = true
+	}
 	if a.arHeader != "" {
 		name, val, _ := strings.Cut(a.arHeader, ": ")
 		a.add(SignalAutoReplyHeader, "header:"+name, val)
 		strong = true
 	}
-	if a.subj.autoReply != "" {
+	// Weaker signs, which make an auto-reply only together: a field that
+	// responders and notifications both write, the null reverse-path,
+	// Precedence: bulk/junk or Auto-Submitted: auto-generated outside a
+	// list, and the responder's wording in the message's own text.
+	own := &a.text.regions[regionOwn]
+	other := a.arWeak != "" || a.env.known && a.env.null ||
+		!a.list && (a.precedence == "bulk" || a.precedence == "junk" || strings.HasPrefix(as, "auto-generated"))
+	if a.arWeak != "" {
+		name, val, _ := strings.Cut(a.arWeak, ": ")
+		a.add(SignalAutoReplyWeakHeader, "header:"+name, val)
+	}
+	if own.autoFirst >= 0 {
+		a.add(SignalAutoReplyBody, "body", bodyPhrases[own.autoFirst].text)
+	}
+	switch {
+	case a.subj.autoReply != "" && !a.subj.autoWeak:
 		a.add(SignalSubjectAutoReply, "header:Subject", a.subject)
 		strong = true
-	} else if a.subj.autoPrefix && a.subj.replies == 0 && a.subj.forwards == 0 &&
+	case a.subj.autoReply != "" && (other || own.autoPts >= 1) && !a.list:
+		a.add(SignalSubjectAutoReply, "header:Subject", a.subject)
+		strong = true
+	case own.autoPts >= 2 && !a.list && a.subj.replies+a.subj.forwards <= 1,
+		own.autoPts >= 1 && other && !a.list:
+		// "This is an automatic reply" in its own text; a responder's
+		// usual wording with another sign.
+		strong = true
+	}
+	if a.subj.autoReply == "" && a.subj.autoPrefix && a.subj.replies == 0 && a.subj.forwards == 0 &&
 		(a.precedence == "bulk" || a.precedence == "junk" || a.autoSubmitted != "" || a.env.known && a.env.null) {
 		// "Auto: x" (RFC 3834 3.1.5) with another mark.
 		a.add(SignalSubjectAutoReply, "header:Subject", a.subject)

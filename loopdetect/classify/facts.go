@@ -11,7 +11,11 @@ import (
 func (a *analysis) facts(childNDR *analysis) {
 	own := &a.text.regions[regionOwn]
 	emb := &a.text.regions[regionEmbedded]
-	switch a.kind {
+	kind := a.kind
+	if a.redirect.Name != "" {
+		kind = KindBounce // the report itself, passed on: its facts are its own
+	}
+	switch kind {
 	case KindBounce:
 		a.action = a.bounceAction()
 		nested := emb.ndrBlocks
@@ -76,7 +80,7 @@ func (a *analysis) facts(childNDR *analysis) {
 	if a.refID == "" {
 		a.refID = emb.messageID
 	}
-	if a.refID == "" && a.kind == KindBounce {
+	if a.refID == "" && kind == KindBounce {
 		a.refID = own.messageID
 		if a.refID == "" {
 			a.refID = a.origMsgID
@@ -88,7 +92,7 @@ func (a *analysis) facts(childNDR *analysis) {
 		a.recipient = a.dsnRecipient
 	case address.Extract(a.failedRcpts) != "":
 		a.recipient = address.Extract(a.failedRcpts)
-	case own.recipient != "" && a.kind == KindBounce:
+	case own.recipient != "" && kind == KindBounce:
 		a.recipient = own.recipient
 	case childNDR != nil && childNDR.recipient != "":
 		a.recipient = childNDR.recipient

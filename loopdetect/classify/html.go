@@ -1,102 +1,83 @@
 package classify
 
 import (
-	"strconv"
-	"strings"
-	"unicode/utf8"
+	"bytes"
+
+	"golang.org/x/net/html"
 )
 
 // maxHTMLLine bounds a line of text flattened from HTML.
 const maxHTMLLine = 8 << 10
 
-// htmlFlattener turns HTML into lines of text for the scanner: tags become
-// nothing or a line break (block elements), the content of style and script
-// elements is dropped, and the common character references are decoded.
+// htmlFlattener turns HTML into lines of text for the scanner, with
+// golang.org/x/net/html's tokenizer (the HTML5 tokenization rules: comments,
+// raw-text elements, attributes holding ">", every named and numeric
+// character reference): tags become nothing or a line break (block
+// elements), the content of style, script and head elements is dropped, and
+// character references are decoded, so that "&eacute;" is "é" and French
+// and German report wording in HTML is matched as in plain text.
 type htmlFlattener struct {
-	ts      *textScan
-	line    []byte
-	inTag   bool
-	tag     [16]byte
-	tagLen  int
-	tagDone bool
-	skip    bool // inside <style> or <script>
-	ent     [12]byte
-	entLen  int
-	inEnt   bool
+	ts   *textScan
+	line []byte
+	skip int // depth inside <style>, <script> or <head>
+	r    bytes.Reader
 }
 
 func (f *htmlFlattener) reset(ts *textScan) {
 	f.ts = ts
 	f.line = f.line[:0]
-	f.inTag, f.tagLen, f.tagDone, f.skip, f.inEnt, f.entLen = false, 0, false, false, false, 0
+	f.skip = 0
 }
 
 func (f *htmlFlattener) write(p []byte) {
-	for _, c := range p {
-		if f.inTag {
-			switch {
-			case c == '>':
-				f.inTag = false
-				f.endTag()
-			case !f.tagDone && (c == ' ' || c == '\t' || c == '\n' || c == '\r' || (c == '/' && f.tagLen > 0)):
-				f.tagDone = true
-			case !f.tagDone && f.tagLen < len(f.tag):
-				if c >= 'A' && c <= 'Z' {
-					c += 'a' - 'A'
+	f.r.Reset(p)
+	z := html.NewTokenizer(&f.r)
+	for {
+		switch z.Next() {
+		case html.ErrorToken:
+			return
+		case html.TextToken:
+			if f.skip > 0 {
+				continue
+			}
+			for _, c := range z.Text() {
+				if c == '\n' || c == '\r' {
+					c = ' '
 				}
-				f.tag[f.tagLen] = c
-				f.tagLen++
+				f.line = append(f.line, c)
+				if len(f.line) >= maxHTMLLine {
+					f.flush()
+				}
 			}
-			continue
-		}
-		if c == '<' {
-			f.flushEnt()
-			f.inTag, f.tagLen, f.tagDone = true, 0, false
-			continue
-		}
-		if f.skip {
-			continue
-		}
-		if f.inEnt {
-			if c == ';' {
-				f.decodeEnt()
-				continue
-			}
-			if f.entLen < len(f.ent) && (c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '#') {
-				f.ent[f.entLen] = c
-				f.entLen++
-				continue
-			}
-			f.flushEnt()
-		}
-		if c == '&' {
-			f.inEnt, f.entLen = true, 0
-			continue
-		}
-		if c == '\n' || c == '\r' {
-			c = ' '
-		}
-		f.line = append(f.line, c)
-		if len(f.line) >= maxHTMLLine {
-			f.flush()
+		case html.StartTagToken, html.SelfClosingTagToken:
+			name, _ := z.TagName()
+			f.tag(name, false)
+		case html.EndTagToken:
+			name, _ := z.TagName()
+			f.tag(name, true)
 		}
 	}
 }
 
-func (f *htmlFlattener) endTag() {
-	name := string(f.tag[:f.tagLen])
-	switch name {
+func (f *htmlFlattener) tag(name []byte, end bool) {
+	switch string(name) {
 	case "style", "script", "head":
-		f.skip = true
-		return
-	case "/style", "/script", "/head":
-		f.skip = false
+		if end {
+			if f.skip > 0 {
+				f.skip--
+			}
+		} else {
+			f.skip++
+		}
 		return
 	}
-	if f.skip {
+	if string(name) == "body" && !end {
+		f.skip = 0 // a <head> left open ends here
+	}
+	if f.skip > 0 {
 		return
 	}
-	switch strings.TrimPrefix(name, "/") {
+	switch string(name) {
 	case "br", "p", "div", "tr", "li", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "table", "blockquote",
 		"pre", "ul", "ol", "dt", "dd", "title", "body", "html":
 		f.flush()
@@ -105,52 +86,11 @@ func (f *htmlFlattener) endTag() {
 	}
 }
 
-func (f *htmlFlattener) flushEnt() {
-	if f.inEnt {
-		f.line = append(f.line, '&')
-		f.line = append(f.line, f.ent[:f.entLen]...)
-		f.inEnt = false
-	}
-}
-
-func (f *htmlFlattener) decodeEnt() {
-	f.inEnt = false
-	e := string(f.ent[:f.entLen])
-	switch e {
-	case "nbsp", "#160", "ensp", "emsp", "thinsp":
-		f.line = append(f.line, ' ')
-	case "amp", "#38":
-		f.line = append(f.line, '&')
-	case "lt", "#60":
-		f.line = append(f.line, '<')
-	case "gt", "#62":
-		f.line = append(f.line, '>')
-	case "quot", "#34":
-		f.line = append(f.line, '"')
-	case "apos", "#39", "#x27", "rsquo", "lsquo", "#8217":
-		f.line = append(f.line, '\'')
-	default:
-		if strings.HasPrefix(e, "#") {
-			var n uint64
-			var err error
-			if strings.HasPrefix(e, "#x") || strings.HasPrefix(e, "#X") {
-				n, err = strconv.ParseUint(e[2:], 16, 32)
-			} else {
-				n, err = strconv.ParseUint(e[1:], 10, 32)
-			}
-			if err == nil && n > 0 && n < 0x110000 {
-				f.line = utf8.AppendRune(f.line, rune(n))
-				return
-			}
-		}
-		f.line = append(f.line, ' ')
-	}
-}
-
 func (f *htmlFlattener) flush() {
-	f.flushEnt()
 	if len(f.line) > 0 {
-		f.ts.line(f.line)
+		// Indentation means nothing in HTML (table cells, nbsp):
+		// the line starts at its first character.
+		f.ts.line(bytes.TrimLeft(f.line, " \t"))
 		f.line = f.line[:0]
 	} else {
 		f.ts.line(nil)

@@ -47,6 +47,7 @@ const (
 	reasonNone                kindReason = iota
 	reasonSubjectForwardedNDR            // "FW: Undeliverable: x"
 	reasonReportFromPerson               // a report's text in a person's mail
+	reasonRedirect                       // a report passed on unchanged (a.redirect)
 )
 
 // conclude weighs what was learned of the message and sets the outcome:
@@ -63,12 +64,19 @@ func (a *analysis) conclude() {
 		a.kind = KindAutoReply
 	}
 	a.facts(e.childNDR)
+	if reason == reasonRedirect {
+		a.forwardedBy = a.forwarder()
+	}
 }
 
 // isBounce reports whether the evidence makes the message a report of its
 // own (before a mailbox rule's forwarding is considered).
 func (a *analysis) isBounce(e *evidence) bool {
 	switch {
+	case a.challenge != "":
+		// A challenge-response request dressed as a DSN is an
+		// auto-reply (README.md: challenge-response).
+		return false
 	case e.decisive:
 		return true
 	case e.isReport || e.personForward():
@@ -83,6 +91,10 @@ func (a *analysis) isBounce(e *evidence) bool {
 func (a *analysis) pickKind(e *evidence) (Kind, kindReason) {
 	switch {
 	case a.isBounce(e):
+		if a.passedOn(e) {
+			// A report a mailbox passed on unchanged.
+			return KindForwardedNDR, reasonRedirect
+		}
 		if e.ruleMark && !e.senderNull && !e.replyShape && a.ruleHeader != "" {
 			// A report that a mailbox rule redirected onward.
 			return KindForwardedNDR, reasonNone
@@ -90,6 +102,15 @@ func (a *analysis) pickKind(e *evidence) (Kind, kindReason) {
 		return KindBounce, reasonNone
 	case e.isReport || e.replyShape:
 		return KindOrdinary, reasonNone
+	case !e.senderNull && a.depth == 0 &&
+		(a.fromDaemon && (e.hdrPts >= 2 || e.textPts >= 1 || a.subject == "" || failureSubject(a.subject)) ||
+			a.subj.plainNDR() && e.textPts >= 1) && a.passedOn(e):
+		// A report sender's message, or one with a report subject, that
+		// a mailbox passed on: the redirect's sign stands for the null
+		// reverse-path it lost, and one more sign of a report is wanted,
+		// as for an attached one (weakAttachedReport): a postmaster's
+		// notice is no report.
+		return KindForwardedNDR, reasonRedirect
 	case a.subj.forwardedNDR() && !e.senderNull && !e.replyShape:
 		return KindForwardedNDR, reasonSubjectForwardedNDR
 	case e.childNDR != nil || e.inlineNDR || (e.fwdShape && a.dsnParts > 0):
@@ -132,5 +153,26 @@ func (a *analysis) verdict() Verdict {
 		OriginalRecipient: a.recipient,
 		Hops:              a.hops,
 		ForwardDepth:      a.subj.depth,
+		ForwardedBy:       a.forwardedBy,
 	}
+}
+
+// weakAttachedReport reports an attached message that a report sender
+// wrote and that shows one more sign of a report, though too few to make
+// it one on its own: attached, a report has lost the null reverse-path its
+// envelope had. The signs: no subject or one naming a failure in any
+// language (failureSubject), report wording, DSN fields or an SMTP reply.
+func (a *analysis) weakAttachedReport() bool {
+	if a.depth == 0 || a.kind != KindOrdinary || !a.fromDaemon || a.mdn || a.arf {
+		return false
+	}
+	return a.subject == "" || failureSubject(a.subject) || a.text.regions[regionOwn].textPoints() >= 1
+}
+
+// passedOn looks for the sign that a mailbox passed the message on
+// unchanged (redirectSign), keeps it in a.redirect and reports whether
+// there was one.
+func (a *analysis) passedOn(e *evidence) bool {
+	a.redirect = a.redirectSign(e)
+	return a.redirect.Name != ""
 }

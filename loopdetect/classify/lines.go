@@ -12,7 +12,7 @@ import (
 // "Begin forwarded message:", "-------- Forwarded Message --------", in
 // their languages) and the lines some MTAs put above a returned one.
 func separatorKind(l []byte) sepKind {
-	if len(l) > 120 || len(l) < 4 {
+	if len(l) > 240 || len(l) < 4 {
 		return sepNone
 	}
 	decorated := isDecoration(l[0])
@@ -24,11 +24,23 @@ func separatorKind(l []byte) sepKind {
 		return r == '-' || r == '_' || r == '=' || r == '*' || r == '~' || r == ' ' || r == '\t' ||
 			r == ':' || r == '：' || r == '—' || r == '–' || r == '<' || r == '>' || r == '#' || r == '|'
 	})
-	if len(core) == 0 || len(core) > 80 {
+	if len(core) == 0 || len(core) > 200 {
 		return sepNone
 	}
-	var buf [128]byte
+	var buf [256]byte
 	low := foldInto(buf[:0], core)
+	if len(core) > 80 {
+		// Only a separator that names the sender is this long
+		// (mutt's "----- Forwarded message from A <a@example.org> -----").
+		if decorated {
+			for _, p := range forwardSeparatorPrefixes {
+				if bytes.HasPrefix(low, []byte(p)) {
+					return sepForward
+				}
+			}
+		}
+		return sepNone
+	}
 	if k, ok := separators[string(low)]; ok {
 		return k
 	}
@@ -150,40 +162,97 @@ func (r *region) dsnLine(role lineRole, val string) bool {
 }
 
 // smtpStatus looks for an SMTP reply code followed by an enhanced status
-// code of the same class (RFC 5321 4.2, RFC 3463): "550 5.1.1", "452-4.2.2".
+// code of the same class (RFC 5321 4.2, RFC 3463): "550 5.1.1", "452-4.2.2";
+// failing that, for a refusing reply code alone ("554 delivery error",
+// "550 Unknown user") where SMTP replies are quoted: at the start of the
+// line or after "said: ", "returned '", "<<< " and the like, with the words
+// of a refusal after it. One pass over the line.
 func (ts *textScan) smtpStatus(l []byte) {
 	r := ts.reg()
 	if r.smtp != "" {
 		return
 	}
-	for i := 0; i+8 < len(l)+1; i++ {
+	plain := ""
+	// Jump from one '4' or '5' to the next (bytes.IndexByte is vectorized;
+	// most lines hold neither).
+	n4, n5 := indexFrom(l, 0, '4'), indexFrom(l, 0, '5')
+	for {
+		i := n4
+		if i < 0 || n5 >= 0 && n5 < i {
+			i = n5
+		}
+		if i < 0 || i+4 > len(l) {
+			break
+		}
 		c := l[i]
-		if c != '4' && c != '5' {
+		if c == '4' {
+			n4 = indexFrom(l, i+1, '4')
+		} else {
+			n5 = indexFrom(l, i+1, '5')
+		}
+		if !isDigit(l[i+1]) || !isDigit(l[i+2]) || (l[i+3] != ' ' && l[i+3] != '-') ||
+			i > 0 && (isDigit(l[i-1]) || l[i-1] == '.') {
 			continue
 		}
-		if i > 0 && (isDigit(l[i-1]) || l[i-1] == '.') {
-			continue
+		if i+9 <= len(l) && l[i+4] == c && l[i+5] == '.' && isDigit(l[i+6]) {
+			j := i + 7
+			for j < len(l) && isDigit(l[j]) {
+				j++
+			}
+			if j < len(l) && l[j] == '.' && j+1 < len(l) && isDigit(l[j+1]) {
+				k := j + 1
+				for k < len(l) && isDigit(l[k]) {
+					k++
+				}
+				r.smtp = string(l[i:k])
+				return
+			}
 		}
-		if i+9 > len(l) {
-			return
+		if plain == "" && (i+4 == len(l) || !isDigit(l[i+4])) &&
+			(i == 0 || l[i-1] == '\'' || l[i-1] == ' ' && i >= 2 && (l[i-2] == ':' || l[i-2] == '<')) {
+			if code := l[i : i+3]; smtpReplyCodes[string(code)] && smtpReplyWords(l[i+4:]) {
+				plain = string(code)
+			}
 		}
-		if !isDigit(l[i+1]) || !isDigit(l[i+2]) || (l[i+3] != ' ' && l[i+3] != '-') || l[i+4] != c || l[i+5] != '.' || !isDigit(l[i+6]) {
-			continue
-		}
-		j := i + 7
-		for j < len(l) && isDigit(l[j]) {
-			j++
-		}
-		if j >= len(l) || l[j] != '.' || j+1 >= len(l) || !isDigit(l[j+1]) {
-			continue
-		}
-		k := j + 1
-		for k < len(l) && isDigit(l[k]) {
-			k++
-		}
-		r.smtp = string(l[i:k])
-		return
 	}
+	if plain != "" {
+		r.smtp = plain
+	}
+}
+
+// indexFrom returns the index of the first c in l at or after from, or -1.
+func indexFrom(l []byte, from int, c byte) int {
+	if from >= len(l) {
+		return -1
+	}
+	if j := bytes.IndexByte(l[from:], c); j >= 0 {
+		return from + j
+	}
+	return -1
+}
+
+// smtpReplyCodes are the reply codes of RFC 5321 4.2.2 that refuse or
+// defer a message.
+var smtpReplyCodes = map[string]bool{
+	"421": true, "450": true, "451": true, "452": true, "550": true, "551": true, "552": true, "553": true, "554": true,
+}
+
+// smtpReplyWords reports the text of an SMTP refusal after its code.
+func smtpReplyWords(rest []byte) bool {
+	var buf [96]byte
+	n := len(rest)
+	if n > len(buf) {
+		n = len(buf)
+	}
+	low := foldInto(buf[:0], rest[:n])
+	for _, w := range []string{"user", "mailbox", "recipient", "address", "unknown", "denied", "rejected",
+		"not found", "does not exist", "delivery", "relay", "quota", "no such", "unavailable", "refused",
+		"blocked", "try again", "not accepted", "invalid"} {
+		if bytes.Contains(low, []byte(w)) {
+			return true
+		}
+	}
+	return false
 }
 
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }

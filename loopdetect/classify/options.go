@@ -12,6 +12,15 @@ type Options struct {
 	// MaxDepth bounds the nesting of multiparts and attached messages that
 	// is followed (RFC 2046 5.1, 5.2.1). Zero means DefaultMaxDepth.
 	MaxDepth int
+	// LocalDomains are the domains whose mailboxes this site hosts, as the
+	// policy's local_domains give them: an entry with a leading dot also
+	// holds the domains below it. With them the classifier can tell a
+	// report that a local mailbox sends on (its envelope sender is that
+	// mailbox) or that leaves the site again after it was delivered (an
+	// envelope recipient outside them) from one arriving for a local
+	// user. Empty means unknown: those two tests are skipped, and only
+	// what the message itself shows is used.
+	LocalDomains []string
 }
 
 func (o Options) maxHops() int {

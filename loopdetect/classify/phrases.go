@@ -14,6 +14,7 @@ const (
 	phSuccess                    // a success DSN (delivered/relayed)
 	phReturned                   // introduces the returned original message
 	phRule                       // a mailbox rule forwarded this
+	phAuto                       // an auto-responder's wording (weight 2: only responders say it)
 )
 
 type phrase struct {
@@ -241,6 +242,7 @@ var bodyPhrases = []phrase{
 	{"n'a pas pu être distribué", phFailure, 2},
 	{"échec de la remise", phFailure, 2},
 	{"non remis", phFailure, 1},
+	{"n'a pas été remis", phFailure, 1},
 	{"non distribuable", phFailure, 1},
 	// Spanish.
 	{"no se pudo entregar", phFailure, 2},
@@ -311,6 +313,7 @@ var bodyPhrases = []phrase{
 	{"配信できませんでした", phFailure, 2},
 	{"送信できませんでした", phFailure, 2},
 	{"配信に失敗しました", phFailure, 2},
+	{"送信に失敗しました", phFailure, 1},
 	{"無法傳遞", phFailure, 2},
 	{"無法送達", phFailure, 2},
 	{"无法投递", phFailure, 2},
@@ -322,6 +325,91 @@ var bodyPhrases = []phrase{
 	{"전달되지 않았습니다", phFailure, 2},
 	{"배달되지 않았습니다", phFailure, 2},
 	{"배달 실패", phFailure, 2},
+	// What auto-responders write (RFC 3834 leaves it free): the out-of-
+	// office texts of Exchange/Outlook, Gmail, Sieve and Notes users in
+	// their languages, helpdesk acknowledgements (Zendesk, Freshdesk, Jira
+	// Service Management, OTRS/Znuny, Zammad, RT) and challenge-response
+	// requests (TMDA, Boxbe, SpamArrest). Weight 2: only a responder says
+	// it; weight 1: people say it too, so another sign is wanted. The
+	// footers of notifications ("this is an automatically generated
+	// message", "diese Nachricht wurde automatisch erstellt") are left
+	// out: a notification is no reply (RFC 3834 3.1.7).
+	{"this is an automatic reply", phAuto, 2},
+	{"this is an automated reply", phAuto, 2},
+	{"this is an automatic response", phAuto, 2},
+	{"this is an automated response", phAuto, 2},
+	{"this is an auto-reply", phAuto, 2},
+	{"this is an autoreply", phAuto, 2},
+	{"this is an auto-generated response", phAuto, 2},
+	{"this message is an automatic reply", phAuto, 2},
+	{"this is an automated message confirming", phAuto, 2},
+	{"this is an automated response confirming", phAuto, 2},
+	{"i am currently out of the office", phAuto, 1},
+	{"i am currently out of office", phAuto, 1},
+	{"i'm currently out of the office", phAuto, 1},
+	{"i am out of the office until", phAuto, 1},
+	{"i am out of the office with", phAuto, 1},
+	{"i am currently on vacation", phAuto, 1},
+	{"i am currently on leave", phAuto, 1},
+	{"i am currently away", phAuto, 1},
+	{"limited access to email", phAuto, 1},
+	{"limited access to e-mail", phAuto, 1},
+	{"i will respond to your message when i return", phAuto, 1},
+	{"i will respond to your email when i return", phAuto, 1},
+	{"i will reply to your email when i return", phAuto, 1},
+	{"i will respond to your e-mail when i return", phAuto, 1},
+	{"upon my return", phAuto, 1},
+	{"your request has been received", phAuto, 1},
+	{"has been received and is being reviewed", phAuto, 1},
+	{"we have received your request", phAuto, 1},
+	{"we have received your message", phAuto, 1},
+	{"a ticket has been created", phAuto, 1},
+	{"your ticket has been created", phAuto, 1},
+	{"ticket number has been assigned", phAuto, 1},
+	{"please confirm that you are a real person", phAuto, 2},
+	{"i am protected by", phAuto, 1},
+	{"sender verification", phAuto, 1},
+	{"your message is being held", phAuto, 1},
+	{"challenge-response", phAuto, 1},
+	{"dies ist eine automatische antwort", phAuto, 2},
+	{"ich bin derzeit nicht im büro", phAuto, 1},
+	{"ich bin zurzeit nicht im büro", phAuto, 1},
+	{"ich bin nicht im büro", phAuto, 1},
+	{"ich bin bis einschließlich", phAuto, 1},
+	{"in dringenden fällen wenden sie sich", phAuto, 1},
+	{"ceci est une réponse automatique", phAuto, 2},
+	{"je suis absent du bureau", phAuto, 1},
+	{"je suis actuellement absent", phAuto, 1},
+	{"je serai absent", phAuto, 1},
+	{"esta es una respuesta automática", phAuto, 2},
+	{"estoy fuera de la oficina", phAuto, 1},
+	{"questa è una risposta automatica", phAuto, 2},
+	{"sono fuori ufficio", phAuto, 1},
+	{"dit is een automatisch antwoord", phAuto, 2},
+	{"ik ben afwezig", phAuto, 1},
+	{"esta é uma resposta automática", phAuto, 2},
+	{"estou fora do escritório", phAuto, 1},
+	{"detta är ett automatiskt svar", phAuto, 2},
+	{"dette er et automatisk svar", phAuto, 2},
+	{"tämä on automaattinen vastaus", phAuto, 2},
+	{"to jest automatyczna odpowiedź", phAuto, 2},
+	{"jestem poza biurem", phAuto, 1},
+	{"toto je automatická odpověď", phAuto, 2},
+	{"ez egy automatikus válasz", phAuto, 2},
+	{"это автоматический ответ", phAuto, 2},
+	{"bu otomatik bir yanıttır", phAuto, 2},
+	{"bu bir otomatik yanıttır", phAuto, 2},
+	{"αυτή είναι μια αυτόματη απάντηση", phAuto, 2},
+	{"これは自動返信です", phAuto, 2},
+	{"このメールは自動返信", phAuto, 2},
+	{"这是一封自动回复邮件", phAuto, 2},
+	{"这是自动回复", phAuto, 2},
+	{"此为自动回复", phAuto, 2},
+	{"자동 응답 메시지입니다", phAuto, 2},
+	{"acesta este un răspuns automat", phAuto, 2},
+	{"ovo je automatski odgovor", phAuto, 2},
+	{"це автоматична відповідь", phAuto, 2},
+	{"aquesta és una resposta automàtica", phAuto, 2},
 }
 
 // The compiled forms of bodyPhrases: one automaton for the phrases in
@@ -399,21 +487,29 @@ var lineRoles = func() map[string]lineRole {
 	}
 	add(roleFrom, "from", "von", "de", "da", "van", "från", "fra", "od", "от", "发件人", "寄件者", "寄件人",
 		"差出人", "kimden", "από", "feladó", "odesílatel", "remetente", "expéditeur",
-		"보낸 사람", "보낸사람", "nadawca", "mittente", "afzender", "absender", "frá", "від")
+		"보낸 사람", "보낸사람", "nadawca", "mittente", "afzender", "absender", "frá", "від",
+		"šalje", "pošiljatelj", "de la", "expeditor", "siuntėjas", "gửi từ",
+		// Vietnamese, Indonesian/Malay, Hebrew, Arabic, Thai, Estonian,
+		// Lithuanian, Serbian, Slovenian, Bulgarian, Galician/Basque.
+		"từ", "dari", "daripada", "מאת", "من", "จาก", "saatja", "nuo", "од", "igorlea")
 	add(roleFromFinnish, "lähettäjä")
 	add(roleSent, "sent", "gesendet", "envoyé", "enviado", "inviato", "verzonden", "skickat", "sendt",
 		"wysłano", "отправлено", "发送时间", "傳送時間", "寄件日期", "送信日時", "gönderildi",
-		"αποστολή", "lähetetty", "elküldve", "odesláno", "보낸 날짜", "sendt:", "enviada em", "enviado el")
+		"αποστολή", "lähetetty", "elküldve", "odesláno", "보낸 날짜", "sendt:", "enviada em", "enviado el",
+		"poslano", "trimis", "надіслано", "enviat el", "enviat", "στάλθηκε", "odoslané", "išsiųsta", "nosūtīts",
+		"đã gửi", "dikirim", "terkirim", "נשלח", "تاريخ الإرسال", "ส่ง", "saadetud", "изпратено", "послато", "poslano dne")
 	add(roleDate, "date", "datum", "fecha", "data", "dato", "дата", "日期", "日付", "tarih",
 		"ημερομηνία", "päivämäärä", "dátum", "날짜", "päiväys")
 	add(roleTo, "to", "an", "à", "a", "para", "aan", "till", "til", "do", "кому", "收件人", "收件者", "宛先",
 		"kime", "προς", "vastaanottaja", "címzett", "komu", "받는 사람", "받는사람", "destinataire", "per",
-		"empfänger", "pour")
+		"empfänger", "pour", "prima", "către", "per a", "primatelj", "kam", "adresát", "gavėjas",
+		"đến", "kepada", "אל", "إلى", "ถึง", "saaja", "до", "prejemnik")
 	add(roleCc, "cc", "kopie", "copie à", "copia", "kopia", "копия", "抄送", "副本", "bilgi", "κοιν",
 		"kopio", "másolat", "kopi", "참조")
 	add(roleSubject, "subject", "betreff", "objet", "asunto", "oggetto", "onderwerp", "ämne", "emne",
 		"temat", "тема", "主题", "主旨", "件名", "konu", "θέμα", "aihe", "tárgy", "předmět", "assunto",
-		"제목", "efni", "tema")
+		"제목", "efni", "tema", "predmet", "subiect", "tēma",
+		"chủ đề", "subjek", "perihal", "נושא", "الموضوع", "เรื่อง", "teema", "zadeva", "относно", "naslov", "gaia")
 	add(roleMessageID, "message-id")
 	add(roleHeader, "return-path", "received", "reply-to", "mime-version", "x-mailer", "in-reply-to",
 		"references", "content-transfer-encoding", "delivered-to", "x-original-to", "dkim-signature",

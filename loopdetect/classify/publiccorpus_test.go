@@ -93,13 +93,17 @@ func publicExpected(class string) (Kind, bool) {
 // Floors: no message labelled ordinary (hard negatives included) may be
 // taken for anything else, and bounce recall over the whole set must stay at
 // or above publicBounceFloor (set a few points under the figure measured when
-// the corpus was added). Auto-reply and forwarded-NDR recall are only
-// reported for now: the classifier misses many of these forms today, and a
-// floor at today's figure would only freeze that. Raise these floors as the
-// classifier improves; look at the heldout figures only to check, never to
-// tune.
+// the corpus was added); auto-reply (challenge-response included) and
+// forwarded-NDR recall over both splits must stay at or above their floors
+// (issue 14). Raise these floors as the classifier improves; look at the
+// heldout figures only to check, never to tune.
 func TestPublicCorpus(t *testing.T) {
 	const publicBounceFloor = 0.90
+	// Auto-replies (challenge-response included) and forwarded NDRs, over
+	// both splits: set under the figures of issue 14 (all right), to
+	// catch a regression, not to freeze a number.
+	const publicAutoFloor, publicFwdFloor = 0.8, 0.9
+	var autoN, autoRight, fwdN, fwdRight int
 
 	rows := readPublicManifest(t)
 	if len(rows) == 0 {
@@ -149,10 +153,23 @@ func TestPublicCorpus(t *testing.T) {
 		if row.class == "bounce" {
 			bounceN++
 		}
+		isAuto := row.class == "autoreply" || row.class == "challenge-response"
+		if isAuto {
+			autoN++
+		}
+		if row.class == "fwd-ndr" {
+			fwdN++
+		}
 		if got == want {
 			tl.right++
 			if row.class == "bounce" {
 				bounceRight++
+			}
+			if isAuto {
+				autoRight++
+			}
+			if row.class == "fwd-ndr" {
+				fwdRight++
 			}
 			continue
 		}
@@ -184,6 +201,12 @@ func TestPublicCorpus(t *testing.T) {
 
 	for _, fp := range falsePositives {
 		t.Errorf("ordinary message not classified ordinary: %s", fp)
+	}
+	if autoN > 0 && float64(autoRight) < publicAutoFloor*float64(autoN) {
+		t.Errorf("auto-reply recall %d/%d, want >= %.0f%%", autoRight, autoN, 100*publicAutoFloor)
+	}
+	if fwdN > 0 && float64(fwdRight) < publicFwdFloor*float64(fwdN) {
+		t.Errorf("forwarded-NDR recall %d/%d, want >= %.0f%%", fwdRight, fwdN, 100*publicFwdFloor)
 	}
 	if bounceN > 0 && float64(bounceRight) < publicBounceFloor*float64(bounceN) {
 		t.Errorf("bounce recall %d/%d = %.1f%%, want >= %.0f%%", bounceRight, bounceN,

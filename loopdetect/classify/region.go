@@ -28,15 +28,20 @@ type region struct {
 	daemonFrom  string // a daemon From: line in a header block
 	ndrSubject  string // a report Subject: line in a header block
 	fwdNDR      bool   // that subject is itself a forwarded report
-	rule        bool   // "Auto forwarded by a Rule"
-	dsnCT       bool   // a "Content-Type: message/delivery-status" line (broken MIME)
-	blocks      int    // header blocks seen
-	ndrBlocks   int    // header blocks that show a report
-	returnedSep bool
-	ses         bool // an Amazon SES JSON notification of a bounce or delivery
+	// daemonFailBlock: a header block from a report sender whose Subject
+	// is missing or names a failure (failureSubject).
+	daemonFailBlock bool
+	rule            bool // "Auto forwarded by a Rule"
+	dsnCT           bool // a "Content-Type: message/delivery-status" line (broken MIME)
+	blocks          int  // header blocks seen
+	ndrBlocks       int  // header blocks that show a report
+	returnedSep     bool
+	ses             bool  // an Amazon SES JSON notification of a bounce or delivery
+	autoPts         int   // auto-responder wording (phAuto phrases' weights)
+	autoFirst       int16 // the heaviest of them, -1 for none
 }
 
-func newRegion() region { return region{firstPhrase: -1} }
+func newRegion() region { return region{firstPhrase: -1, autoFirst: -1} }
 
 // actionSet holds RFC 3464 2.3.3 action values seen.
 type actionSet uint8
@@ -118,6 +123,12 @@ func (r *region) count(p int) {
 		return
 	case phRule:
 		r.rule = true
+		return
+	case phAuto:
+		r.autoPts += int(ph.weight)
+		if r.autoFirst < 0 || bodyPhrases[r.autoFirst].weight < ph.weight {
+			r.autoFirst = int16(p)
+		}
 		return
 	}
 	if ph.text[0] == '"' {

@@ -20,17 +20,25 @@ type textScan struct {
 	lineNo    int
 	sepLine   int // line of the last forward separator
 	ruleLine  int // line of the last underscore rule (Outlook)
+	decoLine  int // line of the last unrecognized decorated line ("----- x -----")
+	colonLine int // line of the last short line ending in a colon ("Begin forwarded message:")
 	fwdSep    bool
-	sawText   bool
-	pending   bool // switch to the embedded region after this line
-	blk       blockState
-	forced    bool // scanning an attachment: everything is embedded
-	finnish   bool // a header block with Finnish labels
-	ownLines  int  // lines of the message's own text (not quoted, not header-like)
+	// fwdSubject: the message's subject is a forward ("Fwd: x"), so
+	// quoted lines are what it forwards (set before the body is read).
+	fwdSubject bool
+	// attribDaemon is the last attribution line that names a report
+	// sender; the quoted text below it is that sender's message.
+	attribDaemon string
+	sawText      bool
+	pending      bool // switch to the embedded region after this line
+	blk          blockState
+	forced       bool // scanning an attachment: everything is embedded
+	finnish      bool // a header block with Finnish labels
+	ownLines     int  // lines of the message's own text (not quoted, not header-like)
 }
 
 func newTextScan() textScan {
-	return textScan{regions: [2]region{newRegion(), newRegion()}, sepLine: -100, ruleLine: -100}
+	return textScan{regions: [2]region{newRegion(), newRegion()}, sepLine: -100, ruleLine: -100, decoLine: -100, colonLine: -100}
 }
 
 // scanBytes scans a whole text held in memory, line by line.
@@ -71,10 +79,29 @@ func (ts *textScan) line(raw []byte) {
 	}
 	ts.sawText = true
 	if l[0] == '>' && !bytes.HasPrefix(l, []byte(">>> ")) {
-		// Quoted by a person replying (RFC 3676 4.5): not evidence of
-		// anything this message is.
-		ts.space()
-		return
+		if !ts.fwdSep && !ts.fwdSubject {
+			// Quoted by a person replying (RFC 3676 4.5): not evidence
+			// of anything this message is.
+			ts.space()
+			return
+		}
+		// Below a forward separator, or in a message whose subject is a
+		// forward, a client that quotes what it forwards (Mutt's
+		// forward_quote, Evolution's "Forward quoted", a reply turned
+		// into a forward): the forwarded message itself.
+		if ts.cur == regionOwn && !ts.forced {
+			ts.endBlock()
+			ts.cur = regionEmbedded
+			if r := &ts.regions[regionEmbedded]; ts.attribDaemon != "" && ts.lineNo-ts.colonLine <= 2 && r.daemonFrom == "" {
+				r.daemonFrom = ts.attribDaemon
+			}
+		}
+		l = bytes.TrimLeft(l, "> \t")
+		if len(l) == 0 {
+			ts.space()
+			return
+		}
+		raw = l
 	}
 	if k := separatorKind(l); k != sepNone {
 		ts.endBlock()
@@ -101,6 +128,22 @@ func (ts *textScan) line(raw []byte) {
 		// that quote the original's To/Subject indent them.
 		ts.keyLine(role, val)
 	} else {
+		// A separator in a language or wording the tables lack is told
+		// by its shape: a decorated line, or a short one ending in a
+		// colon, right above a header block (see blockLine).
+		if len(l) >= 8 && len(l) <= 120 && isDecoration(l[0]) && isDecoration(l[1]) && isDecoration(l[2]) {
+			ts.decoLine = ts.lineNo
+		} else if len(l) <= 200 && (l[len(l)-1] == ':' || bytes.HasSuffix(l, []byte("："))) {
+			ts.colonLine = ts.lineNo
+			if isDaemonAddress(string(l)) {
+				// An attribution line naming a report sender ("On
+				// <date>, Mail Delivery System <MAILER-DAEMON@x>
+				// wrote:") above what a forward quotes.
+				ts.attribDaemon = string(l)
+			}
+		} else if ts.cur == regionOwn && !ts.forced && ts.nearSeparator() {
+			ts.unknownLabelLine(l)
+		}
 		if ts.blk.active && ts.lineNo-ts.blk.last > 2 {
 			ts.endBlock()
 		}
@@ -300,4 +343,42 @@ func foldInto(dst, b []byte) []byte {
 		i += size
 	}
 	return dst
+}
+
+// nearSeparator reports a line at most six lines below a separator, known
+// or told by its shape.
+func (ts *textScan) nearSeparator() bool {
+	last := ts.sepLine
+	for _, n := range [...]int{ts.decoLine, ts.colonLine, ts.ruleLine} {
+		if n > last {
+			last = n
+		}
+	}
+	return ts.lineNo-last <= 6
+}
+
+// unknownLabelLine looks at a "Label: value" line whose label the tables
+// lack, right below a separator: when the value names a report sender it
+// is the From line of a forwarded report's header block in a language the
+// tables do not know, and what follows is the forwarded report.
+func (ts *textScan) unknownLabelLine(l []byte) {
+	i := bytes.IndexByte(l, ':')
+	if i <= 0 || i > 40 || bytes.Count(l[:i], []byte(" ")) > 2 {
+		return
+	}
+	val := bytes.TrimSpace(l[i+1:])
+	if len(val) == 0 || len(val) > 200 || !isDaemonAddress(string(val)) {
+		return
+	}
+	ts.endBlock()
+	ts.fwdSep = true
+	ts.cur = regionEmbedded
+	r := &ts.regions[regionEmbedded]
+	if r.daemonFrom == "" {
+		r.daemonFrom = string(val)
+	}
+	r.blocks++
+	r.ndrBlocks++
+	// No subject is known; weigh it as a report sender's block whose
+	// subject is not known to name a failure (see forwardEvidence).
 }

@@ -23,6 +23,10 @@ var forwardPrefixes = map[string]bool{
 	"i̇lt": true, "ilt": true, "prs": true, "posl": true, "пересл": true, "переслано": true,
 	"转发": true, "轉寄": true, "轉發": true, "転送": true, "전달": true, "weitergeleitet": true,
 	"doorgestuurd": true, "videresendt": true, "trans": true,
+	// Vietnamese, Indonesian, Hebrew, Arabic, Thai, Estonian, Latvian,
+	// Lithuanian, Serbian, Bulgarian.
+	"ct": true, "teruskan": true, "הועבר": true, "ส่งต่อ": true,
+	"edasi": true, "pārsūtīt": true, "persiųsti": true, "прослеђено": true, "препратено": true, "препр": true,
 }
 
 // replyPrefixes are reply markers that may be stacked with forward
@@ -212,6 +216,41 @@ var autoReplySubjects = []string{
 	"автоматический ответ", "автоответ", "otomatik yanıt", "otomatik cevap", "αυτόματη απάντηση",
 	"自动回复", "自動回覆", "自動返信", "自動応答", "자동 회신", "자동 응답", "răspuns automat",
 	"samodejni odgovor", "automatski odgovor", "automatická odpoveď",
+	// Exchange's "Automatic reply:" in further languages.
+	"автоматична відповідь", "resposta automàtica", "automātiskā atbilde", "automatinis atsakymas",
+	"automaatvastus", "автоматичен отговор", "аутоматски одговор", "автоматски одговор", "תשובה אוטומטית",
+	"رد تلقائي", "balasan otomatis", "balasan automatik", "trả lời tự động", "ตอบกลับอัตโนมัติ",
+	"sjálfvirkt svar", "erantzun automatikoa", "automatische antwort von",
+	"automatic reply from", "auto-response", "autoresponder", "vacation auto-reply", "vacation response",
+	"abwesenheitsmeldung", "abwesenheitsnotiz", "absence du bureau", "mensaje de ausencia",
+	// Weak: people write these too (see autoReplyWeak).
+	"away", "absent", "on vacation", "on leave", "out of office until", "request received",
+	"ticket received", "thanks for your inquiry", "thank you for your inquiry", "thank you for contacting us",
+	"we have received your request", "we've received your request", "sender verification request",
+	"please confirm your message", "message awaiting confirmation", "thank you for your e-mail",
+	"thank you for your email", "thank you for your message", "thanks for your email", "thanks for your message",
+}
+
+// oofColon are the weak markers that, followed by a colon and the subject
+// answered, are Outlook's and Notes' responders.
+var oofColon = map[string]bool{
+	"out of office": true, "out of the office": true, "out-of-office": true, "abwesenheit": true,
+	"absent du bureau": true, "fuera de la oficina": true, "fuori sede": true,
+}
+
+// autoReplyWeak are the autoReplySubjects that people write too ("Out of
+// office next week" is matched only with a delimiter, but "Away: back on
+// Monday" and "Request received" from a web form are plain mail): they
+// make an auto-reply only with another sign (see autoReplyEvidence).
+var autoReplyWeak = map[string]bool{
+	"out of office": true, "out of the office": true, "out-of-office": true, "ooo": true, "away": true,
+	"absent": true, "on vacation": true, "on leave": true, "out of office until": true, "away from my mail": true,
+	"abwesenheit": true, "absent du bureau": true, "fuera de la oficina": true, "fuori sede": true,
+	"request received": true, "ticket received": true, "thanks for your inquiry": true,
+	"thank you for your inquiry": true, "thank you for contacting us": true, "we have received your request": true,
+	"we've received your request": true, "sender verification request": true, "please confirm your message": true,
+	"message awaiting confirmation": true, "thank you for your e-mail": true, "thank you for your email": true,
+	"thank you for your message": true, "thanks for your email": true, "thanks for your message": true,
 }
 
 // autoReplySuffixes are markers some responders append ("Re: x (Automatic
@@ -243,6 +282,8 @@ type subjectInfo struct {
 	innerFwdNDR bool       // the NDR phrase is followed by a forwarded NDR
 	outerVS     bool       // the first prefix is "VS", a forward in Danish and Norwegian, a reply in Finnish
 	autoReply   string     // an auto-reply marker
+	autoWeak    bool       // that marker is one people write too (autoReplyWeak)
+	autoColon   bool       // that marker is followed by a colon
 	autoPrefix  bool       // "Auto:" (RFC 3834 3.1.5 suggests it; weak on its own)
 }
 
@@ -271,6 +312,8 @@ func parseSubject(s string) subjectInfo {
 		if first || info.outer == pfxAuto {
 			if ph := matchAutoReply(low); ph != "" && info.forwards == 0 && info.replies == 0 {
 				info.autoReply = ph
+				after := strings.TrimLeft(low[len(ph):], " \t\u00a0")
+				info.autoColon = strings.HasPrefix(after, ":") || strings.HasPrefix(after, "：")
 			}
 		}
 		if p, after, ok := cutTag(rest); ok {
@@ -313,6 +356,9 @@ func parseSubject(s string) subjectInfo {
 		rest = strings.TrimSpace(after)
 		low = strings.ToLower(rest)
 	}
+	// "Out of Office: <the subject answered>" is Outlook's responder;
+	// "Out of office" alone or "Out of office - back Monday" a person.
+	info.autoWeak = autoReplyWeak[info.autoReply] && !(info.autoColon && oofColon[info.autoReply])
 	info.rest = rest
 	info.depth = info.forwards
 	if ph, kind, n := matchPrefixPhrase(low, ndrSubjects); n > 0 {
@@ -481,4 +527,27 @@ func cutPrefix(s string) (prefix, rest string, ok bool) {
 	}
 	_, size := utf8.DecodeRuneInString(s[i:])
 	return strings.ToLower(p), s[i+size:], true
+}
+
+// failureWords name a failure or an error in a subject, in the languages of
+// the forward prefixes above. Alone they say nothing (people write "error"
+// in subjects); they count only in a header block from a report sender.
+var failureWords = []string{
+	"fail", "error", "undeliver", "undelivered", "not delivered", "returned", "bounce", "rejected", "delay",
+	"erreur", "échec", "non remis", "non distribu", "fehler", "zustell", "fallo", "no entregado", "errore",
+	"non recapit", "fout", "onbestel", "erro", "não entreg", "fel", "olevererbar", "ikke lever", "virhe",
+	"błąd", "niedostarcz", "chyba", "nedoruč", "hiba", "kézbesít", "ошибка", "не доставлен", "hata",
+	"teslim", "σφάλμα", "eroare", "greška", "napaka", "помилка", "エラー", "不達", "配信", "错误", "錯誤",
+	"失败", "失敗", "退信", "退回", "오류", "실패", "반송",
+}
+
+// failureSubject reports a subject that names a failure (failureWords).
+func failureSubject(s string) bool {
+	low := strings.ToLower(s)
+	for _, w := range failureWords {
+		if strings.Contains(low, w) {
+			return true
+		}
+	}
+	return false
 }

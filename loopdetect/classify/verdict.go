@@ -58,6 +58,12 @@ type Verdict struct {
 	// lower-cased: the Final-Recipient (RFC 3464 2.3.2), else the
 	// Original-Recipient, X-Failed-Recipients or the address the text names.
 	OriginalRecipient string `json:"original_recipient,omitempty"`
+	// ForwardedBy is, for a report that a mailbox passed on unchanged (a
+	// redirect or resend, see README.md), that mailbox, lower-cased: what
+	// an SRS, BATV or Gmail-forwarding reverse-path stands for, else the
+	// reverse-path, else the Resent-From or the Delivered-To mailbox. Empty
+	// otherwise (a person's forward is keyed by its sender).
+	ForwardedBy string `json:"forwarded_by,omitempty"`
 }
 
 // Has reports whether a signal of that name fired.

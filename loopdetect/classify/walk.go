@@ -267,6 +267,10 @@ func (w *walker) embedded(a *analysis, h partHeader, r io.Reader, depth int, pat
 		w.body(child, body, nil, depth+1)
 	}
 	child.conclude()
+	if child.weakAttachedReport() {
+		child.kind = KindBounce
+		child.facts(nil)
+	}
 	child.reason = child.summary()
 	a.children = append(a.children, child)
 	a.childPaths = append(a.childPaths, path)
@@ -303,6 +307,12 @@ func (w *walker) deliveryStatus(a *analysis, h partHeader, r io.Reader, path []i
 				}
 			case roleDSNAction:
 				a.dsnActions |= parseAction(val)
+			case roleDSNDiagnostic:
+				if strings.Contains(strings.ToLower(val), "x-boxbe-notice") {
+					// Boxbe writes its challenge as a DSN: "Sender not
+					// pre-approved". Delivery has not failed.
+					a.challenge = "Diagnostic-Code: " + val
+				}
 			}
 		}
 	}

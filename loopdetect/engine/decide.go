@@ -305,7 +305,7 @@ func (e *Engine) BlockAction(rule string) (action policy.Action, mode policy.Mod
 // (a rule's min_hops selects on Verdict.Hops), so MaxHops stays the
 // classifier's.
 func classifierOptions(p *policy.Policy) classify.Options {
-	return classify.Options{BodyLimit: p.BodyLimit}
+	return classify.Options{BodyLimit: p.BodyLimit, LocalDomains: p.LocalDomains}
 }
 
 // record adds an acted-on decision to the audit trail; in monitor mode

@@ -3,7 +3,9 @@ package bench
 import (
 	"bytes"
 	"errors"
+	"strings"
 	"testing"
+	"time"
 
 	gomilter "github.com/d--j/go-milter"
 )
@@ -50,6 +52,21 @@ func TestFloorNegotiatesLikeLoopbreaker(t *testing.T) {
 		if !bytes.Equal(got.Raw, want.Raw) {
 			t.Errorf("%s negotiates differently from loopbreaker:\n floor       % x\n loopbreaker % x\n floor:       version %d, %v, %v, macros %v\n loopbreaker: version %d, %v, %v, macros %v",
 				c.name, got.Raw, want.Raw, got.Version, got.Actions, got.Protocol, got.Macros, want.Version, want.Actions, want.Protocol, want.Macros)
+		}
+	}
+}
+
+func TestFloorTable(t *testing.T) {
+	cell := func(name string, e2e ...float64) *PostfixCell {
+		return &PostfixCell{Name: name, EndToEnd: e2e, Inject: e2e, Messages: 10, PostfixCPU: 10 * time.Millisecond}
+	}
+	r := &PostfixResult{Sessions: 1, Cells: []*PostfixCell{cell("no milter", 300, 300), cell("loopbreaker", 100, 200),
+		cell("floor", 200, 200), cell("floor stock", 20, 20)}}
+	var out strings.Builder
+	WriteFloorTable(&out, r)
+	for _, want := range []string{"| loopbreaker vs floor | **0.75×** (0.50–1.00) | 1.00× |", "| floor stock | 50.00 ms | 46.67 ms | **yes** |"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("no %q in\n%s", want, out.String())
 		}
 	}
 }

@@ -54,7 +54,7 @@ type flags struct {
 	trials, trialSess, perSes int
 	keep                      bool
 	daemon, daemonB           string
-	unix                      bool
+	unix, floor, peer         bool
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -76,6 +76,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.BoolVar(&f.keep, "keep", false, "keep the work directory (logs, state)")
 	fs.StringVar(&f.daemonB, "compare", "", "postfix: a second loopbreaker binary, measured side by side as \"loopbreaker B\"")
 	fs.BoolVar(&f.unix, "unix", true, "postfix: also measure loopbreaker on a unix socket (\"loopbreaker unix\")")
+	fs.BoolVar(&f.floor, "floor", true, "postfix: also measure the floor, a do-nothing libmilter milter negotiating what loopbreaker negotiates (needs cc and libmilter-dev)")
+	fs.BoolVar(&f.peer, "peer", true, "postfix: also measure rspamd, the peer (needs Debian's rspamd: bash scripts/deps.sh --bench), and run the storm section")
 	fs.StringVar(&f.daemon, "daemon", "", "a loopbreaker binary to measure instead of building ./cmd/loopbreaker (e.g. a candidate fix)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -160,6 +162,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			t.Name = "loopbreaker unix"
 			extra = append(extra, t)
 		}
+		if sections["postfix"] {
+			ts, notes, stop, err := startFloorAndPeer(ctx, &f, dir, stderr)
+			defer stop()
+			if err != nil {
+				return err
+			}
+			extra = append(extra, ts...)
+			for _, n := range notes {
+				fmt.Fprintln(stdout, n)
+				fmt.Fprintln(stdout)
+			}
+		}
 		if f.daemonB != "" {
 			t, err := startLoopbreaker(ctx, "loopbreaker-b", dir, f.daemonB)
 			if err != nil {
@@ -207,6 +221,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			fmt.Fprintf(stdout, "### 2%c. %d SMTP session(s) at a time\n\nOne Postfix %s instance with an smtpd service per configuration (%s), all sharing queue, cleanup, qmgr and smtp and relaying to `smtp-sink -u nobody 127.0.0.1:PORT 256`; %d rounds, each running every configuration once in rotating order: `smtp-source %s`, then wait until the queue is empty. Ratios are per round against no milter; CPU is every process involved (Postfix's, the milter's, smtp-source's and smtp-sink's) per message, and \"CPU capacity\" is no milter's CPU per message divided by the configuration's: the throughput ratio a box saturated by mail would see, and far less noisy than the wall clock on a shared machine.\n\n",
 				'a'+k, sess, res.Version, strings.Join(names, ", "), f.pfRounds, res.SourceArgs)
 			bench.WritePostfixTable(stdout, res)
+			fmt.Fprintln(stdout)
+			bench.WriteFloorTable(stdout, res)
 			fmt.Fprintln(stdout)
 		}
 	}

@@ -225,6 +225,23 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			bench.WriteFloorTable(stdout, res)
 			fmt.Fprintln(stdout)
 		}
+		var peer *bench.Target
+		for _, t := range extra {
+			if t.Name == "rspamd" {
+				peer = t
+			}
+		}
+		if peer != nil {
+			fmt.Fprintln(stderr, "storms through postfix ...")
+			rows, err := bench.RunStorms(ctx, filepath.Join(dir, "postfix-storms"), 60, 80, stderr, lb, peer)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "### 2%c. Storms through Postfix: loopbreaker and rspamd\n\nOne Postfix with an smtpd per milter; every message in an SMTP session of its own (Go's net/smtp); outcomes from the SMTP reply and, for accepted mail, the maillog's delivery to smtp-sink. loopbreaker runs the built-in policy (forward-storm: 25 forwarded NDRs per sender in 15 minutes, then redirect to the quarantine mailbox; bounces-to-recipient: 50 per recipient in 10 minutes, then reject); rspamd runs ratelimit's bounce_to bucket (burst %d, %s), its only rule that applies: its bounce_senders are null and MAILER-DAEMON-like senders, so a forwarded NDR, sent by a user, is ordinary mail to it.\n\n",
+				'a'+len(pfSess), bench.RspamdBounceBurst, bench.RspamdBounceRate)
+			bench.WriteStormTable(stdout, rows)
+			fmt.Fprintln(stdout)
+		}
 	}
 	if sections["scale"] {
 		fmt.Fprintln(stderr, "scale ...")

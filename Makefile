@@ -80,10 +80,12 @@ install:
 
 # Benchmarks (not part of test): loopbreaker side by side with a
 # pass-through milter and with no milter, in one run; prints Markdown
-# tables (docs/benchmarks.md). Needs root and Postfix (deps installs it).
+# tables (docs/benchmarks.md). Needs root and Postfix (deps installs it);
+# deps.sh --bench adds rspamd, the peer, which make test does not need.
 # Pass lbbench flags with BENCHFLAGS, e.g. BENCHFLAGS="-sections scale".
 BENCHFLAGS ?=
 bench: deps
+	bash scripts/deps.sh --bench
 	$(GO) run ./testenv/bench/cmd/lbbench $(BENCHFLAGS)
 
 # Soak (not part of test): 30 minutes of mixed ordinary and storm mail

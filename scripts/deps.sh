@@ -10,6 +10,10 @@
 # binaries and the postfix/postdrop system accounts but writes no
 # /etc/postfix/main.cf and starts no system mail service. The end-to-end tests
 # run private Postfix instances of their own (see testenv/postfix).
+#
+# deps.sh --bench also installs what only `make bench` needs (see bench
+# below): packages too large for every test run, or ones that come with a
+# system service.
 set -euo pipefail
 
 # Debian package name -> a file it provides that the tests use.
@@ -29,11 +33,29 @@ declare -A wanted=(
 	[prometheus]=/usr/bin/promtool
 	[redis-tools]=/usr/bin/redis-cli
 	[groff-base]=/usr/bin/groff
+	# testenv/bench's TestFloorNegotiatesLikeLoopbreaker compiles the floor
+	# milter (testenv/bench/floor/floor.c) against libmilter with cc.
+	[libmilter-dev]=/usr/include/libmilter/mfapi.h
+	[gcc]=/usr/bin/gcc
 )
+
+# Only for `make bench` (deps.sh --bench): rspamd, the peer the benchmark
+# measures beside loopbreaker (about 60 MB with its libraries). Its Debian
+# package enables a system service; policy-rc.d below keeps it from starting
+# while installing, and the service is disabled afterwards: the benchmark
+# runs an rspamd of its own, with its own configuration, on loopback ports.
+declare -A bench=(
+	[rspamd]=/usr/bin/rspamd
+)
+if [[ ${1:-} == --bench ]]; then
+	for pkg in "${!bench[@]}"; do
+		wanted[$pkg]=${bench[$pkg]}
+	done
+fi
 
 is_installed() {
 	local pkg=$1 file=$2
-	[[ -x $file ]] || return 1
+	[[ -e $file ]] || return 1
 	dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed'
 }
 
@@ -76,5 +98,12 @@ for pkg in "${missing[@]}"; do
 	if ! is_installed "$pkg" "${wanted[$pkg]}"; then
 		echo "deps.sh: $pkg is still missing after apt-get install" >&2
 		exit 1
+	fi
+done
+
+# A system rspamd must not run beside the benchmark's own.
+for pkg in "${missing[@]}"; do
+	if [[ $pkg == rspamd ]] && command -v systemctl >/dev/null && [[ -d /run/systemd/system ]]; then
+		systemctl disable --now rspamd.service >/dev/null 2>&1 || true
 	fi
 done

@@ -38,19 +38,20 @@ const postfixActions = gomilter.OptAddHeader | gomilter.OptChangeBody | gomilter
 
 // NewPostfixLikeClient returns a go-milter client that offers what Postfix
 // 3.x offers (protocol 6, all actions and protocol steps) and sends
-// Postfix's default milter_*_macros unless the milter asks for others.
-func NewPostfixLikeClient(addr string) *gomilter.Client {
-	return gomilter.NewClient(testproc.Network(addr), addr,
+// Postfix's default milter_*_macros unless the milter asks for others;
+// opts come after these.
+func NewPostfixLikeClient(addr string, opts ...gomilter.Option) *gomilter.Client {
+	return gomilter.NewClient(testproc.Network(addr), addr, append([]gomilter.Option{
 		gomilter.WithActions(postfixActions),
-		gomilter.WithReadTimeout(60*time.Second),
-		gomilter.WithWriteTimeout(60*time.Second),
+		gomilter.WithReadTimeout(60 * time.Second),
+		gomilter.WithWriteTimeout(60 * time.Second),
 		gomilter.WithMacroRequest(gomilter.StageConnect, []gomilter.MacroName{"j", "{daemon_name}", "{daemon_addr}", "v", "_"}),
 		gomilter.WithMacroRequest(gomilter.StageHelo, []gomilter.MacroName{"{tls_version}", "{cipher}", "{cipher_bits}", "{cert_subject}", "{cert_issuer}"}),
 		gomilter.WithMacroRequest(gomilter.StageMail, []gomilter.MacroName{"i", "{auth_type}", "{auth_authen}", "{auth_author}", "{mail_addr}", "{mail_host}", "{mail_mailer}"}),
 		gomilter.WithMacroRequest(gomilter.StageRcpt, []gomilter.MacroName{"{rcpt_addr}", "{rcpt_host}", "{rcpt_mailer}"}),
 		gomilter.WithMacroRequest(gomilter.StageData, []gomilter.MacroName{"i"}),
 		gomilter.WithMacroRequest(gomilter.StageEOM, []gomilter.MacroName{"i"}),
-	)
+	}, opts...)...)
 }
 
 // Timing is one message's path through the milter, seen from the MTA.

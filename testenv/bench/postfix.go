@@ -63,6 +63,7 @@ type PostfixResult struct {
 	E2ERatios  map[string][]float64
 	Version    string
 	SourceArgs string
+	Sessions   int // smtp-source -s
 }
 
 // RunPostfix runs one private Postfix with three smtpd services, one
@@ -146,7 +147,7 @@ func RunPostfix(ctx context.Context, lb, pt *Target, cfg PostfixConfig, progress
 			"-F", msgFile, "-M", "client.example", "127.0.0.1:" + port}
 	}
 	res := &PostfixResult{Cells: cells, InjRatios: map[string][]float64{}, E2ERatios: map[string][]float64{},
-		Version:    strings.TrimSpace(version),
+		Version: strings.TrimSpace(version), Sessions: cfg.Sessions,
 		SourceArgs: strings.ReplaceAll(strings.Join(args("PORT", cfg.Messages), " "), msgFile, "MESSAGE")}
 
 	mailConfig := "MAIL_CONFIG=" + inst.ConfigDir()
@@ -246,5 +247,77 @@ func WritePostfixTable(w io.Writer, r *PostfixResult) {
 		}
 		fmt.Fprintf(w, "| %s | %.0f | %s | %.0f | %s | %s | %s | %s |\n", c.Name, Median(c.EndToEnd), e2e, Median(c.Inject), inj,
 			cpuStr(c.CPUPerMsg()), milterCPU, capacity)
+	}
+}
+
+// Cell returns the configuration named name, or nil.
+func (r *PostfixResult) Cell(name string) *PostfixCell {
+	for _, c := range r.Cells {
+		if c.Name == name {
+			return c
+		}
+	}
+	return nil
+}
+
+// FloorPairs are the comparisons with the floor: each configuration
+// against the floor milter on the same transport.
+var FloorPairs = [][2]string{
+	{"loopbreaker", "floor"},
+	{"loopbreaker unix", "floor unix"},
+	{"loopbreaker B", "floor"},
+	{"pass-through", "floor"},
+	{"rspamd", "floor"},
+	{"floor stock", "floor"},
+}
+
+// WriteFloorTable prints each configuration against the floor (per-round
+// ratios of the end-to-end rates, median and min–max, and the ratio of the
+// CPU per message), and the wall time each adds to a message's SMTP
+// session over no milter: a delayed-ACK stall shows as about 40 ms.
+func WriteFloorTable(w io.Writer, r *PostfixResult) {
+	if r.Cell("floor") != nil {
+		fmt.Fprintln(w, "| smtpd with | **vs the floor on the same transport** (end to end, median of per-round ratios, min–max) | CPU capacity vs the floor |")
+		fmt.Fprintln(w, "|---|---|---|")
+		for _, p := range FloorPairs {
+			a, b := r.Cell(p[0]), r.Cell(p[1])
+			if a == nil || b == nil || len(a.EndToEnd) != len(b.EndToEnd) {
+				continue
+			}
+			var ratios []float64
+			for i := range a.EndToEnd {
+				ratios = append(ratios, a.EndToEnd[i]/b.EndToEnd[i])
+			}
+			lo, hi := MinMax(ratios)
+			capacity := "n/a"
+			if a.CPUPerMsg() > 0 {
+				capacity = fmt.Sprintf("%.2f×", float64(b.CPUPerMsg())/float64(a.CPUPerMsg()))
+			}
+			fmt.Fprintf(w, "| %s vs %s | **%.2f×** (%.2f–%.2f) | %s |\n", p[0], p[1], Median(ratios), lo, hi, capacity)
+		}
+		fmt.Fprintln(w)
+	}
+	if r.Sessions != 1 {
+		return // with many sessions at once, waiting for the CPU hides a stall
+	}
+	base := r.Cells[0]
+	fmt.Fprintln(w, "Stall check: the wall time each configuration adds to a message's SMTP session over no milter (one session at a time: 1 / accepted msg/s, medians). A delayed-ACK stall (the milter's kernel holds its ACK of Postfix's packet up to 40 ms, Postfix's Nagle holds its next packet for that ACK) shows as about 40 ms per message.")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| smtpd with | session time per message | added by the milter | stall? |")
+	fmt.Fprintln(w, "|---|---|---|---|")
+	perMsg := func(c *PostfixCell) time.Duration {
+		return time.Duration(float64(time.Second) / Median(c.Inject))
+	}
+	for _, c := range r.Cells {
+		added, stall := "–", ""
+		if c != base {
+			d := perMsg(c) - perMsg(base)
+			added = Dur(d)
+			stall = "no"
+			if d > 20*time.Millisecond {
+				stall = "**yes**"
+			}
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %s |\n", c.Name, Dur(perMsg(c)), added, stall)
 	}
 }

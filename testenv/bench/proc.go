@@ -123,6 +123,31 @@ func TreeCPUTime(env string) time.Duration {
 	return sum
 }
 
+// ChildrenCPUTime is the CPU time of pid and of its children, living or
+// reaped.
+func ChildrenCPUTime(pid int) time.Duration {
+	sum := procCPU(pid, true)
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return sum
+	}
+	for _, e := range ents {
+		child, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		i := bytes.LastIndexByte(b, ')')
+		if f := strings.Fields(string(b[i+1:])); i > 0 && len(f) > 1 && f[1] == strconv.Itoa(pid) {
+			sum += procCPU(child, true)
+		}
+	}
+	return sum
+}
+
 // ProcStatus reads the kB fields of /proc/PID/status (VmRSS, RssAnon,
 // RssFile, VmHWM, ...) in bytes; pid 0 is this process.
 func ProcStatus(pid int) map[string]int64 {

@@ -14,11 +14,17 @@ type Target struct {
 	// Proc is the milter's process, for its CPU time; nil when it runs in
 	// the benchmark's own process (the smoke test).
 	Proc *Proc
+	// Tree counts the CPU time of the process's children too (rspamd's
+	// workers).
+	Tree bool
 }
 
 func (t *Target) cpu() time.Duration {
 	if t.Proc == nil {
 		return 0
+	}
+	if t.Tree {
+		return ChildrenCPUTime(t.Proc.Pid())
 	}
 	return t.Proc.CPUTime()
 }

@@ -54,7 +54,7 @@ type flags struct {
 	trials, trialSess, perSes int
 	keep                      bool
 	daemon, daemonB           string
-	unix                      bool
+	unix, floor, peer         bool
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -76,6 +76,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.BoolVar(&f.keep, "keep", false, "keep the work directory (logs, state)")
 	fs.StringVar(&f.daemonB, "compare", "", "postfix: a second loopbreaker binary, measured side by side as \"loopbreaker B\"")
 	fs.BoolVar(&f.unix, "unix", true, "postfix: also measure loopbreaker on a unix socket (\"loopbreaker unix\")")
+	fs.BoolVar(&f.floor, "floor", true, "postfix: also measure the floor, a do-nothing libmilter milter negotiating what loopbreaker negotiates (needs cc and libmilter-dev)")
+	fs.BoolVar(&f.peer, "peer", true, "postfix: also measure rspamd, the peer (needs Debian's rspamd: bash scripts/deps.sh --bench), and run the storm section")
 	fs.StringVar(&f.daemon, "daemon", "", "a loopbreaker binary to measure instead of building ./cmd/loopbreaker (e.g. a candidate fix)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -160,6 +162,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			t.Name = "loopbreaker unix"
 			extra = append(extra, t)
 		}
+		if sections["postfix"] {
+			ts, notes, stop, err := startFloorAndPeer(ctx, &f, dir, stderr)
+			defer stop()
+			if err != nil {
+				return err
+			}
+			extra = append(extra, ts...)
+			for _, n := range notes {
+				fmt.Fprintln(stdout, n)
+				fmt.Fprintln(stdout)
+			}
+		}
 		if f.daemonB != "" {
 			t, err := startLoopbreaker(ctx, "loopbreaker-b", dir, f.daemonB)
 			if err != nil {
@@ -207,6 +221,25 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			fmt.Fprintf(stdout, "### 2%c. %d SMTP session(s) at a time\n\nOne Postfix %s instance with an smtpd service per configuration (%s), all sharing queue, cleanup, qmgr and smtp and relaying to `smtp-sink -u nobody 127.0.0.1:PORT 256`; %d rounds, each running every configuration once in rotating order: `smtp-source %s`, then wait until the queue is empty. Ratios are per round against no milter; CPU is every process involved (Postfix's, the milter's, smtp-source's and smtp-sink's) per message, and \"CPU capacity\" is no milter's CPU per message divided by the configuration's: the throughput ratio a box saturated by mail would see, and far less noisy than the wall clock on a shared machine.\n\n",
 				'a'+k, sess, res.Version, strings.Join(names, ", "), f.pfRounds, res.SourceArgs)
 			bench.WritePostfixTable(stdout, res)
+			fmt.Fprintln(stdout)
+			bench.WriteFloorTable(stdout, res)
+			fmt.Fprintln(stdout)
+		}
+		var peer *bench.Target
+		for _, t := range extra {
+			if t.Name == "rspamd" {
+				peer = t
+			}
+		}
+		if peer != nil {
+			fmt.Fprintln(stderr, "storms through postfix ...")
+			rows, err := bench.RunStorms(ctx, filepath.Join(dir, "postfix-storms"), 60, 80, stderr, lb, peer)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "### 2%c. Storms through Postfix: loopbreaker and rspamd\n\nOne Postfix with an smtpd per milter; every message in an SMTP session of its own (Go's net/smtp); outcomes from the SMTP reply and, for accepted mail, the maillog's delivery to smtp-sink. loopbreaker runs the built-in policy (forward-storm: 25 forwarded NDRs per sender in 15 minutes, then redirect to the quarantine mailbox; bounces-to-recipient: 50 per recipient in 10 minutes, then reject); rspamd runs ratelimit's bounce_to bucket (burst %d, %s), its only rule that applies: its bounce_senders are null and MAILER-DAEMON-like senders, so a forwarded NDR, sent by a user, is ordinary mail to it.\n\n",
+				'a'+len(pfSess), bench.RspamdBounceBurst, bench.RspamdBounceRate)
+			bench.WriteStormTable(stdout, rows)
 			fmt.Fprintln(stdout)
 		}
 	}

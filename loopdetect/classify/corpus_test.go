@@ -32,7 +32,19 @@ type manifestRow struct {
 
 func readManifest(t testing.TB, dir string) []manifestRow {
 	t.Helper()
-	f, err := os.Open(filepath.Join(dir, "MANIFEST.tsv"))
+	var rows []manifestRow
+	for _, get := range readTSV(t, filepath.Join(dir, "MANIFEST.tsv"), "path", "class", "subclass", "near_dup_group") {
+		rows = append(rows, manifestRow{path: get("path"), class: get("class"), subclass: get("subclass"), group: get("near_dup_group")})
+	}
+	return rows
+}
+
+// readTSV reads a manifest: tab-separated, CSV quoting, a header row that
+// must name every column in need. Each row comes back as a lookup by
+// column name ("" where a short row lacks the column).
+func readTSV(t testing.TB, path string, need ...string) []func(string) string {
+	t.Helper()
+	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,12 +61,12 @@ func readManifest(t testing.TB, dir string) []manifestRow {
 	for i, h := range head {
 		col[h] = i
 	}
-	for _, need := range []string{"path", "class", "subclass", "near_dup_group"} {
-		if _, ok := col[need]; !ok {
-			t.Fatalf("MANIFEST.tsv has no %q column", need)
+	for _, c := range need {
+		if _, ok := col[c]; !ok {
+			t.Fatalf("%s has no %q column", path, c)
 		}
 	}
-	var rows []manifestRow
+	var rows []func(string) string
 	for {
 		rec, err := r.Read()
 		if errors.Is(err, io.EOF) {
@@ -63,13 +75,12 @@ func readManifest(t testing.TB, dir string) []manifestRow {
 		if err != nil {
 			t.Fatal(err)
 		}
-		get := func(k string) string {
-			if i := col[k]; i < len(rec) {
+		rows = append(rows, func(k string) string {
+			if i, ok := col[k]; ok && i < len(rec) {
 				return rec[i]
 			}
 			return ""
-		}
-		rows = append(rows, manifestRow{path: get("path"), class: get("class"), subclass: get("subclass"), group: get("near_dup_group")})
+		})
 	}
 	return rows
 }

@@ -1,10 +1,7 @@
 package classify
 
 import (
-	"encoding/csv"
-	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -25,43 +22,8 @@ type publicRow struct {
 
 func readPublicManifest(t testing.TB) []publicRow {
 	t.Helper()
-	f, err := os.Open(filepath.Join(publicCorpusDir, "MANIFEST.tsv"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	r := csv.NewReader(f)
-	r.Comma = '\t'
-	r.LazyQuotes = true
-	r.FieldsPerRecord = -1
-	head, err := r.Read()
-	if err != nil {
-		t.Fatal(err)
-	}
-	col := map[string]int{}
-	for i, h := range head {
-		col[h] = i
-	}
-	for _, need := range []string{"path", "class", "subclass", "split"} {
-		if _, ok := col[need]; !ok {
-			t.Fatalf("testdata/public/MANIFEST.tsv has no %q column", need)
-		}
-	}
 	var rows []publicRow
-	for {
-		rec, err := r.Read()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		get := func(k string) string {
-			if i := col[k]; i < len(rec) {
-				return rec[i]
-			}
-			return ""
-		}
+	for _, get := range readTSV(t, filepath.Join(publicCorpusDir, "MANIFEST.tsv"), "path", "class", "subclass", "split") {
 		rows = append(rows, publicRow{path: get("path"), class: get("class"), subclass: get("subclass"), split: get("split")})
 	}
 	return rows

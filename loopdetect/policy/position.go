@@ -286,26 +286,38 @@ func normalizeKey(k string) string {
 }
 
 func cutComment(s string) string {
-	inStr := byte(0)
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case inStr != 0 && c == '\\' && inStr == '"':
-			i++
-		case inStr != 0 && c == inStr:
-			inStr = 0
-		case inStr == 0 && (c == '"' || c == '\''):
-			inStr = c
-		case inStr == 0 && c == '#':
-			return s[:i]
+	end := len(s)
+	eachOutsideStrings(s, func(i int, c byte) bool {
+		if c == '#' {
+			end = i
+			return false
 		}
-	}
-	return s
+		return true
+	})
+	return s[:end]
 }
 
-// bracketDelta counts [ minus ] outside strings.
+// bracketDelta counts [ minus ] outside strings and before a comment.
 func bracketDelta(s string) int {
 	d := 0
+	eachOutsideStrings(s, func(_ int, c byte) bool {
+		switch c {
+		case '#':
+			return false
+		case '[':
+			d++
+		case ']':
+			d--
+		}
+		return true
+	})
+	return d
+}
+
+// eachOutsideStrings calls fn with every byte of a TOML line that is not
+// inside a basic ("...", with backslash escapes) or literal ('...') string,
+// the quotes included, until fn returns false.
+func eachOutsideStrings(s string, fn func(i int, c byte) bool) {
 	inStr := byte(0)
 	for i := 0; i < len(s); i++ {
 		c := s[i]
@@ -316,13 +328,13 @@ func bracketDelta(s string) int {
 			inStr = 0
 		case inStr == 0 && (c == '"' || c == '\''):
 			inStr = c
-		case inStr == 0 && c == '#':
-			return d
-		case inStr == 0 && c == '[':
-			d++
-		case inStr == 0 && c == ']':
-			d--
+			if !fn(i, c) {
+				return
+			}
+		case inStr == 0:
+			if !fn(i, c) {
+				return
+			}
 		}
 	}
-	return d
 }

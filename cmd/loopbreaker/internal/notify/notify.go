@@ -248,10 +248,7 @@ func blockMail(n Notice, b state.Block, p *policy.Policy, releaseArgs string) ma
 	}
 	var s strings.Builder
 	fmt.Fprintf(&s, "loopbreaker started a block.\n\n")
-	fmt.Fprintf(&s, "Rule:      %s\n", n.Rule)
-	fmt.Fprintf(&s, "Key:       %s\n", n.Key)
-	fmt.Fprintf(&s, "Kind:      %s\n", n.Kind)
-	fmt.Fprintf(&s, "Limit:     %d per %s, exceeded\n", n.Limit, n.Window)
+	writeRuleLines(&s, n)
 	fmt.Fprintf(&s, "Action:    %s, for every further such message until %s\n", n.Action, n.Until.UTC().Format(time.RFC3339))
 	if b.Count > 0 {
 		fmt.Fprintf(&s, "Acted on:  %d message(s) so far\n", b.Count)
@@ -272,10 +269,7 @@ func blockMail(n Notice, b state.Block, p *policy.Policy, releaseArgs string) ma
 func monitorBlockMail(n Notice, b state.Block, releaseArgs string) mail {
 	var s strings.Builder
 	fmt.Fprintf(&s, "loopbreaker runs in monitor mode: it would have started a block.\nNothing was done to any message; they were all delivered as usual.\n\n")
-	fmt.Fprintf(&s, "Rule:      %s\n", n.Rule)
-	fmt.Fprintf(&s, "Key:       %s\n", n.Key)
-	fmt.Fprintf(&s, "Kind:      %s\n", n.Kind)
-	fmt.Fprintf(&s, "Limit:     %d per %s, exceeded\n", n.Limit, n.Window)
+	writeRuleLines(&s, n)
 	fmt.Fprintf(&s, "Would:     %s every further such message until %s (in enforce mode)\n", n.Action, n.Until.UTC().Format(time.RFC3339))
 	if b.Count > 0 {
 		fmt.Fprintf(&s, "Would have acted on: %d message(s) so far\n", b.Count)
@@ -283,6 +277,15 @@ func monitorBlockMail(n Notice, b state.Block, releaseArgs string) mail {
 	writeSamples(&s, b)
 	fmt.Fprintf(&s, "\nThe block is counted as in enforce mode: switching to enforce (mode = \"enforce\"\nin the policy, then loopbreaker reload) makes it act on the next such message.\n\nTo lift the block:\n  %s\n", ReleaseCommand(n.Key, n.Rule, releaseArgs))
 	return mail{subject: fmt.Sprintf("[loopbreaker] monitor mode: would %s %s (rule %s); nothing done", n.Action, n.Key, n.Rule), body: s.String()}
+}
+
+// writeRuleLines writes what the block is about: the rule, the key, the
+// kind of mail and the limit it crossed.
+func writeRuleLines(s *strings.Builder, n Notice) {
+	fmt.Fprintf(s, "Rule:      %s\n", n.Rule)
+	fmt.Fprintf(s, "Key:       %s\n", n.Key)
+	fmt.Fprintf(s, "Kind:      %s\n", n.Kind)
+	fmt.Fprintf(s, "Limit:     %d per %s, exceeded\n", n.Limit, n.Window)
 }
 
 func writeSamples(s *strings.Builder, b state.Block) {

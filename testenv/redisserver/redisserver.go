@@ -4,14 +4,11 @@
 package redisserver
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -84,7 +81,7 @@ func (s *Server) Restart(ctx context.Context) error {
 	if err := s.proc.Start(); err != nil {
 		return err
 	}
-	return s.proc.WaitReady(ctx, func(context.Context) error { return ping(s.Addr) })
+	return s.proc.WaitReady(ctx, func(context.Context) error { return rawPing(s.Addr) })
 }
 
 // Kill stops the server at once (SIGKILL), as a crash would.
@@ -95,24 +92,3 @@ func (s *Server) Pid() int { return s.proc.Pid() }
 
 // Log is the server's log so far.
 func (s *Server) Log() string { return s.proc.Log() }
-
-// ping sends PING in RESP and waits for +PONG.
-func ping(addr string) error {
-	c, err := net.DialTimeout("tcp4", addr, time.Second)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(time.Second))
-	if _, err := c.Write([]byte("PING\r\n")); err != nil {
-		return err
-	}
-	line, err := bufio.NewReader(c).ReadString('\n')
-	if err != nil {
-		return err
-	}
-	if !strings.HasPrefix(line, "+PONG") {
-		return fmt.Errorf("redis-server answered %q", line)
-	}
-	return nil
-}

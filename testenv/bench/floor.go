@@ -59,20 +59,16 @@ func BuildFloor(ctx context.Context, dir string) (string, error) {
 // else on a loopback port, with TCP_QUICKACK after every read when
 // quickack is set (as loopbreaker does) or as stock libmilter when not.
 func StartFloor(ctx context.Context, name, dir, bin string, unix, quickack bool) (*Target, error) {
-	var addr, spec string
+	sockDir := ""
 	if unix {
-		sdir := filepath.Join(dir, name+"-sock")
-		if err := os.MkdirAll(sdir, 0o755); err != nil {
+		sockDir = filepath.Join(dir, name+"-sock")
+		if err := os.MkdirAll(sockDir, 0o755); err != nil {
 			return nil, err
 		}
-		addr = filepath.Join(sdir, "milter.sock")
-		spec = "unix:" + addr
-	} else {
-		port, err := testproc.FreePort(ctx, "")
-		if err != nil {
-			return nil, err
-		}
-		addr, spec = fmt.Sprintf("127.0.0.1:%d", port), fmt.Sprintf("inet:%d@127.0.0.1", port)
+	}
+	addr, spec, err := MilterSocket(ctx, sockDir)
+	if err != nil {
+		return nil, err
 	}
 	args := []string{"-p", spec}
 	if quickack {
@@ -184,4 +180,19 @@ func Negotiate(addr string) (*Negotiation, error) {
 		rest = rest[i+1:]
 	}
 	return neg, nil
+}
+
+// MilterSocket picks where a milter under test listens: a unix socket
+// milter.sock in dir, or with dir "" a free loopback TCP port. addr is for
+// dialing, spec in the milter's own syntax (unix:PATH, inet:PORT@HOST).
+func MilterSocket(ctx context.Context, dir string) (addr, spec string, err error) {
+	if dir != "" {
+		addr = filepath.Join(dir, "milter.sock")
+		return addr, "unix:" + addr, nil
+	}
+	port, err := testproc.FreePort(ctx, "")
+	if err != nil {
+		return "", "", err
+	}
+	return fmt.Sprintf("127.0.0.1:%d", port), fmt.Sprintf("inet:%d@127.0.0.1", port), nil
 }

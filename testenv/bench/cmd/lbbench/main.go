@@ -289,16 +289,13 @@ func startLoopbreaker(ctx context.Context, name, dir, bin string) (*bench.Target
 	if err := os.Mkdir(stateDir, 0o755); err != nil {
 		return nil, err
 	}
-	var addr, spec string
+	sockDir := ""
 	if strings.HasSuffix(name, "-unix") {
-		addr = filepath.Join(stateDir, "milter.sock")
-		spec = "unix:" + addr
-	} else {
-		port, err := testproc.FreePort(ctx, "")
-		if err != nil {
-			return nil, err
-		}
-		addr, spec = fmt.Sprintf("127.0.0.1:%d", port), fmt.Sprintf("inet:%d@127.0.0.1", port)
+		sockDir = stateDir
+	}
+	addr, spec, err := bench.MilterSocket(ctx, sockDir)
+	if err != nil {
+		return nil, err
 	}
 	sctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()

@@ -16,6 +16,7 @@ import (
 	"github.com/loopbreaker/loopbreaker/loopdetect/engine"
 	"github.com/loopbreaker/loopbreaker/loopdetect/policy"
 	"github.com/loopbreaker/loopbreaker/state"
+	"github.com/loopbreaker/loopbreaker/testenv/miltertest"
 )
 
 func startServer(t *testing.T) string {
@@ -42,45 +43,20 @@ func send(t *testing.T, addr, from string, rcpts []string, headers [][2]string, 
 // "0" it looks like Postfix's non-SMTP mail (its own bounces).
 func sendMacros(t *testing.T, addr string, macros *gomilter.MacroBag, from string, rcpts []string, headers [][2]string, body string) result {
 	t.Helper()
-	return sendActions(t, addr, gomilter.OptAddHeader|gomilter.OptAddRcpt|gomilter.OptRemoveRcpt|gomilter.OptQuarantine|gomilter.OptChangeHeader|gomilter.OptSetMacros, macros, from, rcpts, headers, body)
+	return sendActions(t, addr, miltertest.AllActions, macros, from, rcpts, headers, body)
 }
 
 // sendActions runs one message with an MTA that offers only actions.
 func sendActions(t *testing.T, addr string, actions gomilter.OptAction, macros *gomilter.MacroBag, from string, rcpts []string, headers [][2]string, body string) result {
 	t.Helper()
-	c := gomilter.NewClient("tcp", addr, gomilter.WithActions(actions))
-	s, err := c.Session(macros)
+	r, err := miltertest.MTA{Actions: actions, Macros: macros}.Send(addr, miltertest.Message{From: from, Rcpts: rcpts, Headers: headers, Body: body})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
-	check := func(a *gomilter.Action, err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if a.Type != gomilter.ActionContinue {
-			t.Fatalf("early action %v", a)
-		}
+	if r.Early != "" {
+		t.Fatalf("early action at %s: %v", r.Early, r.Action)
 	}
-	check(s.Conn("mx.example", gomilter.FamilyInet, 25, "192.0.2.1"))
-	check(s.Helo("mx.example"))
-	check(s.Mail(from, ""))
-	for _, r := range rcpts {
-		check(s.Rcpt(r, ""))
-	}
-	check(s.DataStart())
-	for _, h := range headers {
-		if _, err := s.HeaderField(h[0], h[1], nil); err != nil {
-			t.Fatal(err)
-		}
-	}
-	check(s.HeaderEnd())
-	mods, act, err := s.BodyReadFrom(strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return result{act: act, mods: mods}
+	return result{act: r.Action, mods: r.Mods}
 }
 
 func TestZeroLengthPacketDoesNotKillTheServer(t *testing.T) {

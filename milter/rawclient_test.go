@@ -18,6 +18,7 @@ import (
 	"github.com/loopbreaker/loopbreaker/loopdetect/engine"
 	"github.com/loopbreaker/loopbreaker/loopdetect/policy"
 	"github.com/loopbreaker/loopbreaker/state"
+	"github.com/loopbreaker/loopbreaker/testenv/miltertest"
 )
 
 // This file is a milter client that writes raw bytes: the hostile-input
@@ -176,57 +177,19 @@ func startTB(tb testing.TB, opts Options) (string, *Server) {
 // normalSession runs one ordinary message through the go-milter client, as
 // Postfix would, and reports an error unless it is accepted untouched.
 func normalSession(addr string) error {
-	c := gomilter.NewClient("tcp", addr, gomilter.WithActions(gomilter.OptAddHeader|gomilter.OptAddRcpt|gomilter.OptRemoveRcpt|gomilter.OptQuarantine|gomilter.OptSetMacros),
-		gomilter.WithDialer(&net.Dialer{Timeout: 10 * time.Second}), gomilter.WithReadTimeout(10*time.Second), gomilter.WithWriteTimeout(10*time.Second))
-	macros := gomilter.NewMacroBag()
-	macros.Set(gomilter.MacroClientAddr, "192.0.2.1")
-	s, err := c.Session(macros)
-	if err != nil {
+	r, err := miltertest.MTA{}.Send(addr, miltertest.Message{
+		From: "alice@corp.example", Rcpts: []string{"bob@outside.example"},
+		Headers: [][2]string{{"Subject", "lunch"}}, Body: "see you at noon\r\n",
+	})
+	switch {
+	case err != nil:
 		return err
-	}
-	defer s.Close()
-	steps := []func() (*gomilter.Action, error){
-		func() (*gomilter.Action, error) { return s.Conn("mx.example", gomilter.FamilyInet, 25, "192.0.2.1") },
-		func() (*gomilter.Action, error) { return s.Helo("mx.example") },
-		func() (*gomilter.Action, error) { return s.Mail("alice@corp.example", "") },
-		func() (*gomilter.Action, error) { return s.Rcpt("bob@outside.example", "") },
-		func() (*gomilter.Action, error) { return s.DataStart() },
-		func() (*gomilter.Action, error) { return s.HeaderField("Subject", "lunch", nil) },
-		func() (*gomilter.Action, error) { return s.HeaderEnd() },
-	}
-	for i, step := range steps {
-		a, err := step()
-		if err != nil {
-			return fmt.Errorf("step %d: %w", i, err)
-		}
-		if a.Type != gomilter.ActionContinue {
-			return fmt.Errorf("step %d: early %v", i, a.Type)
-		}
-	}
-	mods, act, err := s.BodyReadFrom(bytesReader("see you at noon\r\n"))
-	if err != nil {
-		return err
-	}
-	if act.Type != gomilter.ActionAccept || len(mods) != 0 {
-		return fmt.Errorf("ordinary message: %v with %d modifications", act.Type, len(mods))
+	case r.Early != "":
+		return fmt.Errorf("%s: early %v", r.Early, r.Action.Type)
+	case r.Action.Type != gomilter.ActionAccept || len(r.Mods) != 0:
+		return fmt.Errorf("ordinary message: %v with %d modifications", r.Action.Type, len(r.Mods))
 	}
 	return nil
 }
-
-type stringReader struct {
-	s string
-	i int
-}
-
-func (r *stringReader) Read(p []byte) (int, error) {
-	if r.i >= len(r.s) {
-		return 0, io.EOF
-	}
-	n := copy(p, r.s[r.i:])
-	r.i += n
-	return n, nil
-}
-
-func bytesReader(s string) io.Reader { return &stringReader{s: s} }
 
 var errNotClosed = errors.New("the milter neither answered nor closed the connection")

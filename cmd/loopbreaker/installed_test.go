@@ -14,6 +14,7 @@ import (
 	gomilter "github.com/d--j/go-milter"
 
 	"github.com/loopbreaker/loopbreaker/cmd/loopbreaker/internal/admin"
+	"github.com/loopbreaker/loopbreaker/testenv/miltertest"
 	"github.com/loopbreaker/loopbreaker/testenv/smtpsink"
 )
 
@@ -224,36 +225,12 @@ block_for = "1h"
 // returns the milter's final action.
 func milterSend(t *testing.T, network, addr, from, to, subject string) gomilter.ActionType {
 	t.Helper()
-	c := gomilter.NewClient(strings.TrimSuffix(network, "4"), addr, gomilter.WithActions(gomilter.OptAddHeader|gomilter.OptAddRcpt|gomilter.OptRemoveRcpt|gomilter.OptQuarantine|gomilter.OptChangeHeader))
-	s, err := c.Session(nil)
+	mta := miltertest.MTA{Network: strings.TrimSuffix(network, "4"), Actions: miltertest.AllActions &^ gomilter.OptSetMacros, Macros: gomilter.NewMacroBag()}
+	r, err := mta.Send(addr, miltertest.Message{From: from, Rcpts: []string{to}, Headers: [][2]string{{"From", from}, {"Subject", subject}}, Body: "hello\r\n"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
-	steps := []func() (*gomilter.Action, error){
-		func() (*gomilter.Action, error) { return s.Conn("mx.example", gomilter.FamilyInet, 25, "192.0.2.1") },
-		func() (*gomilter.Action, error) { return s.Helo("mx.example") },
-		func() (*gomilter.Action, error) { return s.Mail(from, "") },
-		func() (*gomilter.Action, error) { return s.Rcpt(to, "") },
-		func() (*gomilter.Action, error) { return s.DataStart() },
-		func() (*gomilter.Action, error) { return s.HeaderField("From", from, nil) },
-		func() (*gomilter.Action, error) { return s.HeaderField("Subject", subject, nil) },
-		func() (*gomilter.Action, error) { return s.HeaderEnd() },
-	}
-	for _, step := range steps {
-		a, err := step()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if a.Type != gomilter.ActionContinue {
-			return a.Type
-		}
-	}
-	_, a, err := s.BodyReadFrom(strings.NewReader("hello\r\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return a.Type
+	return r.Action.Type
 }
 
 var _ io.Writer = (*syncBuffer)(nil)

@@ -27,6 +27,7 @@ import (
 	gomilter "github.com/d--j/go-milter"
 
 	"github.com/loopbreaker/loopbreaker/testenv"
+	"github.com/loopbreaker/loopbreaker/testenv/miltertest"
 )
 
 const (
@@ -444,40 +445,12 @@ func cutLast(s, sep string) (string, string, bool) {
 // and returns the message modifications the daemon asked for.
 func send(t *testing.T, addr, from, rcpt string, headers [][2]string, body string) []gomilter.ModifyAction {
 	t.Helper()
-	macros := gomilter.NewMacroBag()
-	macros.Set(gomilter.MacroClientAddr, "192.0.2.1")
-	c := gomilter.NewClient("tcp", addr, gomilter.WithActions(gomilter.OptAddHeader|gomilter.OptAddRcpt|gomilter.OptRemoveRcpt|gomilter.OptQuarantine|gomilter.OptChangeHeader|gomilter.OptSetMacros))
-	s, err := c.Session(macros)
+	r, err := miltertest.MTA{}.Send(addr, miltertest.Message{From: from, Rcpts: []string{rcpt}, Headers: headers, Body: body})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
-	check := func(a *gomilter.Action, err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if a.Type != gomilter.ActionContinue {
-			t.Fatalf("early action %v", a)
-		}
+	if r.Early != "" || r.Action.Type != gomilter.ActionAccept {
+		t.Fatalf("action %v (early: %q)", r.Action, r.Early)
 	}
-	check(s.Conn("mx.example", gomilter.FamilyInet, 25, "192.0.2.1"))
-	check(s.Helo("mx.example"))
-	check(s.Mail(from, ""))
-	check(s.Rcpt(rcpt, ""))
-	check(s.DataStart())
-	for _, h := range headers {
-		if _, err := s.HeaderField(h[0], h[1], nil); err != nil {
-			t.Fatal(err)
-		}
-	}
-	check(s.HeaderEnd())
-	mods, act, err := s.BodyReadFrom(strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if act.Type != gomilter.ActionAccept {
-		t.Fatalf("action %v", act)
-	}
-	return mods
+	return r.Mods
 }

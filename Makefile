@@ -10,7 +10,7 @@ TESTFLAGS ?= -race -count=1 -timeout 14m
 PREFIX  ?= /usr/local
 DESTDIR ?=
 
-.PHONY: all build run test deps vet fmt-check unit clean bench demo install soak man
+.PHONY: all build run test deps vet fmt-check unit clean bench demo install soak man deb image
 
 all: build
 
@@ -100,6 +100,38 @@ soak: deps
 
 clean:
 	rm -rf bin var
+
+# The release version: the last v* tag (v1.2.0 -> 1.2.0, three commits
+# later 1.2.0+3.gabc1234), else 0.0.0~gitYYYYMMDD.abc1234 (no tag yet).
+# It starts with a digit, as Debian versions do; the image tag replaces
+# ~ and + (not allowed there) with -.
+VERSION ?= $(shell v=$$(git describe --tags --match 'v[0-9]*' 2>/dev/null) && echo "$${v\#v}" | sed 's/-\([0-9]*\)-g/+\1.g/' || \
+	{ c=$$(git log -1 --format='%cd.%h' --date=format:%Y%m%d 2>/dev/null) && echo "0.0.0~git$$c" || echo 0.0.0~dev; })
+IMAGE_TAG ?= $(subst +,-,$(subst ~,-,$(VERSION)))
+DEB_ARCH ?= $(shell $(GO) env GOARCH)
+DEBDIR  ?= bin
+STATIC  ?= bin/static/loopbreaker
+
+# The static binary the package and the image ship: no cgo, the version
+# stamped in (loopbreaker version).
+$(STATIC): FORCE
+	CGO_ENABLED=0 $(GO) build -trimpath -buildvcs=$(BUILDVCS) -ldflags "-s -w -X main.version=$(VERSION)" -o $(STATIC) ./cmd/loopbreaker
+FORCE:
+
+# The Debian package $(DEBDIR)/loopbreaker_VERSION_ARCH.deb (dpkg-deb):
+# /usr/sbin/loopbreaker, the unit in /lib/systemd/system, the policy as a
+# conffile, man pages, the loopbreaker user made by postinst.
+# apt-get install ./bin/loopbreaker_*.deb; apt-get purge loopbreaker.
+deb: $(STATIC)
+	bash cmd/loopbreaker/dist/debian/build.sh $(STATIC) $(VERSION) $(DEB_ARCH) $(DEBDIR)
+
+# The daemon's image loopbreaker:VERSION and loopbreaker:local: the static
+# binary FROM scratch (cmd/loopbreaker/dist/Dockerfile, the one the compose
+# environment of testenv/docker builds too). docker run -p 7357:7357 loopbreaker:local
+image: $(STATIC)
+	rm -rf bin/image
+	bash cmd/loopbreaker/dist/image-context.sh bin/image $(STATIC)
+	DOCKER_BUILDKIT=0 docker build -q -t loopbreaker:$(IMAGE_TAG) -t loopbreaker:local bin/image
 
 # One incident with real Postfix instances (as root), first without and then
 # with loopbreaker: a timeline per second, the block, every message's fate,

@@ -73,7 +73,7 @@ func run(name, policyFile string, bounces, rcpt, only bool, loopCap int) error {
 		o.Outside = &m
 	}
 	o.Progress = func(s scenario.Status) {
-		line := fmt.Sprintf("  +%2.0fs  loop steps %3d  %-36s hub queue: active %d deferred %d hold %d",
+		line := fmt.Sprintf("  +%2.0fs  loop steps %3d  %-44s hub queue: active %d deferred %d hold %d",
 			s.Elapsed.Seconds(), s.BudgetUsed, steps(s.Steps), s.HubQueue["active"]+s.HubQueue["incoming"], s.HubQueue["deferred"], s.HubQueue["hold"])
 		if o.DaemonBin != "" {
 			line += fmt.Sprintf("  loopbreaker acted %d", s.Acted)
@@ -93,13 +93,13 @@ func run(name, policyFile string, bounces, rcpt, only bool, loopCap int) error {
 		if err != nil {
 			return err
 		}
-		fmt.Printf("\n%s\n", r.Summary())
-		r.WriteTimeline(os.Stdout)
+		// The same report as the run with loopbreaker (afterStop): the
+		// header, the timeline, the fates, the ordinary mail.
 		fmt.Println()
-		r.WriteFates(os.Stdout)
+		r.Report(os.Stdout)
 	}
 
-	fmt.Printf("\n### %s with loopbreaker\n", name)
+	fmt.Printf("\n### %s with loopbreaker: the same loop, the same budget of %d loop steps\n", name, loopCap)
 	o.DaemonBin = bin
 	o.Dir = filepath.Join(dir, "with")
 	if err := os.Mkdir(o.Dir, 0o755); err != nil {
@@ -159,7 +159,7 @@ func steps(m map[string]int) string {
 	var parts []string
 	for _, k := range []string{scenario.StepForward, scenario.StepNDR, scenario.StepAutoReply} {
 		if m[k] > 0 {
-			parts = append(parts, fmt.Sprintf("%s %d", k, m[k]))
+			parts = append(parts, fmt.Sprintf("%s %d", scenario.StepLabel(k), m[k]))
 		}
 	}
 	if len(parts) == 0 {

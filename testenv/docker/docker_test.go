@@ -24,9 +24,11 @@ import (
 // baseImage is the registry-free base image base.sh builds.
 const baseImage = "loopbreaker-base:bookworm"
 
-// images are compose.yaml's images, by Dockerfile target.
+// images are compose.yaml's images, by target of this directory's
+// Dockerfile; the one with none is the daemon's image, built from
+// cmd/loopbreaker/dist/Dockerfile as make image does.
 var images = []struct{ target, tag string }{
-	{"loopbreaker", "loopbreaker:local"},
+	{"", "loopbreaker:local"},
 	{"mailstore", "loopbreaker-testenv-mailstore:local"},
 	{"postfix", "loopbreaker-testenv-postfix:local"},
 	{"sendmail", "loopbreaker-testenv-sendmail:local"},
@@ -87,8 +89,13 @@ func TestComposeForwardStorm(t *testing.T) {
 	for _, img := range images {
 		step := time.Now()
 		old, _ := runErr(time.Minute, ctxDir, nil, "docker", "image", "inspect", "-f", "{{.Id}}", img.tag)
-		run(t, 15*time.Minute, ctxDir, []string{"DOCKER_BUILDKIT=0"}, "docker", "build", "-q", "--network", network,
-			"--build-arg", "BASE="+base, "--target", img.target, "-t", img.tag, ".")
+		args := []string{"build", "-q", "--network", network, "-t", img.tag}
+		if img.target == "" {
+			args = append(args, "image") // FROM scratch: no base
+		} else {
+			args = append(args, "--build-arg", "BASE="+base, "--target", img.target, ".")
+		}
+		run(t, 15*time.Minute, ctxDir, []string{"DOCKER_BUILDKIT=0"}, "docker", args...)
 		t.Logf("image %s built in %s", img.tag, time.Since(step).Round(time.Second))
 		// The image this build replaced, if any, is of no use any more.
 		if old = strings.TrimSpace(old); strings.HasPrefix(old, "sha256:") {
@@ -184,6 +191,18 @@ func TestComposeForwardStorm(t *testing.T) {
 			}
 		}
 	}
+	// The image's HEALTHCHECK (loopbreaker status, no flags) does not fail.
+	for _, svc := range []string{"loopbreaker", "loopbreaker2"} {
+		id, err := dc(time.Minute, "ps", "-q", svc)
+		if err != nil {
+			t.Errorf("compose ps %s: %v\n%s", svc, err, id)
+			continue
+		}
+		health, err := runErr(time.Minute, ctxDir, nil, "docker", "inspect", "-f", "{{.State.Health.Status}}", strings.TrimSpace(id))
+		if health = strings.TrimSpace(health); err != nil || (health != "healthy" && health != "starting") {
+			t.Errorf("%s: health %q (%v); want healthy (or starting)", svc, health, err)
+		}
+	}
 	t.Logf("container test took %s", time.Since(start).Round(time.Second))
 }
 
@@ -227,7 +246,8 @@ func ensureBase(t *testing.T) {
 }
 
 // buildContext copies this directory's build files to a temporary
-// directory and builds the static binaries into its bin/.
+// directory, builds the static binaries into its bin/ and makes the
+// daemon image's context in its image/, as run.sh up does.
 func buildContext(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
@@ -250,6 +270,7 @@ func buildContext(t *testing.T) string {
 	}
 	run(t, 10*time.Minute, root, []string{"CGO_ENABLED=0"}, "go", "build", "-trimpath", "-o", filepath.Join(dir, "bin")+"/",
 		"./cmd/loopbreaker", "./testenv/docker/lbtestenv")
+	run(t, time.Minute, root, nil, "bash", "cmd/loopbreaker/dist/image-context.sh", filepath.Join(dir, "image"), filepath.Join(dir, "bin", "loopbreaker"))
 	return dir
 }
 

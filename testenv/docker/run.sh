@@ -24,6 +24,8 @@ compose() {
 case ${1:-} in
 up)
 	(cd "$root" && CGO_ENABLED=0 go build -trimpath -o "$here/bin/" ./cmd/loopbreaker ./testenv/docker/lbtestenv)
+	# The daemon's image (make image's Dockerfile) builds from ./image.
+	bash "$root/cmd/loopbreaker/dist/image-context.sh" "$here/image" "$here/bin/loopbreaker"
 	if [[ ${LB_BASE_IMAGE:-} == loopbreaker-base:* ]]; then
 		export LB_BUILD_NETWORK=${LB_BUILD_NETWORK:-none} # everything is in the base's apt cache
 	fi

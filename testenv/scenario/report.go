@@ -28,24 +28,35 @@ func (r *Result) Summary() string {
 	var b strings.Builder
 	steps := make([]string, 0, len(r.Spent))
 	for _, k := range sortedKeys(r.Spent) {
-		steps = append(steps, fmt.Sprintf("%s %d", k, r.Spent[k]))
+		steps = append(steps, k)
 	}
-	how := "the loop stopped by itself"
+	acted := 0
+	for _, d := range r.Decisions {
+		if d.Acted() {
+			acted++
+		}
+	}
+	var how string
 	switch {
 	case r.TimedOut:
 		how = "the loop was still running when the run's time ran out"
 	case r.CapReached:
 		how = "the loop ran until the run's loop budget stopped it"
+	case r.WithLoopbreaker && len(r.Blocks) > 0:
+		how = fmt.Sprintf("loopbreaker stopped the loop (block at +%s, rule %s)", since(r.Blocks[0].Time.Sub(r.Start)), r.Blocks[0].Rule)
+	case r.WithLoopbreaker && acted > 0:
+		how = "loopbreaker stopped the loop (it acted on the loop's messages without a block)"
+	case r.WithLoopbreaker:
+		how = "the loop ended without loopbreaker acting: the MTAs ended it"
+	default:
+		how = "the loop ended before the loop budget: the MTAs ended it"
+	}
+	for i, k := range steps {
+		steps[i] = fmt.Sprintf("%s %d", StepLabel(k), r.Spent[k])
 	}
 	fmt.Fprintf(&b, "%s after %s: loop budget %d, used %d (%s); %d loop messages (copies of forwards, NDRs, auto-replies); NDRs made: hub %d, outside %d\n",
 		how, since(r.Stopped), r.LoopCap, sum(r.Spent), strings.Join(steps, ", "), r.LoopMessages(), r.Ledger.NDRs["hub"], r.Ledger.NDRs["outside"])
 	if r.WithLoopbreaker {
-		acted := 0
-		for _, d := range r.Decisions {
-			if d.Acted() {
-				acted++
-			}
-		}
 		fmt.Fprintf(&b, "loopbreaker logged %d decisions, %d of them actions\n", len(r.Decisions), acted)
 		if len(r.Blocks) == 0 {
 			b.WriteString("loopbreaker started no block\n")
@@ -74,6 +85,44 @@ func (r *Result) Report(w io.Writer) {
 	r.WriteHeld(w)
 }
 
+// StepLabel names a kind of loop step (the budget's StepForward, StepNDR,
+// StepAutoReply) in the words of the progress lines and the summary. A
+// StepForward is any message the rule forwards, the first one or an NDR;
+// the tables' "forward" kind is only the first one, so the two are
+// worded apart.
+func StepLabel(step string) string {
+	switch step {
+	case StepForward:
+		return "messages the rule forwarded"
+	case StepNDR:
+		return "NDRs"
+	case StepAutoReply:
+		return "auto-replies"
+	}
+	return step
+}
+
+// kindLegend says what the tables' kinds of loop message are, for those
+// in kinds.
+func kindLegend(kinds []string) string {
+	meaning := map[string]string{
+		"forward":       "forward = the first message, as the rule forwarded it",
+		"forwarded-ndr": "forwarded-ndr = an NDR the rule forwarded",
+		"ndr":           "ndr = a non-delivery report",
+		"auto-reply":    "auto-reply = an automatic answer",
+	}
+	var parts []string
+	for _, k := range kinds {
+		if m, ok := meaning[k]; ok {
+			parts = append(parts, m)
+		}
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return "(" + strings.Join(parts, "; ") + ")"
+}
+
 // WriteTimeline writes messages per second by kind, as the hub took them
 // in, with loopbreaker's actions.
 func (r *Result) WriteTimeline(w io.Writer) {
@@ -89,7 +138,16 @@ func (r *Result) WriteTimeline(w io.Writer) {
 			kinds = append(kinds, k)
 		}
 	}
+	used := make([]string, 0, len(seen))
+	for _, k := range kinds {
+		if seen[k] {
+			used = append(used, k)
+		}
+	}
 	fmt.Fprintln(w, "messages the hub took in, per second, by kind:")
+	if l := kindLegend(used); l != "" {
+		fmt.Fprintln(w, l)
+	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprint(tw, "second\t")
 	for _, k := range kinds {
@@ -119,6 +177,9 @@ func empty(s Second) bool { return len(s.Hub) == 0 && s.Acted == 0 && len(s.Bloc
 // WriteFates writes the fate of every copy, by kind; each row sums up.
 func (r *Result) WriteFates(w io.Writer) {
 	fmt.Fprintln(w, "every copy (one message to one recipient) and where it ended:")
+	if l := kindLegend(r.Ledger.Kinds()); l != "" {
+		fmt.Fprintln(w, l)
+	}
 	var used []Fate
 	for _, f := range Fates {
 		if r.Ledger.Count("", f) > 0 {

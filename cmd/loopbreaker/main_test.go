@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -90,7 +91,7 @@ func TestCheckPolicy(t *testing.T) {
 	run(context.Background(), []string{"default-policy"}, &b, &bytes.Buffer{})
 	os.WriteFile(good, b.Bytes(), 0o644)
 	var out, errb bytes.Buffer
-	if rc := run(context.Background(), []string{"check-policy", good}, &out, &errb); rc != 0 || !strings.Contains(out.String(), "ok, 5 rules") {
+	if rc := run(context.Background(), []string{"check-policy", good}, &out, &errb); rc != 0 || !strings.Contains(out.String(), "ok, 7 rules") || errb.Len() != 0 {
 		t.Fatalf("default policy: rc %d %q %q", rc, out.String(), errb.String())
 	}
 	bad := filepath.Join(dir, "bad.toml")
@@ -102,6 +103,59 @@ func TestCheckPolicy(t *testing.T) {
 	for _, want := range []string{bad + ":7:", `unknown action "explode"`} {
 		if !strings.Contains(errb.String(), want) {
 			t.Errorf("stderr %q lacks %q", errb.String(), want)
+		}
+	}
+}
+
+// TestCheckPolicyWarnsOfRefusingLocalOutbound: a rule that rejects or
+// tempfails outbound reports of local senders is a warning at its place on
+// standard error, and the check still passes; senders that exclude local
+// senders, an inbound direction or an absorbing action give none.
+func TestCheckPolicyWarnsOfRefusingLocalOutbound(t *testing.T) {
+	dir := t.TempDir()
+	head := "local_domains = [\"corp.example\"]\n\n"
+	rule := func(name, kinds, direction, action, senders string) string {
+		s := fmt.Sprintf("[[rule]]\nname = %q\nkinds = %s\ndirection = %q\nkey = \"sender\"\nlimit = 5\nwindow = \"1h\"\naction = %q\n", name, kinds, direction, action)
+		if senders != "" {
+			s += "senders = " + senders + "\n"
+		}
+		return s + "\n"
+	}
+	for _, c := range []struct {
+		name, rule string
+		warn       bool
+	}{
+		{"reject any", rule("r", `["bounce", "forwarded-ndr"]`, "any", "reject", ""), true},
+		{"tempfail outbound", rule("r", `["forwarded-ndr"]`, "outbound", "tempfail", ""), true},
+		{"loop signs", rule("r", `["loop-sign"]`, "outbound", "reject", ""), true},
+		{"null sender", rule("r", `["bounce"]`, "outbound", "reject", `["<>"]`), true},
+		{"local glob", rule("r", `["bounce"]`, "outbound", "reject", `["*@corp.example"]`), true},
+		{"glob domain", rule("r", `["bounce"]`, "outbound", "reject", `["*@*"]`), true},
+		{"outside senders", rule("r", `["bounce"]`, "outbound", "reject", `["@partner.example", "bounces@lists.example"]`), false},
+		{"inbound", rule("r", `["bounce"]`, "inbound", "reject", ""), false},
+		{"redirect", rule("r", `["bounce"]`, "any", "redirect", ""), false},
+		{"auto-replies", rule("r", `["auto-reply"]`, "any", "reject", ""), false},
+	} {
+		f := filepath.Join(dir, strings.ReplaceAll(c.name, " ", "-")+".toml")
+		os.WriteFile(f, []byte(head+c.rule), 0o644)
+		var out, errb bytes.Buffer
+		rc := run(context.Background(), []string{"check-policy", f}, &out, &errb)
+		if rc != 0 || !strings.Contains(out.String(), "ok, 1 rules") {
+			t.Errorf("%s: rc %d, stdout %q, stderr %q; want ok", c.name, rc, out.String(), errb.String())
+		}
+		got := errb.String()
+		if !c.warn {
+			if got != "" {
+				t.Errorf("%s: stderr %q, want no warning", c.name, got)
+			}
+			continue
+		}
+		// The action line of the rule: line 3 + 7.
+		if want := f + ":10:1: warning: rule \"r\" would "; !strings.HasPrefix(got, want) || strings.Count(got, "\n") != 1 {
+			t.Errorf("%s: stderr %q, want one line starting %q", c.name, got, want)
+		}
+		if strings.Contains(out.String(), "would ") {
+			t.Errorf("%s: the warning is on stdout too: %q", c.name, out.String())
 		}
 	}
 }

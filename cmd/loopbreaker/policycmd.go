@@ -22,7 +22,7 @@ var defaultPolicyCommand = &command{
 var checkPolicyCommand = &command{
 	name: "check-policy", args: "FILE", minArgs: 1, maxArgs: 1,
 	summary: "check a policy file; errors as file:line:col: message",
-	doc:     "Every error is printed on standard error as FILE:LINE:COL: message, and the exit status is 1. Warnings (a setting that is probably not meant) go to standard output and do not fail the check.",
+	doc:     "Every error is printed on standard error as FILE:LINE:COL: message, and the exit status is 1. Warnings (a setting that is probably not meant) go to standard output and do not fail the check; a rule that would reject or tempfail outbound reports of local senders (a loop driven by a local mailbox rule runs on, one round per refusal) is warned about on standard error as FILE:LINE:COL: warning: message, and does not fail the check either.",
 	setup: noFlags(func(_ context.Context, args []string, stdout, stderr io.Writer) error {
 		p, err := policy.Load(args[0])
 		if err != nil {
@@ -36,7 +36,12 @@ var checkPolicyCommand = &command{
 			}
 			return exitStatus(1)
 		}
-		for _, n := range p.Notes() {
+		// A rule that refuses what local mailboxes send out: at its place,
+		// as FILE:LINE:COL: warning: ..., on standard error.
+		for _, c := range p.Cautions {
+			fmt.Fprintf(stderr, "%s:%d:%d: warning: %s\n", c.File, c.Line, c.Col, c.Msg)
+		}
+		for _, n := range p.OtherNotes() {
 			fmt.Fprintf(stdout, "%s: warning: %s\n", args[0], n)
 		}
 		fmt.Fprintf(stdout, "%s: ok, %d rules\n", args[0], len(p.Rules))

@@ -86,6 +86,10 @@ type Policy struct {
 	Source string `toml:"-"`
 	// Warnings are findings that did not stop the policy from loading.
 	Warnings []string `toml:"-"`
+	// Cautions are findings at a place in the file that did not stop the
+	// policy from loading: a rule that would reject or tempfail what a
+	// local mailbox sends out (see Rule.RefusesLocalOutbound).
+	Cautions Errors `toml:"-"`
 	// FileMode is the file's mode when Overrides.Mode replaced it; "" when
 	// the mode is the file's own.
 	FileMode Mode `toml:"-"`
@@ -389,6 +393,14 @@ func (p *Policy) check(file string, idx *keyIndex, skip map[int]bool) Errors {
 		if r.MinHops < 0 {
 			ruleAt("min_hops", "rule %q: min_hops is negative", r.Name)
 		}
+		if r.RefusesLocalOutbound(p) {
+			line, col := idx.find(pre + "action")
+			p.Cautions = append(p.Cautions, &Error{File: file, Line: line, Col: col, Msg: fmt.Sprintf(
+				"rule %q would %s reports that leave the site, also those a local mailbox's rule sent on: "+
+					"the local server then writes a new NDR to that mailbox, its rule sends it on again, and the loop "+
+					"runs inside the site one round per refusal; use an absorbing action (redirect, quarantine, discard), "+
+					"direction = \"inbound\", or senders patterns that exclude local senders", r.Name, r.Action)})
+		}
 		if msg := r.broad(); msg != "" {
 			if r.AllowBroad {
 				p.Warnings = append(p.Warnings, fmt.Sprintf("%s: rule %q %s (allowed by allow_broad)", file, r.Name, msg))
@@ -398,6 +410,59 @@ func (p *Policy) check(file string, idx *keyIndex, skip map[int]bool) Errors {
 		}
 	}
 	return errs
+}
+
+// RefusesLocalOutbound reports whether the rule would reject or tempfail
+// outbound mail of local senders: its direction is outbound or any, its
+// kinds include bounce, forwarded-ndr, any or loop-sign, its action is
+// reject or tempfail, and its senders patterns (when it has any) may match
+// a local sender. Refusing such a message does not end a loop that a local
+// mailbox rule drives: the local server answers the refusal with an NDR to
+// the mailbox, whose rule sends it on again.
+func (r *Rule) RefusesLocalOutbound(p *Policy) bool {
+	if r.Action != ActionReject && r.Action != ActionTempfail {
+		return false
+	}
+	if r.Direction == DirectionInbound {
+		return false
+	}
+	kind := false
+	for _, k := range r.Kinds {
+		switch k {
+		case string(classify.KindBounce), string(classify.KindForwardedNDR), KindAny, KindLoopSign:
+			kind = true
+		}
+	}
+	if !kind {
+		return false
+	}
+	if len(r.Senders) == 0 {
+		return true
+	}
+	for _, pat := range r.Senders {
+		if p.mayMatchLocalSender(pat) {
+			return true
+		}
+	}
+	return false
+}
+
+// mayMatchLocalSender reports whether a senders pattern may match a local
+// mailbox or the null sender (which a local rule keeps when it redirects a
+// report): "<>", a pattern whose domain is local, or a glob in the domain.
+func (p *Policy) mayMatchLocalSender(pattern string) bool {
+	pattern = strings.ToLower(strings.TrimSpace(pattern))
+	if pattern == "<>" || pattern == "" {
+		return true
+	}
+	domain := pattern
+	if i := strings.LastIndex(pattern, "@"); i >= 0 {
+		domain = pattern[i+1:]
+	}
+	if strings.ContainsAny(domain, "*?[") {
+		return true
+	}
+	return p.IsLocalDomain(domain)
 }
 
 func validKinds() []string {
@@ -463,6 +528,19 @@ func (p *Policy) CurrentMode() Mode {
 // will work differently from what a reader of the file may expect.
 func (p *Policy) Notes() []string {
 	notes := append([]string(nil), p.Warnings...)
+	for _, c := range p.Cautions {
+		notes = append(notes, c.Error())
+	}
+	return append(notes, p.settingNotes()...)
+}
+
+// OtherNotes are the Notes but the Cautions (which have a place in the file).
+func (p *Policy) OtherNotes() []string {
+	return append(append([]string(nil), p.Warnings...), p.settingNotes()...)
+}
+
+func (p *Policy) settingNotes() []string {
+	var notes []string
 	if p.FileMode != "" {
 		notes = append(notes, fmt.Sprintf("mode %s is set on the command line (serve -mode); it overrides the policy file's mode %s, also across reloads", p.Mode, p.FileMode))
 	}

@@ -219,3 +219,33 @@ func TestRedisURLSchemes(t *testing.T) {
 		}
 	}
 }
+
+// TestDefaultAbsorbsLocalOutbound: the built-in policy stops every loop
+// whose sender is a local mailbox with an absorbing action: no rule rejects
+// or tempfails outbound reports, so check-policy has no caution for it,
+// with local domains or without.
+func TestDefaultAbsorbsLocalOutbound(t *testing.T) {
+	p := Default()
+	if len(p.Cautions) != 0 {
+		t.Errorf("built-in policy cautions: %v", p.Cautions)
+	}
+	p.Apply(Overrides{LocalDomains: []string{"corp.example"}})
+	for i := range p.Rules {
+		r := &p.Rules[i]
+		if r.RefusesLocalOutbound(p) {
+			t.Errorf("built-in rule %q refuses outbound mail of local senders", r.Name)
+		}
+	}
+	for _, name := range []string{"ndrs-per-original-outbound", "bounces-leaving"} {
+		r, ok := p.Rule(name)
+		if !ok {
+			t.Fatalf("no built-in rule %q", name)
+		}
+		if r.Direction != DirectionOutbound || r.Action != ActionRedirect {
+			t.Errorf("rule %q: direction %s action %s, want outbound redirect", name, r.Direction, r.Action)
+		}
+	}
+	if r, _ := p.Rule("ndrs-per-original"); r.Direction != DirectionInbound || r.Action != ActionReject {
+		t.Errorf("ndrs-per-original: direction %s action %s, want inbound reject", r.Direction, r.Action)
+	}
+}

@@ -65,7 +65,7 @@ var (
 	fwdAsRE    = regexp.MustCompile(`^forwarded as ([0-9A-Za-z]+)$`)
 	clientRE   = regexp.MustCompile(`^client=[^\[]*\[([^\]]+)\]`)
 	milterRE   = regexp.MustCompile(`^milter-(reject|discard|hold): (.*)$`)
-	ndrRE      = regexp.MustCompile(`^sender non-delivery notification: ([0-9A-Za-z]+)$`)
+	ndrRE      = regexp.MustCompile(`^(?:sender|postmaster) non-delivery notification: ([0-9A-Za-z]+)$`)
 )
 
 // parseMaillog reads a maillog written by a private instance named inst.

@@ -44,7 +44,7 @@ const (
 )
 
 // Names lists the scenarios.
-var Names = []string{ForwardStorm, ListLoop, PingPong}
+var Names = []string{ForwardStorm, ListLoop, PingPong, RedirectStorm}
 
 // The people of the scenarios.
 const (
@@ -71,6 +71,8 @@ type Options struct {
 	Policy string
 	// BounceMilter sends the hub's own bounces through loopbreaker too.
 	BounceMilter bool
+	// Variant is redirect-storm's envelope; default RedirectResent.
+	Variant RedirectVariant
 	// Outside overrides how the outside refuses unknown users; the
 	// default is RejectAtRCPT for forward-storm and ping-pong and
 	// BounceAfterAccept for list-loop.
@@ -105,6 +107,7 @@ type Status struct {
 // Result is what a run saw.
 type Result struct {
 	Scenario        string
+	Variant         RedirectVariant
 	WithLoopbreaker bool
 	BounceMilter    bool
 	Outside         OutsideMode
@@ -189,6 +192,15 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		cfg.Lists = map[string][]string{"staff": {Alice, Dave, Carol, Nobody}}
 	case PingPong:
 		cfg.OutsideUsers = append(cfg.OutsideUsers, "helpdesk")
+	case RedirectStorm:
+		if o.Variant == "" {
+			o.Variant = RedirectResent
+		}
+		if o.Variant == RedirectNull {
+			// Undeliverable null-sender mail goes to the postmaster,
+			// who is alice.
+			cfg.HubMainCF = map[string]string{"notify_classes": "2bounce, resource, software", "2bounce_notice_recipient": Alice}
+		}
 	default:
 		return nil, fmt.Errorf("scenario: unknown scenario %q (want one of %s)", o.Scenario, strings.Join(Names, ", "))
 	}
@@ -201,12 +213,23 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	defer w.Close()
 
 	r := &Result{
-		Scenario: o.Scenario, WithLoopbreaker: o.DaemonBin != "", BounceMilter: o.BounceMilter,
+		Scenario: o.Scenario, Variant: o.Variant, WithLoopbreaker: o.DaemonBin != "", BounceMilter: o.BounceMilter,
 		Outside: mode, LoopCap: o.LoopCap, HubConfigDir: w.Hub.ConfigDir(),
 	}
 	var during, afterBlock func(context.Context) error
 	var trigger func(context.Context) error
 	switch o.Scenario {
+	case RedirectStorm:
+		w.AddRedirectRule(Alice, Nobody, "hub", o.Variant)
+		trigger = func(ctx context.Context) error {
+			return w.send(ctx, "outside", Carol, Alice, "Quarterly figures", "Hi Alice,\nthe figures are attached in spirit.\n")
+		}
+		during = func(ctx context.Context) error {
+			return w.send(ctx, "hub", Alice, Friend, "Lunch on Friday?", "Shall we meet at noon?\n")
+		}
+		afterBlock = func(ctx context.Context) error {
+			return w.send(ctx, "hub", Alice, Friend, "Re: Lunch on Friday?", "Noon it is.\n")
+		}
 	case ForwardStorm:
 		w.AddForwardRule(Alice, Nobody, "hub")
 		trigger = func(ctx context.Context) error {

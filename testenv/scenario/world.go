@@ -82,6 +82,8 @@ type WorldConfig struct {
 	Lists map[string][]string
 	// Budget bounds the loop. Required.
 	Budget *Budget
+	// HubMainCF are more main.cf settings of the hub.
+	HubMainCF map[string]string
 	// MilterDefaultAction is the hub's milter_default_action; default
 	// "tempfail", so that a milter failure shows as deferred mail rather
 	// than as mail passing unfiltered.
@@ -261,6 +263,7 @@ func (w *World) hubConfig(hubPort, outPort int) (postfix.Config, error) {
 		}
 	}
 	maps.Copy(c.MainCF, fastErrors)
+	maps.Copy(c.MainCF, cfg.HubMainCF)
 	if len(cfg.Lists) > 0 {
 		// Lists are expanded by local(8) from alias_maps; the owner-LIST
 		// alias is what makes local(8) set the envelope sender of the

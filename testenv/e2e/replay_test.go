@@ -84,7 +84,7 @@ func TestReplayMatchesTheDaemon(t *testing.T) {
 		t.Fatal("the run wrote no mailbox")
 	}
 	mb := *r.Mailbox
-	t.Logf("alice's mailbox: %s (inbox %d, sent %d); replay with:\n  %s", mb.Dir, mb.InboxMessages, mb.SentMessages, strings.Join(mb.ReplayCommands(), "\n  "))
+	t.Logf("alice's mailbox: %s (inbox %d, sent %d); replay with:\n  %s", mb.Dir, mb.InboxMessages, mb.SentMessages, strings.Join(mb.ReplayCommands(daemonBin), "\n  "))
 
 	// What the daemon did.
 	var started []state.Event

@@ -3,6 +3,7 @@ package scenario
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -38,12 +39,47 @@ func (m Mailbox) SentEML() string      { return filepath.Join(m.Dir, "Sent.eml")
 
 // ReplayCommands are the `loopbreaker replay` command lines that run the
 // mailbox through the daemon's engine: the Sent folder (what the rule sent,
-// where an outbound loop shows) and the Inbox.
-func (m Mailbox) ReplayCommands() []string {
-	return []string{
-		fmt.Sprintf("loopbreaker replay -local-domains %s -mailbox outbound -html %s %s", HubDomain, filepath.Join(m.Dir, "sent-report.html"), m.SentMbox()),
-		fmt.Sprintf("loopbreaker replay -local-domains %s -html %s %s", HubDomain, filepath.Join(m.Dir, "inbox-report.html"), m.InboxMaildir()),
+// where an outbound loop shows: replay starts the block where the daemon
+// did) and the Inbox. prog is how to run loopbreaker ("" for
+// "loopbreaker"; "go run ./cmd/loopbreaker" in a checkout).
+func (m Mailbox) ReplayCommands(prog string) []string {
+	if prog == "" {
+		prog = "loopbreaker"
 	}
+	return []string{
+		fmt.Sprintf("%s replay -local-domains %s -mailbox outbound -html %s %s", prog, HubDomain, shq(filepath.Join(m.Dir, "sent-report.html")), shq(m.SentMbox())),
+		fmt.Sprintf("%s replay -local-domains %s -html %s %s", prog, HubDomain, shq(filepath.Join(m.Dir, "inbox-report.html")), shq(m.InboxMaildir())),
+	}
+}
+
+func shq(s string) string {
+	if s != "" && !strings.ContainsAny(s, " '\"$\\`!*?[]{}()<>|&;#~") {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// Keep copies the mailbox to dir (replacing what is there), where it
+// outlives the run's directory, and prints where it is and the replay
+// commands for it; prog is as for ReplayCommands.
+func (m Mailbox) Keep(w io.Writer, dir, prog string) (Mailbox, error) {
+	kept := m
+	kept.Dir = dir
+	if err := os.RemoveAll(dir); err != nil {
+		return m, err
+	}
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		return m, err
+	}
+	if err := os.CopyFS(dir, os.DirFS(m.Dir)); err != nil {
+		return m, err
+	}
+	if abs, err := filepath.Abs(dir); err == nil {
+		kept.Dir = abs
+	}
+	fmt.Fprintf(w, "\n%s's mailbox as this run left it: %s\n  Inbox (%d messages, as delivered): Inbox.mbox, Maildir/, Inbox.eml/\n  Sent (%d messages, the rule's forwards among them): Sent.mbox, Sent.maildir/, Sent.eml/\nreplay it through loopbreaker's engine:\n  %s\n",
+		m.User, kept.Dir, m.InboxMessages, m.SentMessages, strings.Join(kept.ReplayCommands(prog), "\n  "))
+	return kept, nil
 }
 
 // stored is one message of a folder.

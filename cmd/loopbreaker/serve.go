@@ -240,7 +240,8 @@ func serve(ctx context.Context, f *serveFlags, log *slog.Logger) error {
 	mets.WatchMode(func() bool { return eng.Policy().CurrentMode() == policy.ModeMonitor })
 	notifier := (&notify.Notifier{Policy: eng.Policy, Block: st.Blocked, Log: log, Delay: f.adminMailDelay,
 		ReleaseArgs: releaseArgs(adminPath)}).Start()
-	eng.Observe(engine.Observers{mets, notifier})
+	timeline := admin.NewTimeline()
+	eng.Observe(engine.Observers{mets, notifier, timeline})
 	nctx, stopNotifier := context.WithCancel(context.Background())
 	defer stopNotifier()
 	go notifier.Run(nctx)
@@ -283,7 +284,7 @@ func serve(ctx context.Context, f *serveFlags, log *slog.Logger) error {
 	}
 	defer os.Remove(adminPath)
 	started := time.Now()
-	adm := &admin.Server{Store: st, Engine: eng, Log: log,
+	adm := &admin.Server{Store: st, Engine: eng, Log: log, Timeline: timeline,
 		Info: func() admin.Status {
 			return admin.Status{Version: readBuildVersion().String(), Started: started, Listen: f.listen, StateFile: path}
 		}}

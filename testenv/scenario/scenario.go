@@ -30,6 +30,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -135,6 +136,10 @@ type Result struct {
 	DaemonLog    string
 	// Refused/Absorbed are the outside directory's counts.
 	Refused, Absorbed int
+	// Mailbox is the mailbox of the user whose rule or responder looped
+	// (alice in forward-storm, bob in ping-pong), written under Dir/mailbox
+	// for loopbreaker replay; nil for list-loop.
+	Mailbox *Mailbox
 }
 
 // LoopKinds are the kinds of message a loop is made of: "forward" (the
@@ -276,12 +281,31 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if err := w.collect(r); err != nil {
 		return nil, err
 	}
+	if user := loopUser(o.Scenario); user != "" {
+		mb, err := WriteMailbox(filepath.Join(o.Dir, "mailbox"), user, w.HubStore.Messages(), w.Submissions())
+		if err != nil {
+			return nil, fmt.Errorf("scenario %s: writing %s's mailbox: %w", o.Scenario, user, err)
+		}
+		r.Mailbox = &mb
+	}
 	if o.AfterStop != nil {
 		if err := o.AfterStop(w, r); err != nil {
 			return r, err
 		}
 	}
 	return r, w.Close()
+}
+
+// loopUser is the hub user whose mailbox rule or responder takes part in
+// the scenario's loop.
+func loopUser(scenario string) string {
+	switch scenario {
+	case ForwardStorm:
+		return Alice
+	case PingPong:
+		return Bob
+	}
+	return ""
 }
 
 // send submits an ordinary message from a person and records it.

@@ -133,6 +133,8 @@ type Submission struct {
 	Subject   string
 	// Err is the MTA's refusal, nil when it took the message.
 	Err error
+	// Data is the message as submitted.
+	Data []byte
 }
 
 // StartWorld starts loopbreaker (when cfg.DaemonBin is set), the mailstores,
@@ -346,7 +348,7 @@ func (w *World) Submit(ctx context.Context, by, via, kind, from string, to []str
 	w.subMu.Lock()
 	w.submissions = append(w.submissions, Submission{
 		Time: time.Now(), By: by, Via: via, MessageID: h.Get("Message-Id"), Kind: kind,
-		From: from, To: slices.Clone(to), Subject: h.Get("Subject"), Err: err,
+		From: from, To: slices.Clone(to), Subject: h.Get("Subject"), Err: err, Data: msg,
 	})
 	w.subMu.Unlock()
 	return err

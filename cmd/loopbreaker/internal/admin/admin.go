@@ -9,6 +9,7 @@
 //	GET  /v1/explain?key=K    per rule: the count and block of key K
 //	GET  /v1/top?n=N          the keys with the highest counts
 //	POST /v1/reload           reload the policy file
+//	GET  /v1/timeline         messages per minute by kind, last 6 hours, and block spans
 //	GET  /                    the admin page (embedded static files)
 //
 // The same API can also listen on TCP (ServeTCP), where every API request
@@ -96,6 +97,9 @@ type Server struct {
 	// Info fills the static part of Status.
 	Info func() Status
 	Log  *slog.Logger
+	// Timeline, when set, answers GET /v1/timeline (the page's chart); the
+	// daemon makes it one of the engine's observers.
+	Timeline *Timeline
 
 	mu      sync.Mutex
 	servers []*http.Server
@@ -186,6 +190,7 @@ func (s *Server) handler() http.Handler {
 	mux.HandleFunc("GET /v1/events", s.events)
 	mux.HandleFunc("GET /v1/explain", s.explain)
 	mux.HandleFunc("POST /v1/reload", s.reload)
+	mux.HandleFunc("GET /v1/timeline", s.timeline)
 	return mux
 }
 

@@ -106,7 +106,12 @@ func run(name, policyFile string, bounces, rcpt, only bool, loopCap int) error {
 		return err
 	}
 	o.AfterStop = afterStop(bin)
-	_, err = scenario.Run(ctx, o)
+	r, err := scenario.Run(ctx, o)
+	if err == nil && r.Mailbox != nil {
+		// The temporary directory goes when the demo ends: keep the looping
+		// user's mailbox and say how to replay it.
+		_, err = r.Mailbox.Keep(os.Stdout, filepath.Join("demo-out", name), "go run ./cmd/loopbreaker")
+	}
 	return err
 }
 

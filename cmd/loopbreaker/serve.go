@@ -14,8 +14,12 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/loopbreaker/loopbreaker/cmd/loopbreaker/internal/admin"
 	"github.com/loopbreaker/loopbreaker/cmd/loopbreaker/internal/metrics"
@@ -25,7 +29,6 @@ import (
 	"github.com/loopbreaker/loopbreaker/milter"
 	"github.com/loopbreaker/loopbreaker/state"
 	"github.com/loopbreaker/loopbreaker/state/redisstore"
-	"github.com/redis/go-redis/v9"
 )
 
 // Defaults of serve.
@@ -152,14 +155,25 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 func routeLibraryLogs(log *slog.Logger) {
 	slog.SetDefault(log) // also redirects the standard log package to log's handler
 	milter.RouteLibraryLog(log)
-	redis.SetLogger(redisLogger{log})
+	redisLog.Store(log)
+	setRedisLogger.Do(func() { redis.SetLogger(redisLogger{}) })
 }
 
-// redisLogger is go-redis's logging interface on slog.
-type redisLogger struct{ log *slog.Logger }
+// go-redis, like go-milter, logs through one package-level logger: it is set
+// once and reads the daemon's logger through an atomic pointer, so that
+// daemons started one after another in one process (the tests) never race.
+var (
+	redisLog       atomic.Pointer[slog.Logger]
+	setRedisLogger sync.Once
+)
 
-func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
-	l.log.WarnContext(ctx, fmt.Sprintf(format, v...), "from", "go-redis")
+// redisLogger is go-redis's logging interface on slog.
+type redisLogger struct{}
+
+func (redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	if l := redisLog.Load(); l != nil {
+		l.WarnContext(ctx, fmt.Sprintf(format, v...), "from", "go-redis")
+	}
 }
 
 // loadPolicy reads the policy file (or the built-in one) and applies the

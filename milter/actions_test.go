@@ -1,11 +1,7 @@
 package milter
 
 import (
-	"context"
 	"io"
-	"log/slog"
-	"net"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -14,34 +10,12 @@ import (
 	gomilter "github.com/d--j/go-milter"
 
 	"github.com/loopbreaker/loopbreaker/loopdetect/engine"
-	"github.com/loopbreaker/loopbreaker/loopdetect/policy"
-	"github.com/loopbreaker/loopbreaker/state"
 )
 
 func startWithPolicy(t *testing.T, src string) string {
 	t.Helper()
-	p, err := policy.Parse("test.toml", []byte(src))
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := state.Open(filepath.Join(t.TempDir(), "state.db"), state.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	srv := NewServer(engine.New(p, st, log), log, Options{})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-		st.Close()
-	})
-	return ln.Addr().String()
+	addr, _ := serveTB(t, parsePolicy(t, src), io.Discard, Options{}, nil)
+	return addr
 }
 
 // TestEveryActionOverTheProtocol checks what each action looks like to the
@@ -238,7 +212,8 @@ func TestRefusedModificationFallsBack(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.action, func(t *testing.T) {
-			p, err := policy.Parse("test.toml", []byte(`local_domains = ["corp.example"]
+			var failures countFailures
+			addr, _ := serveTB(t, parsePolicy(t, `local_domains = ["corp.example"]
 quarantine_mailbox = "q@corp.example"
 [[rule]]
 name = "fw"
@@ -247,33 +222,10 @@ direction = "outbound"
 key = "sender"
 limit = 0
 action = "`+tt.action+`"
-`))
-			if err != nil {
-				t.Fatal(err)
-			}
-			st, err := state.Open(filepath.Join(t.TempDir(), "state.db"), state.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			log := slog.New(slog.NewTextHandler(io.Discard, nil))
-			eng := engine.New(p, st, log)
-			var failures countFailures
-			eng.Observe(&failures)
-			srv := NewServer(eng, log, Options{})
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			go srv.Serve(ln)
-			t.Cleanup(func() {
-				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				defer cancel()
-				srv.Shutdown(ctx)
-				st.Close()
-			})
+`), io.Discard, Options{}, func(eng *engine.Engine) { eng.Observe(&failures) })
 			macros := gomilter.NewMacroBag()
 			macros.Set(gomilter.MacroClientAddr, "192.0.2.1")
-			r := sendActions(t, ln.Addr().String(), tt.offered|gomilter.OptSetMacros, macros, "alice@corp.example", []string{"x@outside.example"},
+			r := sendActions(t, addr, tt.offered|gomilter.OptSetMacros, macros, "alice@corp.example", []string{"x@outside.example"},
 				[][2]string{{"Subject", "FW: Undeliverable: report"}}, "b\r\n")
 			tt.check(t, r)
 			if n := failures.milter.Load(); n != 1 {

@@ -2,20 +2,13 @@ package milter
 
 import (
 	"bytes"
-	"context"
-	"log/slog"
-	"net"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	gomilter "github.com/d--j/go-milter"
 
-	"github.com/loopbreaker/loopbreaker/loopdetect/engine"
 	"github.com/loopbreaker/loopbreaker/loopdetect/policy"
-	"github.com/loopbreaker/loopbreaker/state"
 )
 
 // lockedBuffer is a log sink the sessions write to concurrently.
@@ -40,30 +33,11 @@ func (l *lockedBuffer) String() string {
 // logging into the returned buffer.
 func startMonitor(t *testing.T, src string) (string, *lockedBuffer) {
 	t.Helper()
-	p, err := policy.Parse("test.toml", []byte(src))
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := parsePolicy(t, src)
 	p.Apply(policy.Overrides{Mode: policy.ModeMonitor})
-	st, err := state.Open(filepath.Join(t.TempDir(), "state.db"), state.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	var logs lockedBuffer
-	log := slog.New(slog.NewTextHandler(&logs, nil))
-	srv := NewServer(engine.New(p, st, log), log, Options{})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-		st.Close()
-	})
-	return ln.Addr().String(), &logs
+	addr, _ := serveTB(t, p, &logs, Options{}, nil)
+	return addr, &logs
 }
 
 // TestMonitorModeAppliesNothing: in monitor mode no action modifies or

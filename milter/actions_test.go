@@ -18,6 +18,36 @@ func startWithPolicy(t *testing.T, src string) string {
 	return addr
 }
 
+// fwPolicy is a policy with one rule, "fw", on the forwarded NDRs a local
+// sender sends out, with action; limit holds the rule's lines between key
+// and action (limit, window, block_for).
+func fwPolicy(action, limit string) string {
+	return `local_domains = ["corp.example"]
+quarantine_mailbox = "q@corp.example"
+[[rule]]
+name = "fw"
+kinds = ["forwarded-ndr"]
+direction = "outbound"
+key = "sender"
+` + limit + `action = "` + action + `"
+`
+}
+
+// fwLimit1 is fwPolicy's limit of one message an hour, blocking for an hour.
+const fwLimit1 = `limit = 1
+window = "1h"
+block_for = "1h"
+`
+
+// fwHeader is the header of a forwarded NDR that fwPolicy's rule counts.
+var fwHeader = [][2]string{{"Subject", "FW: Undeliverable: report"}}
+
+// sendFW sends a forwarded NDR from alice@corp.example out, as smtpd does.
+func sendFW(t *testing.T, addr string) result {
+	t.Helper()
+	return send(t, addr, "alice@corp.example", []string{"x@outside.example"}, fwHeader, "b\r\n")
+}
+
 // TestEveryActionOverTheProtocol checks what each action looks like to the
 // MTA on the message over the limit (limit 1: the second message).
 func TestEveryActionOverTheProtocol(t *testing.T) {
@@ -63,24 +93,12 @@ func TestEveryActionOverTheProtocol(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.action, func(t *testing.T) {
-			addr := startWithPolicy(t, `local_domains = ["corp.example"]
-quarantine_mailbox = "q@corp.example"
-[[rule]]
-name = "fw"
-kinds = ["forwarded-ndr"]
-direction = "outbound"
-key = "sender"
-limit = 1
-window = "1h"
-block_for = "1h"
-action = "`+tt.action+`"
-`)
-			hdr := [][2]string{{"Subject", "FW: Undeliverable: report"}}
-			first := send(t, addr, "alice@corp.example", []string{"x@outside.example"}, hdr, "b\r\n")
+			addr := startWithPolicy(t, fwPolicy(tt.action, fwLimit1))
+			first := sendFW(t, addr)
 			if first.act.Type != gomilter.ActionAccept || len(first.mods) != 0 {
 				t.Fatalf("first message (within the limit): %+v %+v", first.act, first.mods)
 			}
-			tt.check(t, send(t, addr, "alice@corp.example", []string{"x@outside.example"}, hdr, "b\r\n"))
+			tt.check(t, sendFW(t, addr))
 			// Ordinary mail is never touched, whatever the action.
 			r := send(t, addr, "alice@corp.example", []string{"x@outside.example"}, [][2]string{{"Subject", "hello"}}, "b\r\n")
 			if r.act.Type != gomilter.ActionAccept || len(r.mods) != 0 {
@@ -213,20 +231,10 @@ func TestRefusedModificationFallsBack(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.action, func(t *testing.T) {
 			var failures countFailures
-			addr, _ := serveTB(t, parsePolicy(t, `local_domains = ["corp.example"]
-quarantine_mailbox = "q@corp.example"
-[[rule]]
-name = "fw"
-kinds = ["forwarded-ndr"]
-direction = "outbound"
-key = "sender"
-limit = 0
-action = "`+tt.action+`"
-`), io.Discard, Options{}, func(eng *engine.Engine) { eng.Observe(&failures) })
+			addr, _ := serveTB(t, parsePolicy(t, fwPolicy(tt.action, "limit = 0\n")), io.Discard, Options{}, func(eng *engine.Engine) { eng.Observe(&failures) })
 			macros := gomilter.NewMacroBag()
 			macros.Set(gomilter.MacroClientAddr, "192.0.2.1")
-			r := sendActions(t, addr, tt.offered|gomilter.OptSetMacros, macros, "alice@corp.example", []string{"x@outside.example"},
-				[][2]string{{"Subject", "FW: Undeliverable: report"}}, "b\r\n")
+			r := sendActions(t, addr, tt.offered|gomilter.OptSetMacros, macros, "alice@corp.example", []string{"x@outside.example"}, fwHeader, "b\r\n")
 			tt.check(t, r)
 			if n := failures.milter.Load(); n != 1 {
 				t.Fatalf("%d milter failures counted, want 1", n)

@@ -46,21 +46,9 @@ func startMonitor(t *testing.T, src string) (string, *lockedBuffer) {
 func TestMonitorModeAppliesNothing(t *testing.T) {
 	for _, action := range []string{"reject", "tempfail", "discard", "quarantine", "redirect", "tag"} {
 		t.Run(action, func(t *testing.T) {
-			addr, logs := startMonitor(t, `local_domains = ["corp.example"]
-quarantine_mailbox = "q@corp.example"
-[[rule]]
-name = "fw"
-kinds = ["forwarded-ndr"]
-direction = "outbound"
-key = "sender"
-limit = 1
-window = "1h"
-block_for = "1h"
-action = "`+action+`"
-`)
-			hdr := [][2]string{{"Subject", "FW: Undeliverable: report"}}
+			addr, logs := startMonitor(t, fwPolicy(action, fwLimit1))
 			for i := range 3 {
-				r := send(t, addr, "alice@corp.example", []string{"x@outside.example"}, hdr, "b\r\n")
+				r := sendFW(t, addr)
 				if r.act.Type != gomilter.ActionAccept || len(r.mods) != 0 {
 					t.Fatalf("message %d: %+v %+v, want accepted untouched", i+1, r.act, r.mods)
 				}

@@ -24,6 +24,18 @@ func newEngine(t *testing.T) *Engine {
 	return New(p, st, nil)
 }
 
+// newEngineWith is newEngine with the policy src instead of the default.
+func newEngineWith(t *testing.T, src string) (*Engine, *policy.Policy) {
+	t.Helper()
+	p, err := policy.Parse("t.toml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEngine(t)
+	e.SetPolicy(p)
+	return e, p
+}
+
 func message(t *testing.T, from, to, subject string) *classify.Message {
 	t.Helper()
 	raw := "From: " + from + "\r\nTo: " + to + "\r\nSubject: " + subject + "\r\n\r\nbody\r\n"
@@ -119,12 +131,7 @@ func bounce(t *testing.T) *classify.Message {
 // reject of mail without an SMTP client into a hold, and says so; at RCPT
 // TO such mail is never refused, while an SMTP client's bounce is.
 func TestRefusalWithoutSMTPClientHolds(t *testing.T) {
-	p, err := policy.Parse("t.toml", []byte(bounceRejectPolicy))
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := newEngine(t)
-	e.SetPolicy(p)
+	e, _ := newEngineWith(t, bounceRejectPolicy)
 	ctx := context.Background()
 	if d := e.DecideFrom(ctx, WithoutSMTPClient, bounce(t)); d.Action != policy.ActionNone {
 		t.Fatalf("within the limit: %+v", d)
@@ -186,12 +193,7 @@ window = "1h"
 action = "reject"
 block_for = "1h"
 `
-	p, err := policy.Parse("t.toml", []byte(src))
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := newEngine(t)
-	e.SetPolicy(p)
+	e, _ := newEngineWith(t, src)
 	e.Decide(context.Background(), message(t, "alice@corp.example", "typo@outside.example", "FW: failure notice"))
 	d := e.Decide(context.Background(), message(t, "alice@corp.example", "typo@outside.example", "FW: failure notice"))
 	if d.Action != policy.ActionReject || !strings.HasPrefix(d.Reply, "5.7.1 loopbreaker: mail loop suspected: more than 1 forwarded-ndr messages for alice@corp.example in 1h0m0s (rule fw); blocked until ") {
@@ -243,12 +245,7 @@ key = "recipient"
 limit = 0
 action = "tag"
 `
-	p, err := policy.Parse("t.toml", []byte(src))
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := newEngine(t)
-	e.SetPolicy(p)
+	e, p := newEngineWith(t, src)
 	filler := strings.Repeat("A line of a long ordinary text that goes on and on and on.\r\n", (300<<10)/60)
 	raw := "From: someone@outside.example\r\nTo: list@corp.example\r\nSubject: Your message\r\n\r\n" + filler +
 		"\r\nThis is the mail system at host mx.outside.example.\r\n\r\n" +

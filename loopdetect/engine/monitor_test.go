@@ -132,12 +132,7 @@ func blocksOf(st *state.Store) []blockView {
 // rejecting rule is refused at RCPT TO in enforce mode; in monitor mode it
 // is neither refused nor counted there (end of message counts it).
 func TestMonitorModeNeverRefusesAtRCPT(t *testing.T) {
-	p, err := policy.Parse("t", []byte(bounceRejectPolicy))
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := newEngine(t)
-	e.SetPolicy(p)
+	e, p := newEngineWith(t, bounceRejectPolicy)
 	ctx := context.Background()
 	for range 2 {
 		e.Decide(ctx, bounce(t))

@@ -3,7 +3,6 @@ package engine
 import (
 	"context"
 	"errors"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -14,14 +13,8 @@ import (
 
 func newEngine(t *testing.T) *Engine {
 	t.Helper()
-	st, err := state.Open(filepath.Join(t.TempDir(), "state.db"), state.Options{FlushInterval: -1, SweepInterval: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	p := policy.Default()
-	p.Apply(policy.Overrides{LocalDomains: []string{"corp.example"}, QuarantineMailbox: "quarantine@corp.example"})
-	return New(p, st, nil)
+	e, _ := engineIn(t, "", "quarantine@corp.example")
+	return e
 }
 
 // newEngineWith is newEngine with the policy src instead of the default.

@@ -12,7 +12,8 @@ import (
 	"github.com/loopbreaker/loopbreaker/state"
 )
 
-// engineIn is newEngine with the mode set as serve -mode would set it.
+// engineIn is newEngine with the mode set as serve -mode would set it (""
+// leaves the policy's) and the quarantine mailbox, and its state store.
 func engineIn(t *testing.T, mode policy.Mode, mailbox string) (*Engine, *state.Store) {
 	t.Helper()
 	st, err := state.Open(filepath.Join(t.TempDir(), "state.db"), state.Options{FlushInterval: -1, SweepInterval: -1})

@@ -117,35 +117,44 @@ func hasMod(mods []gomilter.ModifyAction, typ gomilter.ModifyActionType) bool {
 	return false
 }
 
+// bounceRejectPolicy is a policy with one rule that rejects bounces to a
+// recipient over limit in 10 minutes, blocking for an hour.
+func bounceRejectPolicy(limit string) string {
+	return `local_domains = ["corp.example"]
+[[rule]]
+name = "bounces-to-recipient"
+kinds = ["bounce"]
+direction = "inbound"
+key = "recipient"
+limit = ` + limit + `
+window = "10m"
+action = "reject"
+block_for = "1h"
+`
+}
+
+// bounceHeader is the header of a Postfix bounce that bounceRejectPolicy's
+// rule counts.
+var bounceHeader = [][2]string{{"From", "MAILER-DAEMON@corp.example"}, {"Subject", "Undelivered Mail Returned to Sender"}}
+
 // TestNonSMTPBounceIsHeldNotRefused: Postfix's own bounces come through
 // non_smtpd_milters without {client_addr}. Postfix cannot refuse their
 // recipients ("can't reject recipient in non-smtpd"), and a refused bounce
 // leaves its original deferred, so a reject rule holds them instead, at
 // end of message, while an SMTP session is still refused at RCPT.
 func TestNonSMTPBounceIsHeldNotRefused(t *testing.T) {
-	addr := startWithPolicy(t, `local_domains = ["corp.example"]
-[[rule]]
-name = "bounces-to-recipient"
-kinds = ["bounce"]
-direction = "inbound"
-key = "recipient"
-limit = 2
-window = "10m"
-action = "reject"
-block_for = "1h"
-`)
-	hdr := [][2]string{{"From", "MAILER-DAEMON@corp.example"}, {"Subject", "Undelivered Mail Returned to Sender"}}
+	addr := startWithPolicy(t, bounceRejectPolicy("2"))
 	rcpt := []string{"list@corp.example"}
 	nonSMTP := gomilter.NewMacroBag()
 	nonSMTP.Set(gomilter.MacroClientAddr, "127.0.0.1")
 	nonSMTP.Set(macroClientPort, "0")
 	for i := 0; i < 2; i++ {
-		if r := sendMacros(t, addr, nonSMTP, "", rcpt, hdr, "b\r\n"); r.act.Type != gomilter.ActionAccept || len(r.mods) != 0 {
+		if r := sendMacros(t, addr, nonSMTP, "", rcpt, bounceHeader, "b\r\n"); r.act.Type != gomilter.ActionAccept || len(r.mods) != 0 {
 			t.Fatalf("bounce %d within the limit: %+v %+v", i+1, r.act, r.mods)
 		}
 	}
 	for i := 2; i < 4; i++ {
-		r := sendMacros(t, addr, nonSMTP, "", rcpt, hdr, "b\r\n")
+		r := sendMacros(t, addr, nonSMTP, "", rcpt, bounceHeader, "b\r\n")
 		if r.act.Type != gomilter.ActionAccept || !hasMod(r.mods, gomilter.ActionQuarantine) {
 			t.Fatalf("non-SMTP bounce %d over the limit: %+v %+v, want held", i+1, r.act, r.mods)
 		}

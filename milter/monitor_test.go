@@ -71,24 +71,13 @@ func TestMonitorModeAppliesNothing(t *testing.T) {
 // TestNonSMTPBounceIsHeldNotRefused); in monitor mode RCPT continues and
 // end of message accepts it untouched.
 func TestMonitorModeNeverRefusesAtRCPTOverTheProtocol(t *testing.T) {
-	addr, logs := startMonitor(t, `local_domains = ["corp.example"]
-[[rule]]
-name = "bounces-to-recipient"
-kinds = ["bounce"]
-direction = "inbound"
-key = "recipient"
-limit = 1
-window = "10m"
-action = "reject"
-block_for = "1h"
-`)
-	hdr := [][2]string{{"From", "MAILER-DAEMON@corp.example"}, {"Subject", "Undelivered Mail Returned to Sender"}}
+	addr, logs := startMonitor(t, bounceRejectPolicy("1"))
 	for i := range 3 {
 		macros := gomilter.NewMacroBag()
 		macros.Set(gomilter.MacroClientAddr, "192.0.2.1")
 		macros.Set(macroClientPort, "49152")
 		// sendMacros fails unless RCPT answers continue.
-		r := sendMacros(t, addr, macros, "", []string{"list@corp.example"}, hdr, "b\r\n")
+		r := sendMacros(t, addr, macros, "", []string{"list@corp.example"}, bounceHeader, "b\r\n")
 		if r.act.Type != gomilter.ActionAccept || len(r.mods) != 0 {
 			t.Fatalf("bounce %d at end of message: %+v %+v", i+1, r.act, r.mods)
 		}

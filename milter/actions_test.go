@@ -1,11 +1,7 @@
 package milter
 
 import (
-	"context"
 	"io"
-	"log/slog"
-	"net"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -14,34 +10,42 @@ import (
 	gomilter "github.com/d--j/go-milter"
 
 	"github.com/loopbreaker/loopbreaker/loopdetect/engine"
-	"github.com/loopbreaker/loopbreaker/loopdetect/policy"
-	"github.com/loopbreaker/loopbreaker/state"
 )
 
 func startWithPolicy(t *testing.T, src string) string {
 	t.Helper()
-	p, err := policy.Parse("test.toml", []byte(src))
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := state.Open(filepath.Join(t.TempDir(), "state.db"), state.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	srv := NewServer(engine.New(p, st, log), log, Options{})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-		st.Close()
-	})
-	return ln.Addr().String()
+	addr, _ := serveTB(t, parsePolicy(t, src), io.Discard, Options{}, nil)
+	return addr
+}
+
+// fwPolicy is a policy with one rule, "fw", on the forwarded NDRs a local
+// sender sends out, with action; limit holds the rule's lines between key
+// and action (limit, window, block_for).
+func fwPolicy(action, limit string) string {
+	return `local_domains = ["corp.example"]
+quarantine_mailbox = "q@corp.example"
+[[rule]]
+name = "fw"
+kinds = ["forwarded-ndr"]
+direction = "outbound"
+key = "sender"
+` + limit + `action = "` + action + `"
+`
+}
+
+// fwLimit1 is fwPolicy's limit of one message an hour, blocking for an hour.
+const fwLimit1 = `limit = 1
+window = "1h"
+block_for = "1h"
+`
+
+// fwHeader is the header of a forwarded NDR that fwPolicy's rule counts.
+var fwHeader = [][2]string{{"Subject", "FW: Undeliverable: report"}}
+
+// sendFW sends a forwarded NDR from alice@corp.example out, as smtpd does.
+func sendFW(t *testing.T, addr string) result {
+	t.Helper()
+	return send(t, addr, "alice@corp.example", []string{"x@outside.example"}, fwHeader, "b\r\n")
 }
 
 // TestEveryActionOverTheProtocol checks what each action looks like to the
@@ -89,24 +93,12 @@ func TestEveryActionOverTheProtocol(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.action, func(t *testing.T) {
-			addr := startWithPolicy(t, `local_domains = ["corp.example"]
-quarantine_mailbox = "q@corp.example"
-[[rule]]
-name = "fw"
-kinds = ["forwarded-ndr"]
-direction = "outbound"
-key = "sender"
-limit = 1
-window = "1h"
-block_for = "1h"
-action = "`+tt.action+`"
-`)
-			hdr := [][2]string{{"Subject", "FW: Undeliverable: report"}}
-			first := send(t, addr, "alice@corp.example", []string{"x@outside.example"}, hdr, "b\r\n")
+			addr := startWithPolicy(t, fwPolicy(tt.action, fwLimit1))
+			first := sendFW(t, addr)
 			if first.act.Type != gomilter.ActionAccept || len(first.mods) != 0 {
 				t.Fatalf("first message (within the limit): %+v %+v", first.act, first.mods)
 			}
-			tt.check(t, send(t, addr, "alice@corp.example", []string{"x@outside.example"}, hdr, "b\r\n"))
+			tt.check(t, sendFW(t, addr))
 			// Ordinary mail is never touched, whatever the action.
 			r := send(t, addr, "alice@corp.example", []string{"x@outside.example"}, [][2]string{{"Subject", "hello"}}, "b\r\n")
 			if r.act.Type != gomilter.ActionAccept || len(r.mods) != 0 {
@@ -125,35 +117,44 @@ func hasMod(mods []gomilter.ModifyAction, typ gomilter.ModifyActionType) bool {
 	return false
 }
 
+// bounceRejectPolicy is a policy with one rule that rejects bounces to a
+// recipient over limit in 10 minutes, blocking for an hour.
+func bounceRejectPolicy(limit string) string {
+	return `local_domains = ["corp.example"]
+[[rule]]
+name = "bounces-to-recipient"
+kinds = ["bounce"]
+direction = "inbound"
+key = "recipient"
+limit = ` + limit + `
+window = "10m"
+action = "reject"
+block_for = "1h"
+`
+}
+
+// bounceHeader is the header of a Postfix bounce that bounceRejectPolicy's
+// rule counts.
+var bounceHeader = [][2]string{{"From", "MAILER-DAEMON@corp.example"}, {"Subject", "Undelivered Mail Returned to Sender"}}
+
 // TestNonSMTPBounceIsHeldNotRefused: Postfix's own bounces come through
 // non_smtpd_milters without {client_addr}. Postfix cannot refuse their
 // recipients ("can't reject recipient in non-smtpd"), and a refused bounce
 // leaves its original deferred, so a reject rule holds them instead, at
 // end of message, while an SMTP session is still refused at RCPT.
 func TestNonSMTPBounceIsHeldNotRefused(t *testing.T) {
-	addr := startWithPolicy(t, `local_domains = ["corp.example"]
-[[rule]]
-name = "bounces-to-recipient"
-kinds = ["bounce"]
-direction = "inbound"
-key = "recipient"
-limit = 2
-window = "10m"
-action = "reject"
-block_for = "1h"
-`)
-	hdr := [][2]string{{"From", "MAILER-DAEMON@corp.example"}, {"Subject", "Undelivered Mail Returned to Sender"}}
+	addr := startWithPolicy(t, bounceRejectPolicy("2"))
 	rcpt := []string{"list@corp.example"}
 	nonSMTP := gomilter.NewMacroBag()
 	nonSMTP.Set(gomilter.MacroClientAddr, "127.0.0.1")
 	nonSMTP.Set(macroClientPort, "0")
 	for i := 0; i < 2; i++ {
-		if r := sendMacros(t, addr, nonSMTP, "", rcpt, hdr, "b\r\n"); r.act.Type != gomilter.ActionAccept || len(r.mods) != 0 {
+		if r := sendMacros(t, addr, nonSMTP, "", rcpt, bounceHeader, "b\r\n"); r.act.Type != gomilter.ActionAccept || len(r.mods) != 0 {
 			t.Fatalf("bounce %d within the limit: %+v %+v", i+1, r.act, r.mods)
 		}
 	}
 	for i := 2; i < 4; i++ {
-		r := sendMacros(t, addr, nonSMTP, "", rcpt, hdr, "b\r\n")
+		r := sendMacros(t, addr, nonSMTP, "", rcpt, bounceHeader, "b\r\n")
 		if r.act.Type != gomilter.ActionAccept || !hasMod(r.mods, gomilter.ActionQuarantine) {
 			t.Fatalf("non-SMTP bounce %d over the limit: %+v %+v, want held", i+1, r.act, r.mods)
 		}
@@ -238,43 +239,11 @@ func TestRefusedModificationFallsBack(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.action, func(t *testing.T) {
-			p, err := policy.Parse("test.toml", []byte(`local_domains = ["corp.example"]
-quarantine_mailbox = "q@corp.example"
-[[rule]]
-name = "fw"
-kinds = ["forwarded-ndr"]
-direction = "outbound"
-key = "sender"
-limit = 0
-action = "`+tt.action+`"
-`))
-			if err != nil {
-				t.Fatal(err)
-			}
-			st, err := state.Open(filepath.Join(t.TempDir(), "state.db"), state.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			log := slog.New(slog.NewTextHandler(io.Discard, nil))
-			eng := engine.New(p, st, log)
 			var failures countFailures
-			eng.Observe(&failures)
-			srv := NewServer(eng, log, Options{})
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			go srv.Serve(ln)
-			t.Cleanup(func() {
-				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				defer cancel()
-				srv.Shutdown(ctx)
-				st.Close()
-			})
+			addr, _ := serveTB(t, parsePolicy(t, fwPolicy(tt.action, "limit = 0\n")), io.Discard, Options{}, func(eng *engine.Engine) { eng.Observe(&failures) })
 			macros := gomilter.NewMacroBag()
 			macros.Set(gomilter.MacroClientAddr, "192.0.2.1")
-			r := sendActions(t, ln.Addr().String(), tt.offered|gomilter.OptSetMacros, macros, "alice@corp.example", []string{"x@outside.example"},
-				[][2]string{{"Subject", "FW: Undeliverable: report"}}, "b\r\n")
+			r := sendActions(t, addr, tt.offered|gomilter.OptSetMacros, macros, "alice@corp.example", []string{"x@outside.example"}, fwHeader, "b\r\n")
 			tt.check(t, r)
 			if n := failures.milter.Load(); n != 1 {
 				t.Fatalf("%d milter failures counted, want 1", n)

@@ -3,9 +3,7 @@ package milter
 import (
 	"context"
 	"io"
-	"log/slog"
 	"net"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -13,9 +11,7 @@ import (
 
 	gomilter "github.com/d--j/go-milter"
 
-	"github.com/loopbreaker/loopbreaker/loopdetect/engine"
 	"github.com/loopbreaker/loopbreaker/loopdetect/policy"
-	"github.com/loopbreaker/loopbreaker/state"
 	"github.com/loopbreaker/loopbreaker/testenv/miltertest"
 )
 
@@ -178,20 +174,7 @@ func TestFoldedSubjectIsUnfolded(t *testing.T) {
 }
 
 func TestSessionCapAndIdleTimeout(t *testing.T) {
-	st, err := state.Open(filepath.Join(t.TempDir(), "state.db"), state.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	p := policy.Default()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	srv := NewServer(engine.New(p, st, log), log, Options{MaxSessions: 2, IdleTimeout: 300 * time.Millisecond})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	addr := ln.Addr().String()
+	addr, srv := serveTB(t, policy.Default(), io.Discard, Options{MaxSessions: 2, IdleTimeout: 300 * time.Millisecond}, nil)
 	// Two idle connections take both slots...
 	var idle []net.Conn
 	for i := 0; i < 2; i++ {

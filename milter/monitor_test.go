@@ -2,20 +2,13 @@ package milter
 
 import (
 	"bytes"
-	"context"
-	"log/slog"
-	"net"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	gomilter "github.com/d--j/go-milter"
 
-	"github.com/loopbreaker/loopbreaker/loopdetect/engine"
 	"github.com/loopbreaker/loopbreaker/loopdetect/policy"
-	"github.com/loopbreaker/loopbreaker/state"
 )
 
 // lockedBuffer is a log sink the sessions write to concurrently.
@@ -40,30 +33,11 @@ func (l *lockedBuffer) String() string {
 // logging into the returned buffer.
 func startMonitor(t *testing.T, src string) (string, *lockedBuffer) {
 	t.Helper()
-	p, err := policy.Parse("test.toml", []byte(src))
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := parsePolicy(t, src)
 	p.Apply(policy.Overrides{Mode: policy.ModeMonitor})
-	st, err := state.Open(filepath.Join(t.TempDir(), "state.db"), state.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	var logs lockedBuffer
-	log := slog.New(slog.NewTextHandler(&logs, nil))
-	srv := NewServer(engine.New(p, st, log), log, Options{})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-		st.Close()
-	})
-	return ln.Addr().String(), &logs
+	addr, _ := serveTB(t, p, &logs, Options{}, nil)
+	return addr, &logs
 }
 
 // TestMonitorModeAppliesNothing: in monitor mode no action modifies or
@@ -72,21 +46,9 @@ func startMonitor(t *testing.T, src string) (string, *lockedBuffer) {
 func TestMonitorModeAppliesNothing(t *testing.T) {
 	for _, action := range []string{"reject", "tempfail", "discard", "quarantine", "redirect", "tag"} {
 		t.Run(action, func(t *testing.T) {
-			addr, logs := startMonitor(t, `local_domains = ["corp.example"]
-quarantine_mailbox = "q@corp.example"
-[[rule]]
-name = "fw"
-kinds = ["forwarded-ndr"]
-direction = "outbound"
-key = "sender"
-limit = 1
-window = "1h"
-block_for = "1h"
-action = "`+action+`"
-`)
-			hdr := [][2]string{{"Subject", "FW: Undeliverable: report"}}
+			addr, logs := startMonitor(t, fwPolicy(action, fwLimit1))
 			for i := range 3 {
-				r := send(t, addr, "alice@corp.example", []string{"x@outside.example"}, hdr, "b\r\n")
+				r := sendFW(t, addr)
 				if r.act.Type != gomilter.ActionAccept || len(r.mods) != 0 {
 					t.Fatalf("message %d: %+v %+v, want accepted untouched", i+1, r.act, r.mods)
 				}
@@ -109,24 +71,13 @@ action = "`+action+`"
 // TestNonSMTPBounceIsHeldNotRefused); in monitor mode RCPT continues and
 // end of message accepts it untouched.
 func TestMonitorModeNeverRefusesAtRCPTOverTheProtocol(t *testing.T) {
-	addr, logs := startMonitor(t, `local_domains = ["corp.example"]
-[[rule]]
-name = "bounces-to-recipient"
-kinds = ["bounce"]
-direction = "inbound"
-key = "recipient"
-limit = 1
-window = "10m"
-action = "reject"
-block_for = "1h"
-`)
-	hdr := [][2]string{{"From", "MAILER-DAEMON@corp.example"}, {"Subject", "Undelivered Mail Returned to Sender"}}
+	addr, logs := startMonitor(t, bounceRejectPolicy("1"))
 	for i := range 3 {
 		macros := gomilter.NewMacroBag()
 		macros.Set(gomilter.MacroClientAddr, "192.0.2.1")
 		macros.Set(macroClientPort, "49152")
 		// sendMacros fails unless RCPT answers continue.
-		r := sendMacros(t, addr, macros, "", []string{"list@corp.example"}, hdr, "b\r\n")
+		r := sendMacros(t, addr, macros, "", []string{"list@corp.example"}, bounceHeader, "b\r\n")
 		if r.act.Type != gomilter.ActionAccept || len(r.mods) != 0 {
 			t.Fatalf("bounce %d at end of message: %+v %+v", i+1, r.act, r.mods)
 		}

@@ -148,14 +148,37 @@ func rawMessage(ctx context.Context, addr string, stream []byte) ([]reply, error
 // local) with opts, for tests, fuzz targets and benchmarks.
 func startTB(tb testing.TB, opts Options) (string, *Server) {
 	tb.Helper()
+	p := policy.Default()
+	p.Apply(policy.Overrides{LocalDomains: []string{"corp.example"}, QuarantineMailbox: "quarantine@corp.example"})
+	return serveTB(tb, p, io.Discard, opts, nil)
+}
+
+// parsePolicy parses src as a policy file.
+func parsePolicy(tb testing.TB, src string) *policy.Policy {
+	tb.Helper()
+	p, err := policy.Parse("test.toml", []byte(src))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return p
+}
+
+// serveTB starts a Server with opts on an engine of p and a fresh state
+// store, logging to logw; configure (if not nil) sees the engine before the
+// server does. The server is shut down, and Serve's error checked, when tb
+// ends.
+func serveTB(tb testing.TB, p *policy.Policy, logw io.Writer, opts Options, configure func(*engine.Engine)) (string, *Server) {
+	tb.Helper()
 	st, err := state.Open(filepath.Join(tb.TempDir(), "state.db"), state.Options{})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	p := policy.Default()
-	p.Apply(policy.Overrides{LocalDomains: []string{"corp.example"}, QuarantineMailbox: "quarantine@corp.example"})
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	srv := NewServer(engine.New(p, st, log), log, opts)
+	log := slog.New(slog.NewTextHandler(logw, nil))
+	eng := engine.New(p, st, log)
+	if configure != nil {
+		configure(eng)
+	}
+	srv := NewServer(eng, log, opts)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatal(err)

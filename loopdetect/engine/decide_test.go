@@ -3,7 +3,6 @@ package engine
 import (
 	"context"
 	"errors"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -14,14 +13,20 @@ import (
 
 func newEngine(t *testing.T) *Engine {
 	t.Helper()
-	st, err := state.Open(filepath.Join(t.TempDir(), "state.db"), state.Options{FlushInterval: -1, SweepInterval: -1})
+	e, _ := engineIn(t, "", "quarantine@corp.example")
+	return e
+}
+
+// newEngineWith is newEngine with the policy src instead of the default.
+func newEngineWith(t *testing.T, src string) (*Engine, *policy.Policy) {
+	t.Helper()
+	p, err := policy.Parse("t.toml", []byte(src))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { st.Close() })
-	p := policy.Default()
-	p.Apply(policy.Overrides{LocalDomains: []string{"corp.example"}, QuarantineMailbox: "quarantine@corp.example"})
-	return New(p, st, nil)
+	e := newEngine(t)
+	e.SetPolicy(p)
+	return e, p
 }
 
 func message(t *testing.T, from, to, subject string) *classify.Message {
@@ -119,12 +124,7 @@ func bounce(t *testing.T) *classify.Message {
 // reject of mail without an SMTP client into a hold, and says so; at RCPT
 // TO such mail is never refused, while an SMTP client's bounce is.
 func TestRefusalWithoutSMTPClientHolds(t *testing.T) {
-	p, err := policy.Parse("t.toml", []byte(bounceRejectPolicy))
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := newEngine(t)
-	e.SetPolicy(p)
+	e, _ := newEngineWith(t, bounceRejectPolicy)
 	ctx := context.Background()
 	if d := e.DecideFrom(ctx, WithoutSMTPClient, bounce(t)); d.Action != policy.ActionNone {
 		t.Fatalf("within the limit: %+v", d)
@@ -186,12 +186,7 @@ window = "1h"
 action = "reject"
 block_for = "1h"
 `
-	p, err := policy.Parse("t.toml", []byte(src))
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := newEngine(t)
-	e.SetPolicy(p)
+	e, _ := newEngineWith(t, src)
 	e.Decide(context.Background(), message(t, "alice@corp.example", "typo@outside.example", "FW: failure notice"))
 	d := e.Decide(context.Background(), message(t, "alice@corp.example", "typo@outside.example", "FW: failure notice"))
 	if d.Action != policy.ActionReject || !strings.HasPrefix(d.Reply, "5.7.1 loopbreaker: mail loop suspected: more than 1 forwarded-ndr messages for alice@corp.example in 1h0m0s (rule fw); blocked until ") {
@@ -243,12 +238,7 @@ key = "recipient"
 limit = 0
 action = "tag"
 `
-	p, err := policy.Parse("t.toml", []byte(src))
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := newEngine(t)
-	e.SetPolicy(p)
+	e, p := newEngineWith(t, src)
 	filler := strings.Repeat("A line of a long ordinary text that goes on and on and on.\r\n", (300<<10)/60)
 	raw := "From: someone@outside.example\r\nTo: list@corp.example\r\nSubject: Your message\r\n\r\n" + filler +
 		"\r\nThis is the mail system at host mx.outside.example.\r\n\r\n" +

@@ -12,7 +12,8 @@ import (
 	"github.com/loopbreaker/loopbreaker/state"
 )
 
-// engineIn is newEngine with the mode set as serve -mode would set it.
+// engineIn is newEngine with the mode set as serve -mode would set it (""
+// leaves the policy's) and the quarantine mailbox, and its state store.
 func engineIn(t *testing.T, mode policy.Mode, mailbox string) (*Engine, *state.Store) {
 	t.Helper()
 	st, err := state.Open(filepath.Join(t.TempDir(), "state.db"), state.Options{FlushInterval: -1, SweepInterval: -1})
@@ -132,12 +133,7 @@ func blocksOf(st *state.Store) []blockView {
 // rejecting rule is refused at RCPT TO in enforce mode; in monitor mode it
 // is neither refused nor counted there (end of message counts it).
 func TestMonitorModeNeverRefusesAtRCPT(t *testing.T) {
-	p, err := policy.Parse("t", []byte(bounceRejectPolicy))
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := newEngine(t)
-	e.SetPolicy(p)
+	e, p := newEngineWith(t, bounceRejectPolicy)
 	ctx := context.Background()
 	for range 2 {
 		e.Decide(ctx, bounce(t))

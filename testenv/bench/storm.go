@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/loopbreaker/loopbreaker/testenv"
 	"github.com/loopbreaker/loopbreaker/testenv/postfix"
 	"github.com/loopbreaker/loopbreaker/testenv/testproc"
 )
@@ -24,15 +25,7 @@ const StormVictim = "victim1@" + LocalDomain
 // count it, not the per-original one).
 func Bounce(i int) *Mail {
 	boundary := fmt.Sprintf("B%d.bench/mx.partner.example", i)
-	body := "This is a MIME-encapsulated message.\r\n\r\n--" + boundary + "\r\n" +
-		"Content-Type: text/plain; charset=us-ascii\r\n\r\n" +
-		"I'm sorry to have to inform you that your message could not\r\nbe delivered to one or more recipients.\r\n\r\n" +
-		"<nobody@partner.example>: 550 5.1.1 User unknown\r\n\r\n--" + boundary + "\r\n" +
-		"Content-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.partner.example\r\n\r\n" +
-		"Final-Recipient: rfc822; nobody@partner.example\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n--" + boundary + "\r\n" +
-		"Content-Type: text/rfc822-headers\r\n\r\n" +
-		"From: " + StormVictim + "\r\nTo: nobody@partner.example\r\nSubject: hello\r\n" +
-		fmt.Sprintf("Message-ID: <orig-%d@%s>\r\n", i, LocalDomain) + "\r\n--" + boundary + "--\r\n"
+	body := testenv.PartnerNDRBody(boundary, StormVictim, i, LocalDomain)
 	return &Mail{Sender: "", Recipients: []string{StormVictim}, Header: [][2]string{
 		{"From", "MAILER-DAEMON@mx.partner.example (Mail Delivery System)"},
 		{"To", StormVictim},

@@ -62,21 +62,9 @@ func blocksJSON(t *testing.T, h *hub) []state.Block {
 // exemption works, and only the envelope can claim it.
 func TestForgedHeadersCannotExemptOrLiftABlock(t *testing.T) {
 	requirePostfix(t)
-	pol := writePolicy(t, `local_domains = ["corp.example"]
-quarantine_mailbox = "quarantine@corp.example"
-
-[[rule]]
-name = "forward-storm"
-kinds = ["forwarded-ndr"]
-direction = "outbound"
-key = "sender"
-limit = 2
-window = "15m"
-action = "redirect"
-block_for = "1h"
-exempt_senders = ["postmaster@corp.example"]
+	pol := writePolicy(t, forwardStormPolicy("2", "redirect", "sender", `exempt_senders = ["postmaster@corp.example"]
 exempt_domains = ["partner.example"]
-`)
+`))
 	h := startHub(t, "-policy", pol)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -265,19 +253,7 @@ func TestOutsiderCannotBlockAUsersOrdinaryMail(t *testing.T) {
 // are checked over the milter protocol: milter.TestIDNSpellingsAreOneKey.)
 func TestStormSpellingsCountAsOneKey(t *testing.T) {
 	requirePostfix(t)
-	pol := writePolicy(t, `local_domains = ["corp.example"]
-quarantine_mailbox = "quarantine@corp.example"
-
-[[rule]]
-name = "forward-storm"
-kinds = ["forwarded-ndr"]
-direction = "outbound"
-key = "sender"
-limit = 3
-window = "15m"
-action = "redirect"
-block_for = "1h"
-`)
+	pol := policyFile(t, "3", "redirect")
 	h := startHub(t, "-policy", pol)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

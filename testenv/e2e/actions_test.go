@@ -3,8 +3,6 @@ package e2e
 import (
 	"context"
 	"errors"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -22,8 +20,14 @@ func policyFile(t *testing.T, limit, action string) string {
 
 func policyFileKeyed(t *testing.T, limit, action, key string) string {
 	t.Helper()
-	p := filepath.Join(t.TempDir(), "policy.toml")
-	src := `local_domains = ["corp.example"]
+	return writePolicy(t, forwardStormPolicy(limit, action, key, ""))
+}
+
+// forwardStormPolicy is a one-rule policy for forwarded NDRs to outside
+// addresses with the given limit, action and key; extra holds further lines
+// of the rule.
+func forwardStormPolicy(limit, action, key, extra string) string {
+	return `local_domains = ["corp.example"]
 quarantine_mailbox = "quarantine@corp.example"
 
 [[rule]]
@@ -35,11 +39,27 @@ limit = ` + limit + `
 window = "15m"
 action = "` + action + `"
 block_for = "1h"
-`
-	if err := os.WriteFile(p, []byte(src), 0o644); err != nil {
-		t.Fatal(err)
+` + extra
+}
+
+// startStormHub is startHub with policyFile(t, limit, action) and further
+// daemon arguments, and the context for the test's mail: it ends after two
+// minutes, or with the test.
+func startStormHub(t *testing.T, limit, action string, daemonArgs ...string) (*hub, context.Context) {
+	t.Helper()
+	h := startHub(t, append([]string{"-policy", policyFile(t, limit, action)}, daemonArgs...)...)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	return h, ctx
+}
+
+// sendStorm sends the forwarded NDRs first to end-1 from sender from to
+// the outside address to through h.
+func sendStorm(t *testing.T, ctx context.Context, h *hub, from, to string, first, end int) {
+	t.Helper()
+	for i := first; i < end; i++ {
+		send(t, ctx, h, from, []string{to}, forwardedNDR(from, to, i))
 	}
-	return p
 }
 
 // TestQuarantineHoldsInPostfixAndReleaseDelivers: the quarantine action puts
@@ -47,13 +67,9 @@ block_for = "1h"
 // releases them and they are delivered. Nothing is lost.
 func TestQuarantineHoldsInPostfixAndReleaseDelivers(t *testing.T) {
 	requirePostfix(t)
-	h := startHub(t, "-policy", policyFile(t, "3", "quarantine"))
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
+	h, ctx := startStormHub(t, "3", "quarantine")
 	const alice, typo = "alice@corp.example", "nobody@outside.example"
-	for i := 0; i < 5; i++ {
-		send(t, ctx, h, alice, []string{typo}, forwardedNDR(alice, typo, i))
-	}
+	sendStorm(t, ctx, h, alice, typo, 0, 5)
 	if err := h.outside.WaitCount(ctx, 3); err != nil {
 		t.Fatal(err)
 	}
@@ -82,13 +98,9 @@ func TestQuarantineHoldsInPostfixAndReleaseDelivers(t *testing.T) {
 // the limit at end of DATA with a 550 5.7.1 that names the reason.
 func TestRejectTellsTheSenderWhy(t *testing.T) {
 	requirePostfix(t)
-	h := startHub(t, "-policy", policyFile(t, "2", "reject"))
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
+	h, ctx := startStormHub(t, "2", "reject")
 	const alice, typo = "alice@corp.example", "nobody@outside.example"
-	for i := 0; i < 2; i++ {
-		send(t, ctx, h, alice, []string{typo}, forwardedNDR(alice, typo, i))
-	}
+	sendStorm(t, ctx, h, alice, typo, 0, 2)
 	err := sendErr(ctx, h, alice, typo, forwardedNDR(alice, typo, 2))
 	var se *smtp.SMTPError
 	if !errors.As(err, &se) || se.Code != 550 || !strings.Contains(se.Message, "loopbreaker") || !strings.Contains(se.Message, "mail loop suspected") {
@@ -112,20 +124,14 @@ func sendErr(ctx context.Context, h *hub, from, to string, msg []byte) error {
 // and restarted on the same state file; the block is still in force.
 func TestBlockSurvivesKill9(t *testing.T) {
 	requirePostfix(t)
-	h := startHub(t, "-policy", policyFile(t, "3", "redirect"))
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
+	h, ctx := startStormHub(t, "3", "redirect")
 	const alice, typo = "alice@corp.example", "nobody@outside.example"
-	for i := 0; i < 5; i++ {
-		send(t, ctx, h, alice, []string{typo}, forwardedNDR(alice, typo, i))
-	}
+	sendStorm(t, ctx, h, alice, typo, 0, 5)
 	h.daemon.Kill()
 	if err := h.daemon.Restart(ctx); err != nil {
 		t.Fatal(err)
 	}
-	for i := 5; i < 8; i++ {
-		send(t, ctx, h, alice, []string{typo}, forwardedNDR(alice, typo, i))
-	}
+	sendStorm(t, ctx, h, alice, typo, 5, 8)
 	if err := h.mailstore.WaitCount(ctx, 5); err != nil {
 		t.Fatalf("quarantine mailbox got %d, want 5 (2 before the kill, 3 after): %v", h.mailstore.Count(), err)
 	}

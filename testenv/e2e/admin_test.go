@@ -31,13 +31,9 @@ func lb(t *testing.T, h *hub, args ...string) (string, error) {
 func TestAdminCLIListsAndReleasesBlocks(t *testing.T) {
 	requirePostfix(t)
 	metricsAddr := freeLoopbackAddr(t)
-	h := startHub(t, "-policy", policyFile(t, "2", "redirect"), "-metrics", metricsAddr)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
+	h, ctx := startStormHub(t, "2", "redirect", "-metrics", metricsAddr)
 	const alice, typo = "alice@corp.example", "nobody@outside.example"
-	for i := 0; i < 4; i++ {
-		send(t, ctx, h, alice, []string{typo}, forwardedNDR(alice, typo, i))
-	}
+	sendStorm(t, ctx, h, alice, typo, 0, 4)
 	send(t, ctx, h, alice, []string{typo}, ordinary(alice, typo, "hello"))
 
 	// The metrics tell the same story.

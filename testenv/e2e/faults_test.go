@@ -328,9 +328,7 @@ func smtpdPids(confDir string) []int {
 func TestPostfixRestartedMidSession(t *testing.T) {
 	requirePostfix(t)
 	metricsAddr := freeLoopbackAddr(t)
-	h := startHub(t, "-policy", policyFile(t, "3", "redirect"), "-metrics", metricsAddr)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
+	h, ctx := startStormHub(t, "3", "redirect", "-metrics", metricsAddr)
 	const alice, typo = "alice@corp.example", "nobody@outside.example"
 	// master throttles a service whose processes die by a signal for
 	// service_throttle_time (60 s): make it a second.
@@ -399,9 +397,7 @@ func TestPostfixRestartedMidSession(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	// None of the half messages was counted: the limit of 3 lets 3 through.
-	for i := 0; i < 5; i++ {
-		send(t, ctx, h, alice, []string{typo}, forwardedNDR(alice, typo, i))
-	}
+	sendStorm(t, ctx, h, alice, typo, 0, 5)
 	if err := h.pf.WaitQueueEmpty(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -244,6 +244,19 @@ func (r *Result) WriteOrdinary(w io.Writer) {
 	}
 }
 
+// writeFirstCopies lists the first ten copies, one a line with queue ID,
+// kind, sender, recipient and what more says of it, and how many more there
+// are.
+func writeFirstCopies(w io.Writer, copies []Copy, more func(Copy) string) {
+	for i, c := range copies {
+		if i == 10 {
+			fmt.Fprintf(w, "  ... %d more\n", len(copies)-10)
+			break
+		}
+		fmt.Fprintf(w, "  %s  %s from <%s> to <%s>%s\n", c.QueueID, c.Kind, c.From, c.To, more(c))
+	}
+}
+
 // WriteHeld lists what loopbreaker held or quarantined and how to release it.
 func (r *Result) WriteHeld(w io.Writer) {
 	var held, quarantined []Copy
@@ -257,13 +270,7 @@ func (r *Result) WriteHeld(w io.Writer) {
 	}
 	if len(held) > 0 {
 		fmt.Fprintf(w, "\n%s held in the hub's hold queue (postqueue -p marks them with '!'):\n", plural(len(held), "copy", "copies"))
-		for i, c := range held {
-			if i == 10 {
-				fmt.Fprintf(w, "  ... %d more\n", len(held)-10)
-				break
-			}
-			fmt.Fprintf(w, "  %s  %s from <%s> to <%s>\n", c.QueueID, c.Kind, c.From, c.To)
-		}
+		writeFirstCopies(w, held, func(c Copy) string { return "" })
 		fmt.Fprintf(w, "release one (after fixing the loop): postsuper -H %s    all of them: postsuper -H ALL\n", held[0].QueueID)
 		fmt.Fprintf(w, "or delete them: postsuper -d %s hold    (this run's hub: add -c %s)\n", held[0].QueueID, r.HubConfigDir)
 	}
@@ -275,13 +282,7 @@ func (r *Result) WriteHeld(w io.Writer) {
 	}
 	if len(deferred) > 0 {
 		fmt.Fprintf(w, "\n%s deferred on the hub (postqueue -p lists them, with the reason):\n", plural(len(deferred), "copy", "copies"))
-		for i, c := range deferred {
-			if i == 10 {
-				fmt.Fprintf(w, "  ... %d more\n", len(deferred)-10)
-				break
-			}
-			fmt.Fprintf(w, "  %s  %s from <%s> to <%s>: %s\n", c.QueueID, c.Kind, c.From, c.To, shortReason(c.Reason))
-		}
+		writeFirstCopies(w, deferred, func(c Copy) string { return ": " + shortReason(c.Reason) })
 		fmt.Fprintln(w, "Postfix retries them every queue run; once the block ends (or is released) they go on. postsuper -d QUEUEID deletes one.")
 	}
 	if len(quarantined) > 0 {

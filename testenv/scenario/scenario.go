@@ -224,50 +224,25 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	var during, afterBlock func(context.Context) error
 	var trigger func(context.Context) error
 	switch o.Scenario {
-	case RedirectStorm:
-		w.AddRedirectRule(Alice, Nobody, "hub", o.Variant)
-		trigger = func(ctx context.Context) error {
-			return w.send(ctx, "outside", Carol, Alice, "Quarterly figures", "Hi Alice,\nthe figures are attached in spirit.\n")
+	case RedirectStorm, ForwardStorm:
+		if o.Scenario == RedirectStorm {
+			w.AddRedirectRule(Alice, Nobody, "hub", o.Variant)
+		} else {
+			w.AddForwardRule(Alice, Nobody, "hub")
 		}
-		during = func(ctx context.Context) error {
-			return w.send(ctx, "hub", Alice, Friend, "Lunch on Friday?", "Shall we meet at noon?\n")
-		}
-		afterBlock = func(ctx context.Context) error {
-			return w.send(ctx, "hub", Alice, Friend, "Re: Lunch on Friday?", "Noon it is.\n")
-		}
-	case ForwardStorm:
-		w.AddForwardRule(Alice, Nobody, "hub")
-		trigger = func(ctx context.Context) error {
-			return w.send(ctx, "outside", Carol, Alice, "Quarterly figures", "Hi Alice,\nthe figures are attached in spirit.\n")
-		}
-		during = func(ctx context.Context) error {
-			return w.send(ctx, "hub", Alice, Friend, "Lunch on Friday?", "Shall we meet at noon?\n")
-		}
-		afterBlock = func(ctx context.Context) error {
-			return w.send(ctx, "hub", Alice, Friend, "Re: Lunch on Friday?", "Noon it is.\n")
-		}
+		trigger = w.sender("outside", Carol, Alice, "Quarterly figures", "Hi Alice,\nthe figures are attached in spirit.\n")
+		during = w.sender("hub", Alice, Friend, "Lunch on Friday?", "Shall we meet at noon?\n")
+		afterBlock = w.sender("hub", Alice, Friend, "Re: Lunch on Friday?", "Noon it is.\n")
 	case ListLoop:
-		trigger = func(ctx context.Context) error {
-			return w.send(ctx, "hub", Dave, List, "Team meeting moved to 3pm", "See you there.\n")
-		}
-		during = func(ctx context.Context) error {
-			return w.send(ctx, "outside", Carol, Dave, "Invoice 4711", "Dave, the invoice is overdue.\n")
-		}
-		afterBlock = func(ctx context.Context) error {
-			return w.send(ctx, "hub", Dave, List, "Minutes of the team meeting", "1. The list is broken.\n")
-		}
+		trigger = w.sender("hub", Dave, List, "Team meeting moved to 3pm", "See you there.\n")
+		during = w.sender("outside", Carol, Dave, "Invoice 4711", "Dave, the invoice is overdue.\n")
+		afterBlock = w.sender("hub", Dave, List, "Minutes of the team meeting", "1. The list is broken.\n")
 	case PingPong:
 		w.AddOutOfOffice(Bob, "hub")
 		w.AddHelpdesk(Helpdesk, "outside")
-		trigger = func(ctx context.Context) error {
-			return w.send(ctx, "hub", Bob, Helpdesk, "Printer on the 3rd floor is jammed", "It says PC LOAD LETTER.\n")
-		}
-		during = func(ctx context.Context) error {
-			return w.send(ctx, "outside", Carol, Bob, "Are you back next week?", "Let me know.\n")
-		}
-		afterBlock = func(ctx context.Context) error {
-			return w.send(ctx, "outside", Carol, Bob, "Re: Are you back next week?", "Never mind, found out.\n")
-		}
+		trigger = w.sender("hub", Bob, Helpdesk, "Printer on the 3rd floor is jammed", "It says PC LOAD LETTER.\n")
+		during = w.sender("outside", Carol, Bob, "Are you back next week?", "Let me know.\n")
+		afterBlock = w.sender("outside", Carol, Bob, "Re: Are you back next week?", "Never mind, found out.\n")
 	}
 
 	r.Start = time.Now()
@@ -306,6 +281,13 @@ func loopUser(scenario string) string {
 		return Bob
 	}
 	return ""
+}
+
+// sender is a step of a scenario that sends one message with w.send.
+func (w *World) sender(via, from, to, subject, body string) func(context.Context) error {
+	return func(ctx context.Context) error {
+		return w.send(ctx, via, from, to, subject, body)
+	}
 }
 
 // send submits an ordinary message from a person and records it.

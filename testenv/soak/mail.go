@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/loopbreaker/loopbreaker/testenv"
 )
 
 // SeqHeader carries each soak message's sequence number to the sink.
@@ -125,15 +127,7 @@ func newMail(seq, storm int) *mail {
 		header(&b, "MIME-Version", "1.0")
 		header(&b, "Content-Type", `multipart/report; report-type=delivery-status; boundary="`+boundary+`"`)
 		header(&b, SeqHeader, fmt.Sprint(seq))
-		b.WriteString("\r\nThis is a MIME-encapsulated message.\r\n\r\n--" + boundary + "\r\n" +
-			"Content-Type: text/plain; charset=us-ascii\r\n\r\n" +
-			"I'm sorry to have to inform you that your message could not\r\nbe delivered to one or more recipients.\r\n\r\n" +
-			"<nobody@partner.example>: 550 5.1.1 User unknown\r\n\r\n--" + boundary + "\r\n" +
-			"Content-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.partner.example\r\n\r\n" +
-			"Final-Recipient: rfc822; nobody@partner.example\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n--" + boundary + "\r\n" +
-			"Content-Type: text/rfc822-headers\r\n\r\n" +
-			"From: " + m.to + "\r\nTo: nobody@partner.example\r\nSubject: hello\r\n" +
-			fmt.Sprintf("Message-ID: <orig-%d@%s>\r\n", seq, localDomain) + "\r\n--" + boundary + "--\r\n")
+		b.WriteString("\r\n" + testenv.PartnerNDRBody(boundary, m.to, seq, localDomain))
 	case Hops:
 		m.from = fmt.Sprintf("looper%d@partner.example", seq%13)
 		m.to = fmt.Sprintf("user%d@%s", seq%997, localDomain)

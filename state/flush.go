@@ -35,6 +35,9 @@ func (s *Store) Flush() error {
 		}
 		p.written += len(b.snaps)
 		p.evs = nil
+		// The batch's keys are scattered over the file: unmapped after
+		// each batch, the pages a flush reads never add up to the file.
+		s.dropFilePages()
 	}
 	return nil
 }

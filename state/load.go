@@ -61,9 +61,13 @@ func (s *Store) createBuckets() error {
 func (s *Store) sizeWindowMaps(tx *bolt.Tx) {
 	sizes := make(map[string]int)
 	c := tx.Bucket(bucketCounts).Cursor()
+	n := 0
 	for k, _ := c.First(); k != nil; k, _ = c.Next() {
 		if i := bytes.IndexByte(k, 0); i >= 0 {
 			sizes[string(k[:i])]++
+		}
+		if n++; n%loadDropEvery == 0 {
+			adviseDontNeed(s.db.Info().Data, uintptr(tx.Size())) // as loadWindows does
 		}
 	}
 	for name, n := range sizes {

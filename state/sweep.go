@@ -21,6 +21,7 @@ func (s *Store) Sweep() {
 	}
 	seen := 0
 	for _, rs := range rules {
+		rs.noteSize()
 		for key, v := range rs.windows {
 			if seen++; seen%sweepSlice == 0 {
 				// Let the messages waiting for the lock in. The map may
@@ -35,7 +36,7 @@ func (s *Store) Sweep() {
 				}
 			}
 			if !rs.prune(key, v, nowMs) {
-				delete(rs.windows, key)
+				rs.delWindow(key)
 				s.gone = append(s.gone, ruleKey{rs, key})
 			}
 		}
@@ -45,5 +46,52 @@ func (s *Store) Sweep() {
 				s.gone = append(s.gone, ruleKey{rs, key})
 			}
 		}
+		s.shrink(rs)
+	}
+}
+
+// shrink remakes the maps of rs's windows and second hits when the sweep
+// left them less than half full, so that the room they grew to goes back
+// to the heap (a Go map never gives it back). It copies sweepSlice keys
+// per hold of the store's lock, as Sweep looks at them (a copy of 500,000
+// keys at once held it for 160 ms); meanwhile every write goes to both
+// maps (setWindow and the others), so the new map is exact when the copy
+// ends. The strings are shared, not copied. Call with mu held.
+func (s *Store) shrink(rs *ruleState) {
+	windows, one := rs.shrinkDue()
+	if windows {
+		rs.nextWindows = make(map[string]slot, len(rs.windows))
+		n := 0
+		for k := range rs.windows {
+			if n++; n%sweepSlice == 0 {
+				s.mu.Unlock()
+				runtime.Gosched()
+				s.mu.Lock()
+			}
+			// The value now, not the iteration's: it may have changed
+			// while the lock was let go (a key deleted meanwhile is not
+			// visited).
+			if v, ok := rs.windows[k]; ok {
+				rs.nextWindows[k] = v
+			}
+		}
+		rs.windows, rs.nextWindows = rs.nextWindows, nil
+		rs.high = len(rs.windows)
+	}
+	if one {
+		rs.nextOne = make(map[string]int64, len(rs.one))
+		n := 0
+		for k := range rs.one {
+			if n++; n%sweepSlice == 0 {
+				s.mu.Unlock()
+				runtime.Gosched()
+				s.mu.Lock()
+			}
+			if t, ok := rs.one[k]; ok {
+				rs.nextOne[k] = t
+			}
+		}
+		rs.one, rs.nextOne = rs.nextOne, nil
+		rs.highOne = len(rs.one)
 	}
 }

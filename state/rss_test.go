@@ -23,6 +23,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -42,6 +43,8 @@ type rssPhase struct {
 	End  int64   `json:"end"`
 	Live int64   `json:"live"`
 	Secs float64 `json:"secs"`
+	// CPU is the process's user+system CPU seconds in the phase.
+	CPU  float64 `json:"cpu"`
 	Keys int     `json:"keys"`
 }
 
@@ -52,6 +55,16 @@ type rssSampler struct {
 	stop  chan struct{}
 	done  chan struct{}
 	start time.Time
+	cpu0  float64
+}
+
+// cpuSeconds is the process's user+system CPU time so far.
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }
 
 func procStatus() map[string]int64 {
@@ -82,7 +95,7 @@ func heapObjects() int64 {
 }
 
 func startPhase(name string) *rssSampler {
-	p := &rssSampler{cur: rssPhase{Name: name}, stop: make(chan struct{}), done: make(chan struct{}), start: time.Now()}
+	p := &rssSampler{cur: rssPhase{Name: name}, stop: make(chan struct{}), done: make(chan struct{}), start: time.Now(), cpu0: cpuSeconds()}
 	p.sample()
 	go func() {
 		defer close(p.done)
@@ -116,6 +129,7 @@ func (p *rssSampler) end(s *Store) rssPhase {
 	close(p.stop)
 	<-p.done
 	p.cur.Secs = time.Since(p.start).Seconds()
+	p.cur.CPU = cpuSeconds() - p.cpu0
 	p.cur.End = procStatus()["VmRSS"]
 	runtime.GC()
 	var m runtime.MemStats
@@ -249,10 +263,10 @@ func TestRSS(t *testing.T) {
 	fi, _ := os.Stat(path)
 	mb := func(n int64) string { return fmt.Sprintf("%6.1f", float64(n)/(1<<20)) }
 	t.Logf("keys %d, file %s MB, GOGC=%q GOMEMLIMIT=%q", keys, mb(fi.Size()), os.Getenv("GOGC"), os.Getenv("GOMEMLIMIT"))
-	t.Logf("%-12s %7s %6s %6s %9s %6s %6s %6s %8s", "phase", "peakRSS", "anon", "file", "peakHeap", "end", "live", "secs", "keys")
+	t.Logf("%-12s %7s %6s %6s %9s %6s %6s %6s %6s %8s", "phase", "peakRSS", "anon", "file", "peakHeap", "end", "live", "secs", "cpu", "keys")
 	var worst int64
 	for _, ph := range phases {
-		t.Logf("%-12s %7s %6s %6s %9s %6s %6s %6.1f %8d", ph.Name, mb(ph.Peak), mb(ph.PeakAnon), mb(ph.PeakFile), mb(ph.PeakHeap), mb(ph.End), mb(ph.Live), ph.Secs, ph.Keys)
+		t.Logf("%-12s %7s %6s %6s %9s %6s %6s %6.1f %6.1f %8d", ph.Name, mb(ph.Peak), mb(ph.PeakAnon), mb(ph.PeakFile), mb(ph.PeakHeap), mb(ph.End), mb(ph.Live), ph.Secs, ph.CPU, ph.Keys)
 		worst = max(worst, ph.Peak)
 	}
 	t.Logf("highest RSS sampled: %s MB", mb(worst))

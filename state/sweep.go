@@ -1,6 +1,9 @@
 package state
 
-import "runtime"
+import (
+	"runtime"
+	"runtime/debug"
+)
 
 // sweepSlice is how many keys Sweep looks at per hold of the store's lock.
 const sweepSlice = 10_000
@@ -13,6 +16,16 @@ const sweepSlice = 10_000
 func (s *Store) Sweep() {
 	now := s.now()
 	nowMs := now.UnixMilli()
+	shrunk := false
+	defer func() {
+		if shrunk {
+			// The old maps are garbage now, and the heap's next goal
+			// was set while both the old and the new one were live:
+			// collect and give the memory back at once (a sweep that
+			// dropped half of at least shrinkMin keys is rare).
+			debug.FreeOSMemory()
+		}
+	}()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	rules := make([]*ruleState, 0, len(s.rules))
@@ -46,7 +59,7 @@ func (s *Store) Sweep() {
 				s.gone = append(s.gone, ruleKey{rs, key})
 			}
 		}
-		s.shrink(rs)
+		shrunk = s.shrink(rs) || shrunk
 	}
 }
 
@@ -56,8 +69,9 @@ func (s *Store) Sweep() {
 // per hold of the store's lock, as Sweep looks at them (a copy of 500,000
 // keys at once held it for 160 ms); meanwhile every write goes to both
 // maps (setWindow and the others), so the new map is exact when the copy
-// ends. The strings are shared, not copied. Call with mu held.
-func (s *Store) shrink(rs *ruleState) {
+// ends. The strings are shared, not copied. It reports whether it remade
+// a map. Call with mu held.
+func (s *Store) shrink(rs *ruleState) bool {
 	windows, one := rs.shrinkDue()
 	if windows {
 		rs.nextWindows = make(map[string]slot, len(rs.windows))
@@ -94,4 +108,5 @@ func (s *Store) shrink(rs *ruleState) {
 		rs.one, rs.nextOne = rs.nextOne, nil
 		rs.highOne = len(rs.one)
 	}
+	return windows || one
 }

@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/metrics"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,6 +28,10 @@ import (
 	"testing"
 	"time"
 )
+
+// rssKeepLimit, when set (rss_limit_test.go), starts what the daemon runs
+// to bound its memory.
+var rssKeepLimit func()
 
 // rssPhase is one phase's figures, in bytes.
 type rssPhase struct {
@@ -94,7 +99,25 @@ func heapObjects() int64 {
 	return int64(s[0].Value.Uint64())
 }
 
+// rssProfile writes a heap profile (with the allocations so far) to
+// $LOOPBREAKER_RSS_PROFILE/name when that is set: the difference of a
+// phase's two (go tool pprof -sample_index=alloc_space -diff_base) is what
+// the phase allocated.
+func rssProfile(name string) {
+	dir := os.Getenv("LOOPBREAKER_RSS_PROFILE")
+	if dir == "" {
+		return
+	}
+	f, err := os.Create(filepath.Join(dir, name))
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	_ = pprof.Lookup("allocs").WriteTo(f, 0)
+}
+
 func startPhase(name string) *rssSampler {
+	rssProfile(name + ".before")
 	p := &rssSampler{cur: rssPhase{Name: name}, stop: make(chan struct{}), done: make(chan struct{}), start: time.Now(), cpu0: cpuSeconds()}
 	p.sample()
 	go func() {
@@ -125,6 +148,7 @@ func (p *rssSampler) sample() {
 }
 
 func (p *rssSampler) end(s *Store) rssPhase {
+	rssProfile(p.cur.Name + ".after")
 	p.sample()
 	close(p.stop)
 	<-p.done
@@ -188,6 +212,9 @@ func TestRSS(t *testing.T) {
 		t.Skip("set LOOPBREAKER_RSS=1 to measure the RSS at 1M keys (a minute or more)")
 	}
 	keys := rssKeys(t)
+	if rssKeepLimit != nil {
+		rssKeepLimit()
+	}
 	dir := t.TempDir()
 	path := filepath.Join(dir, "state.db")
 	c := newClock()
@@ -262,7 +289,7 @@ func TestRSS(t *testing.T) {
 	}
 	fi, _ := os.Stat(path)
 	mb := func(n int64) string { return fmt.Sprintf("%6.1f", float64(n)/(1<<20)) }
-	t.Logf("keys %d, file %s MB, GOGC=%q GOMEMLIMIT=%q", keys, mb(fi.Size()), os.Getenv("GOGC"), os.Getenv("GOMEMLIMIT"))
+	t.Logf("keys %d, file %s MB, GOGC=%q GOMEMLIMIT=%q KeepMemoryLimit=%v", keys, mb(fi.Size()), os.Getenv("GOGC"), os.Getenv("GOMEMLIMIT"), rssKeepLimit != nil)
 	t.Logf("%-12s %7s %6s %6s %9s %6s %6s %6s %6s %8s", "phase", "peakRSS", "anon", "file", "peakHeap", "end", "live", "secs", "cpu", "keys")
 	var worst int64
 	for _, ph := range phases {
@@ -279,6 +306,9 @@ func TestRSSRestart(t *testing.T) {
 		t.Skip("run by TestRSS")
 	}
 	keys := rssKeys(t)
+	if rssKeepLimit != nil {
+		rssKeepLimit()
+	}
 	ns, err := strconv.ParseInt(os.Getenv("LOOPBREAKER_RSS_NOW"), 10, 64)
 	if err != nil {
 		t.Fatal(err)

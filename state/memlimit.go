@@ -18,13 +18,16 @@ import (
 // all the time, up to half the CPU).
 const (
 	// MinMemoryLimit is the lowest limit KeepMemoryLimit sets.
-	MinMemoryLimit = 150 << 20
+	MinMemoryLimit = 128 << 20
 	// memoryHeadroom is what MemoryLimit adds to 1.25 times the live heap.
-	memoryHeadroom = 32 << 20
+	memoryHeadroom = 16 << 20
 )
 
 // MemoryLimit is the soft memory limit for a live heap of live bytes: 1.25
-// times it plus 32 MiB, and at least MinMemoryLimit.
+// times it plus 16 MiB, and at least MinMemoryLimit. At 1M keys (a live
+// heap of 77-99 MiB) that is 128-140 MiB; the limit is soft (the GC lets
+// the heap past it rather than take more than half the CPU), and the
+// file's pages (up to some 35 MB during a flush) come on top.
 func MemoryLimit(live uint64) int64 {
 	return max(MinMemoryLimit, int64(live+live/4)+memoryHeadroom)
 }

@@ -26,7 +26,11 @@ const countsFillPercent = 0.9
 
 // fileKey is ID(rule, key) as the file's key.
 func fileKey(rule, key string) []byte {
-	b := make([]byte, 0, len(rule)+1+len(key))
+	return appendFileKey(make([]byte, 0, len(rule)+1+len(key)), rule, key)
+}
+
+// appendFileKey appends ID(rule, key) as the file's key to b.
+func appendFileKey(b []byte, rule, key string) []byte {
 	return append(append(append(b, rule...), 0), key...)
 }
 

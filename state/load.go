@@ -32,7 +32,9 @@ func (s *Store) load() error {
 	if err != nil {
 		return err
 	}
-	return s.deleteStale(stale)
+	err = s.deleteStale(stale)
+	s.dropFilePages() // the load read every page of the file
+	return err
 }
 
 // staleRecords are the file keys load found expired or unreadable.
@@ -59,9 +61,13 @@ func (s *Store) createBuckets() error {
 func (s *Store) sizeWindowMaps(tx *bolt.Tx) {
 	sizes := make(map[string]int)
 	c := tx.Bucket(bucketCounts).Cursor()
+	n := 0
 	for k, _ := c.First(); k != nil; k, _ = c.Next() {
 		if i := bytes.IndexByte(k, 0); i >= 0 {
 			sizes[string(k[:i])]++
+		}
+		if n++; n%loadDropEvery == 0 {
+			adviseDontNeed(s.db.Info().Data, uintptr(tx.Size())) // as loadWindows does
 		}
 	}
 	for name, n := range sizes {
@@ -70,12 +76,24 @@ func (s *Store) sizeWindowMaps(tx *bolt.Tx) {
 	}
 }
 
+// loadDropEvery is how many records load reads between two unmappings of
+// the file's pages (dropFilePages): at about 100 bytes a record, 5 MB.
+const loadDropEvery = 50_000
+
 // loadWindows restores the windows with hits inside them at nowMs and lists
 // the others, and the unreadable records, as stale.
 func (s *Store) loadWindows(tx *bolt.Tx, nowMs int64, stale *staleRecords) error {
 	var times []int64 // reused: restore copies what it keeps
 	var rs *ruleState
+	n := 0
 	return tx.Bucket(bucketCounts).ForEach(func(k, v []byte) error {
+		if n++; n%loadDropEvery == 0 {
+			// The pages read so far are in the maps now: unmapped as the
+			// load goes, a restart's RSS never holds the whole file.
+			// The read transaction keeps the mapping where it is; k and v
+			// stay valid (a page read again is mapped again).
+			adviseDontNeed(s.db.Info().Data, uintptr(tx.Size()))
+		}
 		i := bytes.IndexByte(k, 0)
 		var span int64
 		var err error

@@ -28,6 +28,45 @@ type ruleState struct {
 	one    map[string]int64
 	many   map[string][]int64
 	blocks map[string]*Block // by bare key
+	// high and highOne are the most keys windows and one held at the
+	// start of a sweep since they were made: a Go map keeps the room it
+	// grew to, so Sweep remakes one that it leaves less than half full
+	// (shrink). While it copies, in slices, nextWindows and nextOne are
+	// the maps being made: every write goes to both (setWindow, delWindow,
+	// setOne, delOne), reads go to the old one.
+	high, highOne int
+	nextWindows   map[string]slot
+	nextOne       map[string]int64
+}
+
+// The writes of windows and one: to the map being made too, during a
+// shrink.
+func (rs *ruleState) setWindow(key string, v slot) {
+	rs.windows[key] = v
+	if rs.nextWindows != nil {
+		rs.nextWindows[key] = v
+	}
+}
+
+func (rs *ruleState) delWindow(key string) {
+	delete(rs.windows, key)
+	if rs.nextWindows != nil {
+		delete(rs.nextWindows, key)
+	}
+}
+
+func (rs *ruleState) setOne(key string, t int64) {
+	rs.one[key] = t
+	if rs.nextOne != nil {
+		rs.nextOne[key] = t
+	}
+}
+
+func (rs *ruleState) delOne(key string) {
+	delete(rs.one, key)
+	if rs.nextOne != nil {
+		delete(rs.nextOne, key)
+	}
 }
 
 func newRuleState(name string) *ruleState {
@@ -82,11 +121,11 @@ func (rs *ruleState) setOlder(key, stored string, was slot, older []int64) slot 
 		if was&slotMany != 0 {
 			delete(rs.many, key)
 		}
-		rs.one[stored] = older[0]
+		rs.setOne(stored, older[0])
 		return slotOne
 	}
 	if was&slotOne != 0 {
-		delete(rs.one, key)
+		rs.delOne(key)
 	}
 	if was&slotMany == 0 {
 		older = append(make([]int64, 0, max(4, len(older))), older...)
@@ -97,7 +136,7 @@ func (rs *ruleState) setOlder(key, stored string, was slot, older []int64) slot 
 
 func (rs *ruleState) dropOlder(key string, was slot) {
 	if was&slotOne != 0 {
-		delete(rs.one, key)
+		rs.delOne(key)
 	}
 	if was&slotMany != 0 {
 		delete(rs.many, key)
@@ -138,7 +177,7 @@ func (rs *ruleState) add(key, stored string, now int64, limit int) (count int, m
 		}
 	}
 	flags := slotDirty | rs.setOlder(key, stored, v, older)
-	rs.windows[stored] = mkslot(now, flags)
+	rs.setWindow(stored, mkslot(now, flags))
 	return 1 + len(older), !ok || !v.dirty()
 }
 
@@ -202,7 +241,7 @@ func (rs *ruleState) prune(key string, v slot, now int64) bool {
 		}
 		if kept := pruneTimes(older, cut); len(kept) != len(older) {
 			if flags := rs.setOlder(key, key, v, kept); flags != v&(slotOne|slotMany) {
-				rs.windows[key] = v&^(slotOne|slotMany) | flags
+				rs.setWindow(key, v&^(slotOne|slotMany)|flags)
 			}
 		}
 	}
@@ -216,7 +255,7 @@ func (rs *ruleState) remove(key string) (had bool) {
 		return false
 	}
 	rs.dropOlder(key, v)
-	delete(rs.windows, key)
+	rs.delWindow(key)
 	return true
 }
 
@@ -273,6 +312,23 @@ func (rs *ruleState) restore(keyBytes []byte, times []int64, now int64) bool {
 	}
 	key := string(keyBytes)
 	last := times[len(times)-1]
-	rs.windows[key] = mkslot(last, rs.setOlder(key, key, 0, times[:len(times)-1]))
+	rs.setWindow(key, mkslot(last, rs.setOlder(key, key, 0, times[:len(times)-1])))
 	return true
+}
+
+// shrinkMin is the fewest keys a map must have held before Sweep remakes it.
+const shrinkMin = 4096
+
+// noteSize records the sizes of the maps at the start of a sweep.
+func (rs *ruleState) noteSize() {
+	rs.high = max(rs.high, len(rs.windows))
+	rs.highOne = max(rs.highOne, len(rs.one))
+}
+
+// shrinkDue says whether the sweep left windows or one less than half
+// as full as they were.
+func (rs *ruleState) shrinkDue() (windows, one bool) {
+	// A shrink under way (another Sweep let the lock go) is left to end.
+	return rs.nextWindows == nil && rs.high >= shrinkMin && 2*len(rs.windows) < rs.high,
+		rs.nextOne == nil && rs.highOne >= shrinkMin && 2*len(rs.one) < rs.highOne
 }

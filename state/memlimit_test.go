@@ -1,0 +1,40 @@
+package state
+
+import (
+	"math"
+	"runtime/debug"
+	"testing"
+	"time"
+)
+
+func TestMemoryLimit(t *testing.T) {
+	if got := MemoryLimit(0); got != MinMemoryLimit {
+		t.Errorf("MemoryLimit(0) = %d, want %d", got, MinMemoryLimit)
+	}
+	if got, want := MemoryLimit(400<<20), int64(500<<20+memoryHeadroom); got != want {
+		t.Errorf("MemoryLimit(400 MiB) = %d, want %d", got, want)
+	}
+}
+
+func TestKeepMemoryLimit(t *testing.T) {
+	defer debug.SetMemoryLimit(debug.SetMemoryLimit(-1))
+	debug.SetMemoryLimit(math.MaxInt64)
+	t.Setenv("GOMEMLIMIT", "")
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() { KeepMemoryLimit(stop, time.Millisecond); close(done) }()
+	time.Sleep(20 * time.Millisecond)
+	close(stop)
+	<-done
+	if got := debug.SetMemoryLimit(-1); got < MinMemoryLimit || got == math.MaxInt64 {
+		t.Errorf("limit %d after KeepMemoryLimit, want at least %d", got, MinMemoryLimit)
+	}
+
+	// GOMEMLIMIT set: left alone.
+	debug.SetMemoryLimit(math.MaxInt64)
+	t.Setenv("GOMEMLIMIT", "1GiB")
+	KeepMemoryLimit(make(chan struct{}), time.Millisecond) // returns at once
+	if got := debug.SetMemoryLimit(-1); got != math.MaxInt64 {
+		t.Errorf("limit %d with GOMEMLIMIT set, want it untouched", got)
+	}
+}

@@ -212,6 +212,10 @@ func statePath(flagValue string, p *policy.Policy) string {
 }
 
 func serve(ctx context.Context, f *serveFlags, log *slog.Logger) error {
+	// A soft memory limit that follows the live heap, unless GOMEMLIMIT is
+	// set (docs/scaling.md: the GC's headroom was the largest part of the
+	// RSS at 1M tracked keys).
+	go state.KeepMemoryLimit(ctx.Done(), time.Second)
 	p, err := loadPolicy(f)
 	if err != nil {
 		return fmt.Errorf("policy not loaded: %w", err)

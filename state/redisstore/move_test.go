@@ -1,0 +1,169 @@
+package redisstore
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/loopbreaker/loopbreaker/state"
+	"github.com/loopbreaker/loopbreaker/testenv/redisserver"
+)
+
+// storm hits key until it is blocked; it returns the block.
+func storm(t *testing.T, b state.Backend, key string) state.Block {
+	t.Helper()
+	for range 10 {
+		res, err := b.Hit(context.Background(), req(key))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Blocked {
+			return res.Block
+		}
+	}
+	t.Fatalf("no block for %s after 10 hits", key)
+	return state.Block{}
+}
+
+// blockOf is b's block on key, failing the test when there is none.
+func blockOf(t *testing.T, b state.Backend, key, where string) state.Block {
+	t.Helper()
+	blk, ok := b.Blocked("fwd", key)
+	if !ok {
+		t.Fatalf("%s: no block on %s; blocks %+v", where, key, b.Blocks())
+	}
+	return blk
+}
+
+// TestMoveCarriesBlocks: a block is carried over on each kind of move
+// (file → Redis A → Redis B → file), with its end and its count of
+// messages acted on (not doubled), and still acts on the next message; the
+// file's own block too. Each Redis left has been let go.
+func TestMoveCarriesBlocks(t *testing.T) {
+	a, b := redisserver.MustStart(t), redisserver.MustStart(t)
+	c := newClock()
+	local, err := state.Open(filepath.Join(t.TempDir(), "state.db"), state.Options{Now: c.Now, FlushInterval: -1, SweepInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lb := &logBuf{}
+	sopts := SharedOptions{SweepInterval: -1, Name: "mta1", Logger: slog.New(slog.NewTextHandler(lb, nil))}
+	ropts := Options{Now: c.Now}
+	ctx := context.Background()
+	var cur state.Backend = local
+	defer func() {
+		if t.Failed() {
+			t.Logf("log:\n%s", lb)
+		}
+		cur.Close()
+	}()
+
+	// The file alone: alice is blocked, one message acted on.
+	alice := storm(t, cur, "alice@corp.example")
+
+	// file → Redis A.
+	if cur, err = Move(ctx, cur, a.URL(0), ropts, sopts); err != nil {
+		t.Fatal(err)
+	}
+	if st := cur.BackendStatus(); st.Name != "redis" || st.Address != a.URL(0) || st.Degraded {
+		t.Fatalf("after the move to A: %+v", st)
+	}
+	if got := blockOf(t, cur, "alice@corp.example", "Redis A"); !got.Until.Equal(alice.Until) || got.Count != 1 {
+		t.Fatalf("alice's block in A: %+v, want until %v, 1 acted on", got, alice.Until)
+	}
+	// A acts on alice (2 acted on) and blocks bob.
+	if res, err := cur.Hit(ctx, req("alice@corp.example")); err != nil || !res.Blocked || res.Block.Count != 2 {
+		t.Fatalf("alice's next message in A: %+v %v", res, err)
+	}
+	bob := storm(t, cur, "bob@corp.example")
+
+	// Redis A → Redis B.
+	if cur, err = Move(ctx, cur, b.URL(0), ropts, sopts); err != nil {
+		t.Fatal(err)
+	}
+	if st := cur.BackendStatus(); st.Address != b.URL(0) || st.Degraded {
+		t.Fatalf("after the move to B: %+v", st)
+	}
+	if got := blockOf(t, cur, "alice@corp.example", "Redis B"); got.Count != 2 {
+		t.Fatalf("alice's block in B: %+v, want 2 acted on (A's count, the file's copy not added)", got)
+	}
+	if got := blockOf(t, cur, "bob@corp.example", "Redis B"); !got.Until.Equal(bob.Until) || got.Count != 1 {
+		t.Fatalf("bob's block in B: %+v, want until %v, 1 acted on", got, bob.Until)
+	}
+	if res, err := cur.Hit(ctx, req("bob@corp.example")); err != nil || !res.Blocked || res.Block.Count != 2 {
+		t.Fatalf("bob's next message in B: %+v %v", res, err)
+	}
+	carol := storm(t, cur, "carol@corp.example")
+
+	// Redis B → the file alone.
+	if cur, err = Move(ctx, cur, "", ropts, sopts); err != nil {
+		t.Fatal(err)
+	}
+	if cur != state.Backend(local) {
+		t.Fatalf("after the move to the file: %T", cur)
+	}
+	if got := blockOf(t, cur, "bob@corp.example", "the file"); got.Count != 2 {
+		t.Fatalf("bob's block in the file: %+v, want 2 acted on", got)
+	}
+	if got := blockOf(t, cur, "carol@corp.example", "the file"); !got.Until.Equal(carol.Until) {
+		t.Fatalf("carol's block in the file: %+v, want until %v", got, carol.Until)
+	}
+	blockOf(t, cur, "alice@corp.example", "the file")
+	if res, err := cur.Hit(ctx, req("carol@corp.example")); err != nil || !res.Blocked {
+		t.Fatalf("carol's next message in the file: %+v %v", res, err)
+	}
+	if !strings.Contains(lb.String(), "Redis let go") || !strings.Contains(lb.String(), "state in the state file alone") {
+		t.Errorf("the moves are not logged:\n%s", lb)
+	}
+}
+
+// TestMoveRefused: a bad URL, or a Redis that does not answer, refuses
+// the move with the reason; the backend in force stays and works.
+func TestMoveRefused(t *testing.T) {
+	a := redisserver.MustStart(t)
+	c := newClock()
+	local, err := state.Open(filepath.Join(t.TempDir(), "state.db"), state.Options{Now: c.Now, FlushInterval: -1, SweepInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	sopts := SharedOptions{SweepInterval: -1, Logger: slog.New(slog.DiscardHandler)}
+	cur, err := Move(ctx, local, a.URL(0), Options{Now: c.Now}, sopts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cur.Close()
+	storm(t, cur, "alice@corp.example")
+
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	down := "redis://" + ln.Addr().String() + "/0"
+	ln.Close()
+	for _, tt := range []struct{ url, why string }{
+		{"http://10.0.0.5:6379", "Redis"},
+		{down, "does not answer"},
+	} {
+		tctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		next, err := Move(tctx, cur, tt.url, Options{Now: c.Now}, sopts)
+		cancel()
+		if err == nil {
+			next.Close()
+			t.Fatalf("move to %s accepted", tt.url)
+		}
+		if !strings.Contains(err.Error(), tt.why) {
+			t.Errorf("move to %s refused with %q, want it to say %q", tt.url, err, tt.why)
+		}
+		if st := cur.BackendStatus(); st.Address != a.URL(0) || st.Degraded {
+			t.Fatalf("after the refused move to %s: %+v", tt.url, st)
+		}
+		if res, err := cur.Hit(ctx, req("alice@corp.example")); err != nil || !res.Blocked {
+			t.Fatalf("alice after the refused move to %s: %+v %v", tt.url, res, err)
+		}
+	}
+}

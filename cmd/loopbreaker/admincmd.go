@@ -62,7 +62,7 @@ var statusCommand = &command{
 				fmt.Fprintf(w, "version\t%s\nrunning since\t%s\nmilter socket\t%s\nstate file\t%s\npolicy\t%s\nmode\t%s\nrules\t%s\nlocal domains\t%s\nquarantine mailbox\t%s\ntracked keys\t%d\nactive blocks\t%d\n",
 					st.Version, st.Started.Format(time.RFC3339), st.Listen, st.StateFile, st.Policy, modeText(st.Mode),
 					strings.Join(st.Rules, ", "), strings.Join(st.LocalDomains, ", "), st.Quarantine, st.TrackedKeys, st.ActiveBlocks)
-				fmt.Fprintf(w, "backend\t%s\n", backendText(st.Backend))
+				fmt.Fprintf(w, "name\t%s\nbackend\t%s\n", dash(st.Name), backendText(st.Backend))
 				for _, n := range st.PolicyNotes {
 					fmt.Fprintf(w, "note\t%s\n", n)
 				}

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -121,7 +122,7 @@ var releaseCommand = &command{
 var eventsCommand = &command{
 	name:    "events",
 	summary: "show the audit trail: the last acted-on decisions, with queue ids",
-	doc:     "The state file keeps the last 1000 decisions. In monitor mode nothing is acted on: ACTION says what would have been done (\"would redirect\"), and -json has \"action\": \"none\" with \"would_action\".\n\n" + adminDoc,
+	doc:     "The state file keeps the last 1000 decisions. Daemons sharing a Redis share one trail of the last 1000 (a capped Redis stream): the events of any of them list the decisions of all, and an MTA column says which daemon decided (serve -name). In monitor mode nothing is acted on: ACTION says what would have been done (\"would redirect\"), and -json has \"action\": \"none\" with \"would_action\".\n\n" + adminDoc,
 	setup: func(fs *flag.FlagSet) runFunc {
 		o := adminFlags(fs)
 		n := fs.Int("n", 50, "how many decisions (`N`), the most recent last")
@@ -133,12 +134,7 @@ var eventsCommand = &command{
 			if err := o.client().Do(ctx, http.MethodGet, "/v1/events", url.Values{"n": {strconv.Itoa(*n)}}, nil, &evs); err != nil {
 				return err
 			}
-			return o.print(stdout, evs, func(w *tabwriter.Writer) {
-				fmt.Fprintln(w, "TIME\tQUEUE ID\tACTION\tRULE\tKEY\tCOUNT\tSUBJECT")
-				for _, e := range evs {
-					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d/%d\t%s\n", e.Time.Format(time.RFC3339), dash(e.QueueID), actionText(e.Action, e.WouldAction), e.Rule, e.Key, e.Count, e.Limit, e.Subject)
-				}
-			})
+			return o.print(stdout, evs, func(w *tabwriter.Writer) { printEvents(w, evs) })
 		}
 	},
 }
@@ -233,6 +229,27 @@ func actionText(action, would string) string {
 		return "would " + would
 	}
 	return dash(action)
+}
+
+// printEvents is the table of the audit trail; with an MTA column when an
+// event carries the name of the daemon that decided (a trail shared in
+// Redis by several).
+func printEvents(w io.Writer, evs []state.Event) {
+	fleet := slices.ContainsFunc(evs, func(e state.Event) bool { return e.MTA != "" })
+	mta := func(e state.Event) string {
+		if !fleet {
+			return ""
+		}
+		return dash(e.MTA) + "\t"
+	}
+	if fleet {
+		fmt.Fprint(w, "TIME\tMTA\tQUEUE ID\tACTION\tRULE\tKEY\tCOUNT\tSUBJECT\n")
+	} else {
+		fmt.Fprint(w, "TIME\tQUEUE ID\tACTION\tRULE\tKEY\tCOUNT\tSUBJECT\n")
+	}
+	for _, e := range evs {
+		fmt.Fprintf(w, "%s\t%s%s\t%s\t%s\t%s\t%d/%d\t%s\n", e.Time.Format(time.RFC3339), mta(e), dash(e.QueueID), actionText(e.Action, e.WouldAction), e.Rule, e.Key, e.Count, e.Limit, e.Subject)
+	}
 }
 
 // printBlockViews is the table of blocks in force, with what each does.

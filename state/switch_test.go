@@ -135,7 +135,7 @@ func TestAdopt(t *testing.T) {
 	now := time.Now()
 	b := Block{Rule: "fwd", Key: "alice@corp.example", Since: now.Add(-time.Minute), Until: now.Add(time.Hour),
 		Count: 7, Limit: 3, Window: 15 * time.Minute, Samples: []string{"FW: one"}}
-	if took, err := s.Adopt(ctx, b); err != nil || !took {
+	if took, err := s.Adopt(ctx, b); err != nil || took != 1 {
 		t.Fatalf("Adopt: %v %v", took, err)
 	}
 	if got, ok := s.Blocked("fwd", "alice@corp.example"); !ok || got.Count != 7 || !got.Until.Equal(b.Until) {
@@ -148,7 +148,7 @@ func TestAdopt(t *testing.T) {
 		t.Fatal(err)
 	}
 	ended := Block{Rule: "fwd", Key: "bob@corp.example", Since: now.Add(-2 * time.Hour), Until: now.Add(-time.Hour), Count: 4}
-	if took, err := s.Adopt(ctx, ended); err != nil || took {
+	if took, err := s.Adopt(ctx, ended); err != nil || took != 0 {
 		t.Fatalf("Adopt of an ended block: %v %v", took, err)
 	}
 	// No flush: the file has the merged block already.

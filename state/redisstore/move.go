@@ -43,10 +43,8 @@ func Move(ctx context.Context, cur state.Backend, url string, ropts Options, sop
 		if old == nil {
 			return cur, nil
 		}
-		for _, b := range old.Blocks() {
-			if _, err := local.Adopt(ctx, b); err != nil {
-				return nil, fmt.Errorf("carrying Redis's blocks to the state file %s: %w", local.Path(), err)
-			}
+		if _, err := local.Adopt(ctx, old.Blocks()...); err != nil {
+			return nil, fmt.Errorf("carrying Redis's blocks to the state file %s: %w", local.Path(), err)
 		}
 		old.Detach()
 		old.log.Info("state in the state file alone; Redis let go", "redis", old.redis.Addr(), "state", local.Path())

@@ -2,6 +2,7 @@ package redisstore
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net"
 	"path/filepath"
@@ -165,5 +166,54 @@ func TestMoveRefused(t *testing.T) {
 		if res, err := cur.Hit(ctx, req("alice@corp.example")); err != nil || !res.Blocked {
 			t.Fatalf("alice after the refused move to %s: %+v %v", tt.url, res, err)
 		}
+	}
+}
+
+// BenchmarkMove measures how long a reload's move holds the messages
+// back (state.Switch.Move: the drain and the move), with 1 and 100 blocks
+// in force, for each kind of move. Report: held-ms/op.
+func BenchmarkMove(b *testing.B) {
+	if err := redisserver.Available(); err != nil {
+		b.Skip(err)
+	}
+	for _, blocks := range []int{1, 100} {
+		b.Run(fmt.Sprintf("blocks=%d", blocks), func(b *testing.B) {
+			ra, rb := redisserver.MustStart(b), redisserver.MustStart(b)
+			local, err := state.Open(filepath.Join(b.TempDir(), "state.db"), state.Options{FlushInterval: -1, SweepInterval: -1})
+			if err != nil {
+				b.Fatal(err)
+			}
+			sw := state.NewSwitch(local)
+			defer sw.Close()
+			ctx := context.Background()
+			for i := range blocks {
+				for range 4 {
+					if _, err := sw.Hit(ctx, req(fmt.Sprintf("user%d@corp.example", i))); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			sopts := SharedOptions{SweepInterval: -1, Logger: slog.New(slog.DiscardHandler)}
+			held := map[string]time.Duration{}
+			b.ResetTimer()
+			for range b.N {
+				for _, step := range []struct{ name, url string }{{"file-to-A", ra.URL(0)}, {"A-to-B", rb.URL(0)}, {"B-to-file", ""}} {
+					st, err := sw.Move(ctx, func(ctx context.Context, cur state.Backend) (state.Backend, error) {
+						return Move(ctx, cur, step.url, Options{}, sopts)
+					})
+					if err != nil {
+						b.Fatal(err)
+					}
+					held[step.name] += st.Held
+				}
+			}
+			b.StopTimer()
+			if n := len(sw.Blocks()); n != blocks {
+				b.Fatalf("%d blocks after the moves, want %d", n, blocks)
+			}
+			for name, d := range held {
+				b.ReportMetric(float64(d.Microseconds())/1000/float64(b.N), name+"-held-ms/op")
+			}
+		})
 	}
 }

@@ -120,7 +120,7 @@ func (b *stateBackend) reload(ctx context.Context, p *policy.Policy) error {
 		return redisstore.Move(ctx, cur, url, redisstore.Options{}, sopts)
 	})
 	if err != nil {
-		return fmt.Errorf("the state stays in %s: moving it to %s: %w", where(b.url), where(url), err)
+		return fmt.Errorf("the state stays in %s: %w", where(b.url), err)
 	}
 	b.log.Info("state moved", "from", where(b.url), "to", where(url), "blocks", len(b.Blocks()),
 		"drain", stats.Drain.Round(time.Microsecond), "messages_held_up_to", stats.Held.Round(time.Microsecond))

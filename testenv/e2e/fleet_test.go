@@ -28,6 +28,20 @@ func requireDaemon(t *testing.T) {
 	}
 }
 
+// startServing starts the daemon (testenv.MustStartDaemon) and waits
+// until it serves its admin socket too, which it opens after the milter
+// socket MustStartDaemon waits for.
+func startServing(t *testing.T, args ...string) *testenv.Daemon {
+	t.Helper()
+	d := testenv.MustStartDaemon(t, daemonBin, args...)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := d.WaitLog(ctx, `msg="loopbreaker serving"`, 1); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
 // lbAt runs a loopbreaker admin command against d's admin socket (beside
 // its state file).
 func lbAt(t *testing.T, d *testenv.Daemon, args ...string) (string, error) {
@@ -99,14 +113,14 @@ func TestEventsOfTheFleet(t *testing.T) {
 	requireDaemon(t)
 	rs := redisserver.MustStart(t).URL(0)
 	pol := policyFile(t, "2", "redirect")
-	d1 := testenv.MustStartDaemon(t, daemonBin, "-policy", pol, "-redis", rs, "-name", "mta1")
+	d1 := startServing(t, "-policy", pol, "-redis", rs, "-name", "mta1")
 	const token = "test-token-0123456789abcdef"
 	tokenFile := filepath.Join(t.TempDir(), "token")
 	if err := os.WriteFile(tokenFile, []byte(token+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	adminAddr := freeLoopbackAddr(t)
-	d2 := testenv.MustStartDaemon(t, daemonBin, "-policy", pol, "-redis", rs, "-name", "mta2", "-admin-tcp", adminAddr, "-admin-token-file", tokenFile)
+	d2 := startServing(t, "-policy", pol, "-redis", rs, "-name", "mta2", "-admin-tcp", adminAddr, "-admin-token-file", tokenFile)
 	const alice = "alice@corp.example"
 	stormAt(t, d1, alice)
 	if st := statusOf(t, d2); st.Name != "mta2" || st.Backend.Name != "redis" {

@@ -30,8 +30,11 @@ type stateBackend struct {
 	// name is the daemon's name on its events in the fleet's audit trail
 	// (serve -name, else the host's name).
 	name string
-	f    *serveFlags
-	log  *slog.Logger
+	// local is the state file: the backend itself, or Redis's fallback;
+	// every move keeps it.
+	local *state.Store
+	f     *serveFlags
+	log   *slog.Logger
 
 	mu        sync.Mutex // one reload at a time
 	url, mode string     // the Redis URL ("" for the file alone) and fail mode in force
@@ -67,10 +70,22 @@ func openBackend(path string, f *serveFlags, p *policy.Policy, log *slog.Logger)
 	if err != nil {
 		return nil, err
 	}
+	local, ok := st.(*state.Store)
+	if sh, isShared := st.(*redisstore.Shared); isShared {
+		local, ok = sh.Local(), true
+	}
+	if !ok {
+		st.Close()
+		return nil, fmt.Errorf("state backend %T has no state file", st)
+	}
 	url, mode := redisChoice(f, p)
-	return &stateBackend{Switch: state.NewSwitch(st), name: daemonName(f.name), f: f, log: log,
+	return &stateBackend{Switch: state.NewSwitch(st), name: daemonName(f.name), local: local, f: f, log: log,
 		url: url, mode: mode, policyURL: p.Redis}, nil
 }
+
+// Health is the state file's health (failed writes), whichever backend is
+// in force: the metrics' loopbreaker_state_write_errors_total.
+func (b *stateBackend) Health() state.Health { return b.local.Health() }
 
 // where says where the state is, for the log: a Redis URL without its
 // password, or the file alone.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -122,19 +123,29 @@ func (b *stateBackend) reload(ctx context.Context, p *policy.Policy) error {
 		}
 		return nil
 	}
+	ctx, cancel := context.WithTimeout(ctx, moveTimeout)
+	defer cancel()
+	// Connect before the move, so that a URL that does not parse or a
+	// Redis that does not answer is refused before any message waits.
+	var r *redisstore.Redis
 	if url != "" {
-		// A URL that does not parse is refused before any message waits.
-		if err := redisstore.CheckURL(url); err != nil {
+		if r, err = redisstore.New(url, redisstore.Options{}); err == nil {
+			if err = r.Ping(ctx); err != nil {
+				err = errors.Join(fmt.Errorf("%s does not answer: %w", where(url), err), r.Close())
+			}
+		}
+		if err != nil {
 			return fmt.Errorf("the state stays in %s: %w", where(b.url), err)
 		}
 	}
-	ctx, cancel := context.WithTimeout(ctx, moveTimeout)
-	defer cancel()
 	sopts := redisstore.SharedOptions{FailMode: failMode, Logger: b.log, Name: b.name}
 	stats, err := b.Move(ctx, func(ctx context.Context, cur state.Backend) (state.Backend, error) {
-		return redisstore.Move(ctx, cur, url, redisstore.Options{}, sopts)
+		return redisstore.Move(ctx, cur, r, sopts)
 	})
 	if err != nil {
+		if r != nil {
+			err = errors.Join(err, r.Close())
+		}
 		return fmt.Errorf("the state stays in %s: %w", where(b.url), err)
 	}
 	b.log.Info("state moved", "from", where(b.url), "to", where(url), "blocks", len(b.Blocks()),

@@ -2,17 +2,17 @@ package redisstore
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/loopbreaker/loopbreaker/state"
 )
 
 // Move takes a daemon's state from the backend cur (its state file alone,
-// *state.Store, or a *Shared) to the Redis at url, or to the state file
-// alone when url is empty, keeping the blocks in force: a reload that
-// changes the policy's redis runs it, under state.Switch.Move, so no hit
-// runs meanwhile.
+// *state.Store, or a *Shared) to the Redis r, or to the state file alone
+// when r is nil, keeping the blocks in force: a reload that changes the
+// policy's redis runs it, under state.Switch.Move, so no hit runs
+// meanwhile (connect and ping r before: the messages need not wait for
+// that). r must not be the Redis cur shares already.
 //
 //   - file → Redis: the file's blocks are pushed to the new Redis.
 //   - Redis A → Redis B: A's blocks, and the file's blocks A has no copy
@@ -24,11 +24,12 @@ import (
 // new backend (a storm already blocked stays blocked; one under its limit
 // gets its whole limit again, once).
 //
-// When the new Redis's URL is bad, it does not answer, or a block cannot
-// be carried, Move returns the reason and cur is untouched and still in
-// force. cur must not be used after a successful Move, except through what
-// it returns (the same state file).
-func Move(ctx context.Context, cur state.Backend, url string, ropts Options, sopts SharedOptions) (state.Backend, error) {
+// When r does not answer or a block cannot be carried, Move returns the
+// reason, cur is untouched and still in force, and r is still the
+// caller's to close. On success the returned backend owns r, and cur must
+// not be used any more, except through what Move returns (the same state
+// file).
+func Move(ctx context.Context, cur state.Backend, r *Redis, sopts SharedOptions) (state.Backend, error) {
 	var local *state.Store
 	old, _ := cur.(*Shared)
 	switch c := cur.(type) {
@@ -39,7 +40,7 @@ func Move(ctx context.Context, cur state.Backend, url string, ropts Options, sop
 	default:
 		return nil, fmt.Errorf("redisstore: cannot move the state from a %T", cur)
 	}
-	if url == "" {
+	if r == nil {
 		if old == nil {
 			return cur, nil
 		}
@@ -50,17 +51,13 @@ func Move(ctx context.Context, cur state.Backend, url string, ropts Options, sop
 		old.log.Info("state in the state file alone; Redis let go", "redis", old.redis.Addr(), "state", local.Path())
 		return local, nil
 	}
-	r, err := New(url, ropts)
-	if err != nil {
-		return nil, err
-	}
 	var carried []state.Block
 	if old != nil {
 		carried = old.Blocks()
 	}
 	next, err := Attach(ctx, r, local, sopts, carried)
 	if err != nil {
-		return nil, errors.Join(err, r.Close())
+		return nil, err
 	}
 	if old != nil {
 		old.Detach()

@@ -53,8 +53,14 @@ func TestMoveCarriesBlocks(t *testing.T) {
 	}
 	lb := &logBuf{}
 	sopts := SharedOptions{SweepInterval: -1, Name: "mta1", Logger: slog.New(slog.NewTextHandler(lb, nil))}
-	ropts := Options{Now: c.Now}
 	ctx := context.Background()
+	connect := func(url string) *Redis {
+		r, err := New(url, Options{Now: c.Now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
 	var cur state.Backend = local
 	defer func() {
 		if t.Failed() {
@@ -67,7 +73,7 @@ func TestMoveCarriesBlocks(t *testing.T) {
 	alice := storm(t, cur, "alice@corp.example")
 
 	// file → Redis A.
-	if cur, err = Move(ctx, cur, a.URL(0), ropts, sopts); err != nil {
+	if cur, err = Move(ctx, cur, connect(a.URL(0)), sopts); err != nil {
 		t.Fatal(err)
 	}
 	if st := cur.BackendStatus(); st.Name != "redis" || st.Address != a.URL(0) || st.Degraded {
@@ -83,7 +89,7 @@ func TestMoveCarriesBlocks(t *testing.T) {
 	bob := storm(t, cur, "bob@corp.example")
 
 	// Redis A → Redis B.
-	if cur, err = Move(ctx, cur, b.URL(0), ropts, sopts); err != nil {
+	if cur, err = Move(ctx, cur, connect(b.URL(0)), sopts); err != nil {
 		t.Fatal(err)
 	}
 	if st := cur.BackendStatus(); st.Address != b.URL(0) || st.Degraded {
@@ -101,7 +107,7 @@ func TestMoveCarriesBlocks(t *testing.T) {
 	carol := storm(t, cur, "carol@corp.example")
 
 	// Redis B → the file alone.
-	if cur, err = Move(ctx, cur, "", ropts, sopts); err != nil {
+	if cur, err = Move(ctx, cur, nil, sopts); err != nil {
 		t.Fatal(err)
 	}
 	if cur != state.Backend(local) {
@@ -122,8 +128,8 @@ func TestMoveCarriesBlocks(t *testing.T) {
 	}
 }
 
-// TestMoveRefused: a bad URL, or a Redis that does not answer, refuses
-// the move with the reason; the backend in force stays and works.
+// TestMoveRefused: a Redis that does not answer refuses the move with
+// the reason; the backend in force stays and works.
 func TestMoveRefused(t *testing.T) {
 	a := redisserver.MustStart(t)
 	c := newClock()
@@ -133,7 +139,7 @@ func TestMoveRefused(t *testing.T) {
 	}
 	ctx := context.Background()
 	sopts := SharedOptions{SweepInterval: -1, Logger: slog.New(slog.DiscardHandler)}
-	cur, err := Move(ctx, local, a.URL(0), Options{Now: c.Now}, sopts)
+	cur, err := Move(ctx, local, newRedis(t, a.URL(0), c), sopts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,26 +152,21 @@ func TestMoveRefused(t *testing.T) {
 	}
 	down := "redis://" + ln.Addr().String() + "/0"
 	ln.Close()
-	for _, tt := range []struct{ url, why string }{
-		{"http://10.0.0.5:6379", "Redis"},
-		{down, "does not answer"},
-	} {
-		tctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		next, err := Move(tctx, cur, tt.url, Options{Now: c.Now}, sopts)
-		cancel()
-		if err == nil {
-			next.Close()
-			t.Fatalf("move to %s accepted", tt.url)
-		}
-		if !strings.Contains(err.Error(), tt.why) {
-			t.Errorf("move to %s refused with %q, want it to say %q", tt.url, err, tt.why)
-		}
-		if st := cur.BackendStatus(); st.Address != a.URL(0) || st.Degraded {
-			t.Fatalf("after the refused move to %s: %+v", tt.url, st)
-		}
-		if res, err := cur.Hit(ctx, req("alice@corp.example")); err != nil || !res.Blocked {
-			t.Fatalf("alice after the refused move to %s: %+v %v", tt.url, res, err)
-		}
+	tctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	next, err := Move(tctx, cur, newRedis(t, down, c), sopts)
+	cancel()
+	if err == nil {
+		next.Close()
+		t.Fatalf("move to %s accepted", down)
+	}
+	if !strings.Contains(err.Error(), "does not answer") {
+		t.Errorf("move to %s refused with %q, want it to say it does not answer", down, err)
+	}
+	if st := cur.BackendStatus(); st.Address != a.URL(0) || st.Degraded {
+		t.Fatalf("after the refused move: %+v", st)
+	}
+	if res, err := cur.Hit(ctx, req("alice@corp.example")); err != nil || !res.Blocked {
+		t.Fatalf("alice after the refused move: %+v %v", res, err)
 	}
 }
 
@@ -198,8 +199,18 @@ func BenchmarkMove(b *testing.B) {
 			b.ResetTimer()
 			for range b.N {
 				for _, step := range []struct{ name, url string }{{"file-to-A", ra.URL(0)}, {"A-to-B", rb.URL(0)}, {"B-to-file", ""}} {
+					var r *Redis
+					if step.url != "" {
+						// Connected and pinged before the move, as the daemon does.
+						if r, err = New(step.url, Options{}); err != nil {
+							b.Fatal(err)
+						}
+						if err := r.Ping(ctx); err != nil {
+							b.Fatal(err)
+						}
+					}
 					st, err := sw.Move(ctx, func(ctx context.Context, cur state.Backend) (state.Backend, error) {
-						return Move(ctx, cur, step.url, Options{}, sopts)
+						return Move(ctx, cur, r, sopts)
 					})
 					if err != nil {
 						b.Fatal(err)

@@ -192,9 +192,6 @@ func (s *Shared) Detach() *state.Store {
 	return s.local
 }
 
-// Name is the MTA's name on the events it adds to the fleet's trail.
-func (s *Shared) Name() string { return s.opts.Name }
-
 // SetFailMode changes what the store does while Redis is unreachable (a
 // reload of the policy's redis_fail_mode).
 func (s *Shared) SetFailMode(m FailMode) {

@@ -40,6 +40,8 @@ package state
 //	sweep.go    Sweep: dropping what expired
 //	health.go   Health: whether the file takes writes; a damaged file
 //	backend.go  Backend: what the daemon needs of this store or Redis's
+//	switch.go   Switch: a Backend a reload can move to another backend
+//	adopt.go    Adopt: taking the blocks of the Redis a reload leaves
 //	pages.go    unmapping the file's pages that reads touched (RSS)
 //	memlimit.go KeepMemoryLimit: a soft memory limit for the daemon
 

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -45,6 +46,17 @@ func (o *adminOptions) print(stdout io.Writer, v any, text func(w *tabwriter.Wri
 	return tw.Flush()
 }
 
+// show is an admin command that only reads: it GETs path (with query) from
+// the daemon's admin API into a T and prints it, as JSON with -json, else
+// as the table text writes.
+func show[T any](ctx context.Context, o *adminOptions, stdout io.Writer, path string, query url.Values, text func(*tabwriter.Writer, T)) error {
+	var v T
+	if err := o.client().Do(ctx, http.MethodGet, path, query, nil, &v); err != nil {
+		return err
+	}
+	return o.print(stdout, v, func(w *tabwriter.Writer) { text(w, v) })
+}
+
 const adminDoc = `Talks to the running daemon over its admin socket. Without -admin the socket is $LOOPBREAKER_ADMIN; else, when $LOOPBREAKER_STATE names a state file, where the daemon of that file puts it (beside it); else /run/loopbreaker/admin.sock (the systemd unit's daemon), then /var/lib/loopbreaker/admin.sock. When no daemon answers, the error names each socket tried and why.`
 
 var statusCommand = &command{
@@ -54,15 +66,11 @@ var statusCommand = &command{
 	setup: func(fs *flag.FlagSet) runFunc {
 		o := adminFlags(fs)
 		return func(ctx context.Context, _ []string, stdout, _ io.Writer) error {
-			var st admin.Status
-			if err := o.client().Do(ctx, http.MethodGet, "/v1/status", nil, nil, &st); err != nil {
-				return err
-			}
-			return o.print(stdout, st, func(w *tabwriter.Writer) {
+			return show(ctx, o, stdout, "/v1/status", nil, func(w *tabwriter.Writer, st admin.Status) {
 				fmt.Fprintf(w, "version\t%s\nrunning since\t%s\nmilter socket\t%s\nstate file\t%s\npolicy\t%s\nmode\t%s\nrules\t%s\nlocal domains\t%s\nquarantine mailbox\t%s\ntracked keys\t%d\nactive blocks\t%d\n",
 					st.Version, st.Started.Format(time.RFC3339), st.Listen, st.StateFile, st.Policy, modeText(st.Mode),
 					strings.Join(st.Rules, ", "), strings.Join(st.LocalDomains, ", "), st.Quarantine, st.TrackedKeys, st.ActiveBlocks)
-				fmt.Fprintf(w, "backend\t%s\n", backendText(st.Backend))
+				fmt.Fprintf(w, "name\t%s\nbackend\t%s\n", dash(st.Name), backendText(st.Backend))
 				for _, n := range st.PolicyNotes {
 					fmt.Fprintf(w, "note\t%s\n", n)
 				}
@@ -78,11 +86,7 @@ var blocksCommand = &command{
 	setup: func(fs *flag.FlagSet) runFunc {
 		o := adminFlags(fs)
 		return func(ctx context.Context, _ []string, stdout, _ io.Writer) error {
-			var bs []admin.BlockView
-			if err := o.client().Do(ctx, http.MethodGet, "/v1/blocks", nil, nil, &bs); err != nil {
-				return err
-			}
-			return o.print(stdout, bs, func(w *tabwriter.Writer) { printBlockViews(w, bs) })
+			return show(ctx, o, stdout, "/v1/blocks", nil, printBlockViews)
 		}
 	},
 }
@@ -121,7 +125,7 @@ var releaseCommand = &command{
 var eventsCommand = &command{
 	name:    "events",
 	summary: "show the audit trail: the last acted-on decisions, with queue ids",
-	doc:     "The state file keeps the last 1000 decisions. In monitor mode nothing is acted on: ACTION says what would have been done (\"would redirect\"), and -json has \"action\": \"none\" with \"would_action\".\n\n" + adminDoc,
+	doc:     "The state file keeps the last 1000 decisions. Daemons sharing a Redis share one trail of the last 1000 (a capped Redis stream): the events of any of them list the decisions of all, and an MTA column says which daemon decided (serve -name). In monitor mode nothing is acted on: ACTION says what would have been done (\"would redirect\"), and -json has \"action\": \"none\" with \"would_action\".\n\n" + adminDoc,
 	setup: func(fs *flag.FlagSet) runFunc {
 		o := adminFlags(fs)
 		n := fs.Int("n", 50, "how many decisions (`N`), the most recent last")
@@ -129,16 +133,7 @@ var eventsCommand = &command{
 			if *n <= 0 {
 				return usageError("-n must be positive")
 			}
-			var evs []state.Event
-			if err := o.client().Do(ctx, http.MethodGet, "/v1/events", url.Values{"n": {strconv.Itoa(*n)}}, nil, &evs); err != nil {
-				return err
-			}
-			return o.print(stdout, evs, func(w *tabwriter.Writer) {
-				fmt.Fprintln(w, "TIME\tQUEUE ID\tACTION\tRULE\tKEY\tCOUNT\tSUBJECT")
-				for _, e := range evs {
-					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d/%d\t%s\n", e.Time.Format(time.RFC3339), dash(e.QueueID), actionText(e.Action, e.WouldAction), e.Rule, e.Key, e.Count, e.Limit, e.Subject)
-				}
-			})
+			return show(ctx, o, stdout, "/v1/events", url.Values{"n": {strconv.Itoa(*n)}}, printEvents)
 		}
 	},
 }
@@ -150,11 +145,7 @@ var explainCommand = &command{
 	setup: func(fs *flag.FlagSet) runFunc {
 		o := adminFlags(fs)
 		return func(ctx context.Context, args []string, stdout, _ io.Writer) error {
-			var ex []admin.Explained
-			if err := o.client().Do(ctx, http.MethodGet, "/v1/explain", url.Values{"key": {args[0]}}, nil, &ex); err != nil {
-				return err
-			}
-			return o.print(stdout, ex, func(w *tabwriter.Writer) {
+			return show(ctx, o, stdout, "/v1/explain", url.Values{"key": {args[0]}}, func(w *tabwriter.Writer, ex []admin.Explained) {
 				fmt.Fprintln(w, "RULE\tCOUNT\tLIMIT\tWINDOW\tBLOCKED UNTIL")
 				for _, e := range ex {
 					until := "-"
@@ -235,8 +226,29 @@ func actionText(action, would string) string {
 	return dash(action)
 }
 
+// printEvents is the table of the audit trail; with an MTA column when an
+// event carries the name of the daemon that decided (a trail shared in
+// Redis by several).
+func printEvents(w *tabwriter.Writer, evs []state.Event) {
+	fleet := slices.ContainsFunc(evs, func(e state.Event) bool { return e.MTA != "" })
+	mta := func(e state.Event) string {
+		if !fleet {
+			return ""
+		}
+		return dash(e.MTA) + "\t"
+	}
+	if fleet {
+		fmt.Fprint(w, "TIME\tMTA\tQUEUE ID\tACTION\tRULE\tKEY\tCOUNT\tSUBJECT\n")
+	} else {
+		fmt.Fprint(w, "TIME\tQUEUE ID\tACTION\tRULE\tKEY\tCOUNT\tSUBJECT\n")
+	}
+	for _, e := range evs {
+		fmt.Fprintf(w, "%s\t%s%s\t%s\t%s\t%s\t%d/%d\t%s\n", e.Time.Format(time.RFC3339), mta(e), dash(e.QueueID), actionText(e.Action, e.WouldAction), e.Rule, e.Key, e.Count, e.Limit, e.Subject)
+	}
+}
+
 // printBlockViews is the table of blocks in force, with what each does.
-func printBlockViews(w io.Writer, bs []admin.BlockView) {
+func printBlockViews(w *tabwriter.Writer, bs []admin.BlockView) {
 	fmt.Fprintln(w, "RULE\tKEY\tACTION\tSINCE\tUNTIL\tACTED ON\tSAMPLE")
 	for _, b := range bs {
 		sample := ""

@@ -44,7 +44,7 @@ type serveFlags struct {
 	listen, state, policyFile, localDomains, quarantine string
 	logFormat, logLevel, pidFile, adminSocket, metrics  string
 	adminTCP, adminTokenFile                            string
-	redis, redisFailMode                                string
+	redis, redisFailMode, name                          string
 	mode                                                string
 	maxSessions                                         int
 	idleTimeout, adminMailDelay                         time.Duration
@@ -55,7 +55,9 @@ var serveCommand = &command{
 	summary: "run the milter daemon",
 	doc: `Serves the milter protocol on -listen for Postfix (smtpd_milters = inet:127.0.0.1:7357) or Sendmail (INPUT_MAIL_FILTER), decides on every message with the policy, and serves the admin API the other commands use on a unix socket.
 
-SIGTERM and SIGINT stop accepting connections and let the sessions in progress finish (30 s at most). SIGHUP reloads the policy file; a policy that does not load keeps the running one, and the log says why. A policy that does not load at start stops the daemon with file:line:col.
+SIGTERM and SIGINT stop accepting connections and let the sessions in progress finish (30 s at most). SIGHUP reloads the policy file; a policy that does not load keeps the running one, and the log says why. A policy that does not load at start stops the daemon with file:line:col. A reload whose policy changes redis moves the state there (without redis, to the state file alone), carrying the blocks in force; messages wait for the move (milliseconds), none is lost or counted twice. A Redis that does not answer refuses the reload: the running policy and state stay, and the log says why. -redis on the command line wins over the policy's redis, at start and across reloads.
+
+-name names the daemon in the audit trail the daemons sharing a Redis share: loopbreaker events on any of them lists the decisions of all, each with its MTA.
 
 -mode monitor counts every rule and starts and ends blocks exactly as enforce does, but acts on no message: the log, loopbreaker events, loopbreaker blocks, the metrics and the admin mail say what would have been done ("would redirect"). Without -mode the policy's mode setting decides, and a reload can switch it, keeping counts and blocks; -mode overrides the policy's mode at start and across reloads.`,
 	setup: func(fs *flag.FlagSet) runFunc {
@@ -116,6 +118,7 @@ func defineServeFlags(fs *flag.FlagSet, f *serveFlags) {
 	fs.StringVar(&f.adminTokenFile, "admin-token-file", "", "`FILE` holding the bearer token for -admin-tcp (16 characters at least)")
 	fs.StringVar(&f.redis, "redis", "", "share counts and blocks with other daemons in this Redis: `URL` redis://HOST:PORT/DB, redis-sentinel://HOST:PORT[,HOST:PORT...]/MASTER[/DB] or redis-cluster://HOST:PORT[,HOST:PORT...] (default: the policy's redis, else the state file alone)")
 	fs.StringVar(&f.redisFailMode, "redis-fail-mode", "", "`MODE` while Redis is unreachable: open (count in the state file) or pass (count nothing) (default: the policy's redis_fail_mode, else open)")
+	fs.StringVar(&f.name, "name", "", "this daemon's `NAME` in the audit trail that the daemons sharing a Redis share: loopbreaker events and the admin page show which MTA decided (default: the host's name)")
 	fs.StringVar(&f.metrics, "metrics", "", "serve Prometheus metrics on this `HOST:PORT`, e.g. 127.0.0.1:9357 (default: off)")
 	fs.DurationVar(&f.adminMailDelay, "admin-mail-delay", notify.DefaultDelay, "wait this `DURATION` after a block starts before mailing the admin, to gather sample subjects")
 	fs.IntVar(&f.maxSessions, "max-sessions", milter.DefaultMaxSessions, "most MTA connections (`N`) served at once (-1: no cap)")
@@ -224,7 +227,7 @@ func serve(ctx context.Context, f *serveFlags, log *slog.Logger) error {
 		log.Warn("policy: " + n)
 	}
 	path := statePath(f.state, p)
-	st, err := openState(path, f, p, log)
+	st, err := openBackend(path, f, p, log)
 	if err != nil {
 		return err
 	}
@@ -280,7 +283,7 @@ func serve(ctx context.Context, f *serveFlags, log *slog.Logger) error {
 		defer msrv.Close()
 	}
 	reloadPolicy := func() error {
-		err := reload(f, eng, log)
+		err := reload(f, eng, st, log)
 		mets.Reloaded(err)
 		return err
 	}
@@ -304,7 +307,7 @@ func serve(ctx context.Context, f *serveFlags, log *slog.Logger) error {
 	started := time.Now()
 	adm := &admin.Server{Store: st, Engine: eng, Log: log, Timeline: timeline,
 		Info: func() admin.Status {
-			return admin.Status{Version: readBuildVersion().String(), Started: started, Listen: f.listen, StateFile: path}
+			return admin.Status{Version: readBuildVersion().String(), Name: st.name, Started: started, Listen: f.listen, StateFile: path}
 		}}
 	if f.policyFile != "" {
 		adm.Reload = reloadPolicy
@@ -341,7 +344,7 @@ func serve(ctx context.Context, f *serveFlags, log *slog.Logger) error {
 	go func() { served <- srv.Serve(ln) }()
 	bs := st.BackendStatus()
 	backend := strings.TrimSpace(bs.Name + " " + bs.Address)
-	log.Info("loopbreaker serving", "listen", f.listen, "state", path, "backend", backend, "admin", adminPath, "admin_tcp", f.adminTCP, "metrics", f.metrics,
+	log.Info("loopbreaker serving", "name", st.name, "listen", f.listen, "state", path, "backend", backend, "admin", adminPath, "admin_tcp", f.adminTCP, "metrics", f.metrics,
 		"policy", p.Source, "mode", string(p.CurrentMode()), "rules", len(p.Rules), "local_domains", strings.Join(p.LocalDomains, ","),
 		"quarantine_mailbox", p.QuarantineMailbox)
 
@@ -391,7 +394,7 @@ func openState(path string, f *serveFlags, p *policy.Policy, log *slog.Logger) (
 	if r == nil {
 		return st, nil
 	}
-	return redisstore.NewShared(r, st, redisstore.SharedOptions{FailMode: failMode, Logger: log}), nil
+	return redisstore.NewShared(r, st, redisstore.SharedOptions{FailMode: failMode, Logger: log, Name: daemonName(f.name)}), nil
 }
 
 // releaseArgs is what the admin mail's release command needs besides KEY
@@ -404,9 +407,14 @@ func releaseArgs(adminPath string) string {
 	return "-admin " + notify.ShellQuote(adminPath)
 }
 
-// reload swaps in the policy file again; a bad file keeps the running policy.
-func reload(f *serveFlags, eng *engine.Engine, log *slog.Logger) error {
+// reload swaps in the policy file again and moves the state when the
+// policy's redis changed (stateBackend.reload); a bad file, or a backend
+// the state cannot move to, keeps the running policy and backend.
+func reload(f *serveFlags, eng *engine.Engine, backend *stateBackend, log *slog.Logger) error {
 	p, err := loadPolicy(f)
+	if err == nil {
+		err = backend.reload(context.Background(), p)
+	}
 	if err != nil {
 		log.Error("policy reload refused; the running policy stays", "err", err)
 		return err

@@ -66,7 +66,7 @@ func (s *Shared) fail(err error) {
 	s.since, s.lastErr = time.Now(), err.Error()
 	s.mu.Unlock()
 	mode := "counting in the local state file until it is back"
-	if s.opts.FailMode == FailPass {
+	if s.mode() == FailPass {
 		mode = "letting mail through uncounted until it is back"
 	}
 	s.log.Error("Redis unreachable; "+mode, "redis", s.redis.Addr(), "err", err, "state", s.local.Path())

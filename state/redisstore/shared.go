@@ -3,6 +3,7 @@ package redisstore
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"sync"
@@ -56,6 +57,7 @@ type Shared struct {
 	log   *slog.Logger
 
 	degraded  atomic.Bool
+	failMode  atomic.Value // FailMode; SetFailMode changes it
 	outages   atomic.Uint64
 	fallbacks atomic.Uint64
 
@@ -81,6 +83,58 @@ var _ state.Backend = (*Shared)(nil)
 // checks Redis at once: when Redis does not answer, the daemon starts
 // degraded rather than not at all.
 func NewShared(r *Redis, local *state.Store, opts SharedOptions) *Shared {
+	s := newShared(r, local, opts)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	err := r.Ping(ctx)
+	if err == nil {
+		err = s.sync(ctx)
+	}
+	cancel()
+	if err != nil {
+		s.fail(err)
+	} else {
+		s.log.Info("state shared in Redis", "redis", r.Addr())
+	}
+	s.start()
+	return s
+}
+
+// Attach is NewShared for a daemon that moves its state to r while it
+// runs (a reload): it pushes to r the blocks in force of the backend the
+// daemon leaves (carried: the old Redis's blocks, or nothing when the
+// daemon had its state file alone), then the local blocks that carried
+// has no copy of (so a block is pushed once, and its count not doubled).
+// Unlike NewShared it fails, and takes ownership of nothing, when r does
+// not answer or refuses a block: the daemon then keeps its old backend.
+// On success it owns r and local.
+func Attach(ctx context.Context, r *Redis, local *state.Store, opts SharedOptions, carried []state.Block) (*Shared, error) {
+	if err := r.Ping(ctx); err != nil {
+		return nil, fmt.Errorf("Redis %s does not answer: %w", r.Addr(), err)
+	}
+	s := newShared(r, local, opts)
+	copies := make(map[string]bool, len(carried))
+	for _, b := range carried {
+		if err := r.Push(ctx, b); err != nil {
+			return nil, fmt.Errorf("carrying the block %s %s to Redis %s: %w", b.Rule, b.Key, r.Addr(), err)
+		}
+		copies[state.ID(b.Rule, b.Key)] = true
+	}
+	for _, b := range local.Blocks() {
+		if id := state.ID(b.Rule, b.Key); copies[id] {
+			s.pushed[id] = b.Since
+		}
+	}
+	if err := s.sync(ctx); err != nil {
+		return nil, fmt.Errorf("pushing the local blocks to Redis %s: %w", r.Addr(), err)
+	}
+	s.log.Info("state shared in Redis", "redis", r.Addr(), "blocks_carried", len(carried))
+	s.start()
+	return s, nil
+}
+
+// newShared sets opts' defaults and builds the store, without touching
+// Redis or starting anything.
+func newShared(r *Redis, local *state.Store, opts SharedOptions) *Shared {
 	if opts.FailMode == "" {
 		opts.FailMode = FailOpen
 	}
@@ -111,25 +165,44 @@ func NewShared(r *Redis, local *state.Store, opts SharedOptions) *Shared {
 		wake:   make(chan struct{}, 1),
 		stop:   make(chan struct{}),
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	err := r.Ping(ctx)
-	if err == nil {
-		err = s.sync(ctx)
-	}
-	cancel()
-	if err != nil {
-		s.fail(err)
-	} else {
-		s.log.Info("state shared in Redis", "redis", r.Addr())
-	}
+	s.failMode.Store(opts.FailMode)
+	return s
+}
+
+// start runs the reconnection, the events' sender and the sweep.
+func (s *Shared) start() {
 	s.done.Add(1)
 	go s.reconnect()
 	s.done.Go(s.sendEvents)
-	if opts.SweepInterval > 0 {
-		s.done.Go(func() { every.Run(s.stop, opts.SweepInterval, s.sweep) })
+	if s.opts.SweepInterval > 0 {
+		s.done.Go(func() { every.Run(s.stop, s.opts.SweepInterval, s.sweep) })
 	}
-	return s
 }
+
+// Detach stops using Redis and hands the local state file back, open, to
+// a daemon that moves its state elsewhere (a reload): it stops the
+// background work, sends the audit events still queued (one try), and
+// closes Redis's connections. The Shared is unusable afterwards.
+func (s *Shared) Detach() *state.Store {
+	close(s.stop)
+	s.done.Wait()
+	if err := s.redis.Close(); err != nil {
+		s.log.Warn("closing the connections to the Redis left", "redis", s.redis.Addr(), "err", err)
+	}
+	return s.local
+}
+
+// SetFailMode changes what the store does while Redis is unreachable (a
+// reload of the policy's redis_fail_mode).
+func (s *Shared) SetFailMode(m FailMode) {
+	if m == "" {
+		m = FailOpen
+	}
+	s.failMode.Store(m)
+}
+
+// mode is the fail mode in force.
+func (s *Shared) mode() FailMode { return s.failMode.Load().(FailMode) }
 
 // Redis is the Redis client.
 func (s *Shared) Redis() *Redis { return s.redis }
@@ -143,7 +216,7 @@ func (s *Shared) Degraded() bool { return s.degraded.Load() }
 // BackendStatus describes the backend for `loopbreaker status`.
 func (s *Shared) BackendStatus() state.BackendStatus {
 	st := state.BackendStatus{
-		Name: "redis", Address: s.redis.Addr(), Degraded: s.degraded.Load(), FailMode: string(s.opts.FailMode),
+		Name: "redis", Address: s.redis.Addr(), Degraded: s.degraded.Load(), FailMode: string(s.mode()),
 		Outages: s.outages.Load(), Fallbacks: s.fallbacks.Load(),
 	}
 	if st.Degraded {
@@ -188,7 +261,7 @@ func (s *Shared) Hit(ctx context.Context, r state.Request) (state.Result, error)
 		s.fail(err)
 	}
 	s.fallbacks.Add(1)
-	if s.opts.FailMode == FailPass {
+	if s.mode() == FailPass {
 		if _, ok := s.local.Blocked(r.Rule, r.Key); ok {
 			return s.local.Hit(ctx, r)
 		}

@@ -40,7 +40,9 @@ import (
 
 // Status is the daemon's summary.
 type Status struct {
-	Version   string    `json:"version"`
+	Version string `json:"version"`
+	// Name is the daemon's name in the fleet's audit trail (serve -name).
+	Name      string    `json:"name,omitempty"`
 	Started   time.Time `json:"started"`
 	Listen    string    `json:"listen"`
 	StateFile string    `json:"state_file"`

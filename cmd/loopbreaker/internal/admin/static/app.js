@@ -142,6 +142,8 @@ async function refresh() {
     ]);
     drawTimeline(tl);
     document.getElementById("mode").hidden = status.mode !== "monitor";
+    document.getElementById("name").textContent = status.name ? "· " + status.name : "";
+    document.title = status.name ? "loopbreaker · " + status.name : "loopbreaker";
     document.getElementById("summary").textContent =
       `${status.policy} · ${status.mode || "enforce"} mode · ${status.rules.length} rules · ${status.tracked_keys} keys · ${status.active_blocks} blocks` +
       (status.backend && status.backend.name === "redis" ? ` · Redis ${status.backend.address}` : "") +
@@ -159,8 +161,14 @@ async function refresh() {
       row.insertCell().appendChild(btn);
     });
     fill("top", top, (row, k) => { cell(row, k.rule); cell(row, k.key); cell(row, k.count, "num"); });
+    // Daemons sharing a Redis share one trail: an MTA column says which
+    // daemon decided, when an event carries its name.
+    const fleet = events.some((e) => e.mta);
+    document.getElementById("events-mta").hidden = !fleet;
     fill("events", events.slice().reverse(), (row, e) => {
-      cell(row, time(e.time)); cell(row, e.queue_id); actionCell(row, e.action, e.would_action); cell(row, e.rule);
+      cell(row, time(e.time));
+      if (fleet) cell(row, e.mta, "mta");
+      cell(row, e.queue_id); actionCell(row, e.action, e.would_action); cell(row, e.rule);
       cell(row, e.key); cell(row, e.limit ? `${e.count}/${e.limit}` : e.count, "num"); cell(row, e.subject);
     });
     showError(null);

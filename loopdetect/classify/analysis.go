@@ -87,25 +87,15 @@ func (a *analysis) readHeader() {
 				a.ct = parseMediaType(v)
 			}
 		case "Subject":
-			if a.subject == "" {
-				a.subject = DecodeHeader(v)
-			}
+			keepFirst(&a.subject, v, DecodeHeader)
 		case "From":
-			if a.from == "" {
-				a.from = DecodeHeader(v)
-			}
+			keepFirst(&a.from, v, DecodeHeader)
 		case "Message-Id":
-			if a.msgID == "" {
-				a.msgID = msgIDToken(v)
-			}
+			keepFirst(&a.msgID, v, msgIDToken)
 		case "In-Reply-To":
-			if a.inReplyTo == "" {
-				a.inReplyTo = msgIDToken(v)
-			}
+			keepFirst(&a.inReplyTo, v, msgIDToken)
 		case "X-Original-Message-Id", "Original-Message-Id":
-			if a.origMsgID == "" {
-				a.origMsgID = msgIDToken(v)
-			}
+			keepFirst(&a.origMsgID, v, msgIDToken)
 		case "Received":
 			a.hops++
 		case "Auto-Submitted":
@@ -165,9 +155,7 @@ func (a *analysis) readHeader() {
 				a.returnPaths = append(a.returnPaths, address.Path(v))
 			}
 		case "Sender":
-			if a.senderField == "" {
-				a.senderField = address.Extract(v)
-			}
+			keepFirst(&a.senderField, v, address.Extract)
 		case "Delivered-To", "X-Original-To":
 			if len(a.deliveredTo) < 8 {
 				if ad := address.Extract(v); ad != "" {
@@ -204,6 +192,14 @@ func (a *analysis) readHeader() {
 	a.subj = parseSubject(a.subject)
 	a.text.fwdSubject = a.subj.outer == pfxForward
 	a.fromDaemon = isDaemonAddress(a.from)
+}
+
+// keepFirst sets *dst to read(v) unless an earlier field set it: the
+// first field of its kind counts.
+func keepFirst(dst *string, v string, read func(string) string) {
+	if *dst == "" {
+		*dst = read(v)
+	}
 }
 
 // note sets *dst to "name: value" unless an earlier field set it: the first

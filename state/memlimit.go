@@ -5,6 +5,8 @@ import (
 	"runtime/debug"
 	"runtime/metrics"
 	"time"
+
+	"github.com/loopbreaker/loopbreaker/state/internal/every"
 )
 
 // The Go runtime lets the heap grow to twice the live heap (GOGC=100)
@@ -48,14 +50,5 @@ func KeepMemoryLimit(stop <-chan struct{}, interval time.Duration) {
 		}
 	}
 	set()
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-stop:
-			return
-		case <-t.C:
-			set()
-		}
-	}
+	every.Run(stop, interval, set)
 }

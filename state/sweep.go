@@ -1,6 +1,7 @@
 package state
 
 import (
+	"maps"
 	"runtime"
 	"runtime/debug"
 )
@@ -36,13 +37,10 @@ func (s *Store) Sweep() {
 	for _, rs := range rules {
 		rs.noteSize()
 		for key, v := range rs.windows {
-			if seen++; seen%sweepSlice == 0 {
-				// Let the messages waiting for the lock in. The map may
-				// change meanwhile; Go's map iteration allows that (a key
-				// deleted meanwhile is not visited, one added may be).
-				s.mu.Unlock()
-				runtime.Gosched()
-				s.mu.Lock()
+			if s.yield(&seen) {
+				// The map may have changed while the lock was let go;
+				// Go's map iteration allows that (a key deleted meanwhile
+				// is not visited, one added may be).
 				var ok bool
 				if v, ok = rs.windows[key]; !ok {
 					continue
@@ -63,72 +61,63 @@ func (s *Store) Sweep() {
 	}
 }
 
+// yield counts one more key looked at in *seen and, every sweepSlice
+// keys, lets the lock go for a moment so that the messages waiting for it
+// get in. It reports whether it let the lock go. Call with mu held.
+func (s *Store) yield(seen *int) bool {
+	if *seen++; *seen%sweepSlice != 0 {
+		return false
+	}
+	s.mu.Unlock()
+	runtime.Gosched()
+	s.mu.Lock()
+	return true
+}
+
 // shrink remakes the maps of rs's windows and second hits when the sweep
 // left them less than half full, so that the room they grew to goes back
-// to the heap (a Go map never gives it back). It copies sweepSlice keys
-// per hold of the store's lock, as Sweep looks at them (a copy of 500,000
-// keys at once held it for 160-190 ms), and makes the new map with the
-// lock let go; meanwhile every write goes to both
-// maps (setWindow and the others), so the new map is exact when the copy
-// ends. The strings are shared, not copied. It reports whether it remade
-// a map. Call with mu held.
+// to the heap (a Go map never gives it back). It reports whether it
+// remade a map. Call with mu held.
 func (s *Store) shrink(rs *ruleState) bool {
 	windows, one := rs.shrinkDue()
 	if windows {
-		// The new map is made with the lock let go: making room for
-		// 500,000 keys in fresh memory took 76-95 ms (its page faults).
-		// A placeholder takes the writes meanwhile (and claims the
-		// shrink: shrinkDue says no to another Sweep).
-		rs.nextWindows = map[string]slot{}
-		n := len(rs.windows)
-		s.mu.Unlock()
-		m := make(map[string]slot, n)
-		s.mu.Lock()
-		for k, v := range rs.nextWindows {
-			m[k] = v
-		}
-		rs.nextWindows = m
-		n = 0
-		for k := range rs.windows {
-			if n++; n%sweepSlice == 0 {
-				s.mu.Unlock()
-				runtime.Gosched()
-				s.mu.Lock()
-			}
-			// The value now, not the iteration's: it may have changed
-			// while the lock was let go (a key deleted meanwhile is not
-			// visited).
-			if v, ok := rs.windows[k]; ok {
-				rs.nextWindows[k] = v
-			}
-		}
-		rs.windows, rs.nextWindows = rs.nextWindows, nil
+		remake(s, &rs.windows, &rs.nextWindows)
 		rs.high = len(rs.windows)
 	}
 	// Asked again: the lock was let go, another Sweep may have begun it.
 	if _, one = rs.shrinkDue(); one {
-		rs.nextOne = map[string]int64{}
-		n := len(rs.one)
-		s.mu.Unlock()
-		m := make(map[string]int64, n)
-		s.mu.Lock()
-		for k, t := range rs.nextOne {
-			m[k] = t
-		}
-		rs.nextOne = m
-		n = 0
-		for k := range rs.one {
-			if n++; n%sweepSlice == 0 {
-				s.mu.Unlock()
-				runtime.Gosched()
-				s.mu.Lock()
-			}
-			if t, ok := rs.one[k]; ok {
-				rs.nextOne[k] = t
-			}
-		}
-		rs.one, rs.nextOne = rs.nextOne, nil
+		remake(s, &rs.one, &rs.nextOne)
 		rs.highOne = len(rs.one)
 	}
 	return windows || one
+}
+
+// remake replaces *cur by a copy made to its present size, through *next.
+// It copies sweepSlice keys per hold of the store's lock, as Sweep looks
+// at them (a copy of 500,000 keys at once held it for 160-190 ms), and
+// makes the new map with the lock let go (making room for 500,000 keys in
+// fresh memory took 76-95 ms, its page faults). Meanwhile every write goes
+// to both maps (setWindow and the others write to *next too when it is
+// not nil), so the new map is exact when the copy ends; a placeholder in
+// *next takes the writes while the new map is made, and claims the remake
+// (shrinkDue says no to another Sweep). The strings are shared, not
+// copied. Call with mu held.
+func remake[V any](s *Store, cur, next *map[string]V) {
+	*next = map[string]V{}
+	n := len(*cur)
+	s.mu.Unlock()
+	m := make(map[string]V, n)
+	s.mu.Lock()
+	maps.Copy(m, *next)
+	*next = m
+	n = 0
+	for k := range *cur {
+		s.yield(&n)
+		// The value now, not the iteration's: it may have changed while
+		// the lock was let go (a key deleted meanwhile is not visited).
+		if v, ok := (*cur)[k]; ok {
+			m[k] = v
+		}
+	}
+	*cur, *next = m, nil
 }

@@ -41,32 +41,25 @@ type ruleState struct {
 
 // The writes of windows and one: to the map being made too, during a
 // shrink.
-func (rs *ruleState) setWindow(key string, v slot) {
-	rs.windows[key] = v
-	if rs.nextWindows != nil {
-		rs.nextWindows[key] = v
+func (rs *ruleState) setWindow(key string, v slot) { setBoth(rs.windows, rs.nextWindows, key, v) }
+func (rs *ruleState) delWindow(key string)         { delBoth(rs.windows, rs.nextWindows, key) }
+func (rs *ruleState) setOne(key string, t int64)   { setBoth(rs.one, rs.nextOne, key, t) }
+func (rs *ruleState) delOne(key string)            { delBoth(rs.one, rs.nextOne, key) }
+
+// setBoth sets key in m and, while a shrink makes it (next is not nil), in
+// the map that will replace m.
+func setBoth[V any](m, next map[string]V, key string, v V) {
+	m[key] = v
+	if next != nil {
+		next[key] = v
 	}
 }
 
-func (rs *ruleState) delWindow(key string) {
-	delete(rs.windows, key)
-	if rs.nextWindows != nil {
-		delete(rs.nextWindows, key)
-	}
-}
-
-func (rs *ruleState) setOne(key string, t int64) {
-	rs.one[key] = t
-	if rs.nextOne != nil {
-		rs.nextOne[key] = t
-	}
-}
-
-func (rs *ruleState) delOne(key string) {
-	delete(rs.one, key)
-	if rs.nextOne != nil {
-		delete(rs.nextOne, key)
-	}
+// delBoth deletes key from m and, while a shrink makes it, from the map
+// that will replace m (delete on a nil map does nothing).
+func delBoth[V any](m, next map[string]V, key string) {
+	delete(m, key)
+	delete(next, key)
 }
 
 func newRuleState(name string) *ruleState {

@@ -298,16 +298,20 @@ func InDomains(addr string, domains []string) bool {
 		return false
 	}
 	d := Domain(Normalize(addr))
-	if d == "" {
-		return false
-	}
+	return d != "" && DomainIn(d, domains)
+}
+
+// DomainIn reports whether domain, in lower case, is one of domains, or
+// below an entry with a leading dot (".example.org" holds a.example.org and
+// example.org itself). The entries are compared lower-cased and trimmed.
+func DomainIn(domain string, domains []string) bool {
 	for _, e := range domains {
 		e = strings.ToLower(strings.TrimSpace(e))
 		if strings.HasPrefix(e, ".") {
-			if strings.HasSuffix(d, e) || d == e[1:] {
+			if strings.HasSuffix(domain, e) || domain == e[1:] {
 				return true
 			}
-		} else if d == e {
+		} else if domain == e {
 			return true
 		}
 	}

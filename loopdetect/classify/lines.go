@@ -29,20 +29,12 @@ func separatorKind(l []byte) sepKind {
 	}
 	var buf [256]byte
 	low := foldInto(buf[:0], core)
-	if len(core) > 80 {
-		// Only a separator that names the sender is this long
-		// (mutt's "----- Forwarded message from A <a@example.org> -----").
-		if decorated {
-			for _, p := range forwardSeparatorPrefixes {
-				if bytes.HasPrefix(low, []byte(p)) {
-					return sepForward
-				}
-			}
+	// A line over 80 bytes is only a separator that names the sender
+	// (mutt's "----- Forwarded message from A <a@example.org> -----").
+	if len(core) <= 80 {
+		if k, ok := separators[string(low)]; ok {
+			return k
 		}
-		return sepNone
-	}
-	if k, ok := separators[string(low)]; ok {
-		return k
 	}
 	if decorated {
 		for _, p := range forwardSeparatorPrefixes {

@@ -43,15 +43,8 @@ func newTextScan() textScan {
 
 // scanBytes scans a whole text held in memory, line by line.
 func (ts *textScan) scanBytes(b []byte) {
-	for len(b) > 0 {
-		i := bytes.IndexByte(b, '\n')
-		var line []byte
-		if i < 0 {
-			line, b = b, nil
-		} else {
-			line, b = b[:i], b[i+1:]
-		}
-		ts.line(line)
+	for line := range bytes.Lines(b) {
+		ts.line(bytes.TrimSuffix(line, []byte("\n")))
 	}
 	ts.endPart()
 }

@@ -287,12 +287,10 @@ func (w *walker) deliveryStatus(a *analysis, h partHeader, r io.Reader, path []i
 		a.dsnInForward = true
 	}
 	data := w.leaf(partHeader{ct: mediaType{typ: "text/plain"}, cte: h.cte}, r, nil, false)
-	for i := 0; i < 4096 && len(data) > 0; i++ {
-		var line []byte
-		if j := bytes.IndexByte(data, '\n'); j >= 0 {
-			line, data = data[:j], data[j+1:]
-		} else {
-			line, data = data, nil
+	n := 0
+	for line := range bytes.Lines(data) {
+		if n++; n > 4096 {
+			break
 		}
 		if l := bytes.TrimSpace(line); len(l) > 0 {
 			role, val := lineKey(l)

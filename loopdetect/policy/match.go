@@ -12,17 +12,7 @@ import (
 // IsLocalDomain reports whether domain is one of the local domains (or, for
 // an entry with a leading dot, below it).
 func (p *Policy) IsLocalDomain(domain string) bool {
-	domain = strings.ToLower(domain)
-	for _, d := range p.LocalDomains {
-		if strings.HasPrefix(d, ".") {
-			if strings.HasSuffix(domain, d) || domain == d[1:] {
-				return true
-			}
-		} else if domain == d {
-			return true
-		}
-	}
-	return false
+	return address.DomainIn(strings.ToLower(domain), p.LocalDomains)
 }
 
 // IsLocalAddress reports whether addr's domain is local.

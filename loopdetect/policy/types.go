@@ -2,6 +2,7 @@ package policy
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -34,15 +35,30 @@ const (
 var actions = []Action{ActionReject, ActionTempfail, ActionQuarantine, ActionRedirect, ActionDiscard, ActionTag, ActionMonitor}
 
 // UnmarshalText validates the action name, so a typo is reported at its position.
-func (a *Action) UnmarshalText(b []byte) error {
-	s := Action(strings.ToLower(strings.TrimSpace(string(b))))
-	for _, x := range actions {
-		if s == x {
-			*a = s
-			return nil
-		}
+func (a *Action) UnmarshalText(b []byte) error { return parseName(a, "action", b, actions...) }
+
+// parseName sets *dst to the name in b, lower-cased and trimmed, when it is
+// one of names; else it says which names there are. It serves the
+// UnmarshalText of the policy's named values (what is the value's kind).
+func parseName[T ~string](dst *T, what string, b []byte, names ...T) error {
+	s := T(strings.ToLower(strings.TrimSpace(string(b))))
+	if !slices.Contains(names, s) {
+		return fmt.Errorf("unknown %s %q (want %s)", what, b, orList(names))
 	}
-	return fmt.Errorf("unknown action %q (want one of %s)", b, joinActions())
+	*dst = s
+	return nil
+}
+
+// orList writes names as "a, b or c".
+func orList[T ~string](names []T) string {
+	s := make([]string, len(names))
+	for i, n := range names {
+		s[i] = string(n)
+	}
+	if len(s) < 2 {
+		return strings.Join(s, "")
+	}
+	return strings.Join(s[:len(s)-1], ", ") + " or " + s[len(s)-1]
 }
 
 func joinActions() string {
@@ -71,12 +87,7 @@ const (
 
 // UnmarshalText validates the mode name.
 func (m *Mode) UnmarshalText(b []byte) error {
-	switch s := Mode(strings.ToLower(strings.TrimSpace(string(b)))); s {
-	case ModeEnforce, ModeMonitor:
-		*m = s
-		return nil
-	}
-	return fmt.Errorf("unknown mode %q (want enforce or monitor)", b)
+	return parseName(m, "mode", b, ModeEnforce, ModeMonitor)
 }
 
 // Duration is a time.Duration written as "15m", "1h30m" or "2d".
@@ -121,12 +132,7 @@ const (
 
 // UnmarshalText validates the direction name.
 func (d *Direction) UnmarshalText(b []byte) error {
-	switch s := Direction(strings.ToLower(strings.TrimSpace(string(b)))); s {
-	case DirectionOutbound, DirectionInbound, DirectionAny:
-		*d = s
-		return nil
-	}
-	return fmt.Errorf("unknown direction %q (want outbound, inbound or any)", b)
+	return parseName(d, "direction", b, DirectionOutbound, DirectionInbound, DirectionAny)
 }
 
 // Match kinds: the classifier's kinds plus two of the policy's own.

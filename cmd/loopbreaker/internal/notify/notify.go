@@ -242,41 +242,59 @@ func render(m mail, p *policy.Policy, host string, now time.Time) []byte {
 	return b.Bytes()
 }
 
+// blockWords are the parts of a block's mail that differ between a block
+// in force and one that monitor mode started (which does nothing).
+type blockWords struct {
+	intro   string // the opening paragraph
+	action  string // the action line, with %s for the action and the end
+	actedOn string // the label of the count of messages acted on
+	note    string // the paragraph after the samples
+}
+
+// wordsFor returns the words of a block's mail in enforce or monitor mode.
+func wordsFor(monitor bool) blockWords {
+	if monitor {
+		return blockWords{
+			intro:   "loopbreaker runs in monitor mode: it would have started a block.\nNothing was done to any message; they were all delivered as usual.\n\n",
+			action:  "Would:     %s every further such message until %s (in enforce mode)\n",
+			actedOn: "Would have acted on:",
+			note:    "The block is counted as in enforce mode: switching to enforce (mode = \"enforce\"\nin the policy, then loopbreaker reload) makes it act on the next such message.\n",
+		}
+	}
+	return blockWords{
+		intro:   "loopbreaker started a block.\n\n",
+		action:  "Action:    %s, for every further such message until %s\n",
+		actedOn: "Acted on: ",
+		note:    "Ordinary mail of this key is not affected.\n",
+	}
+}
+
+// blockMail tells of one block: the rule and key, what is done (or, in
+// monitor mode, would be done) and how to lift it.
 func blockMail(n Notice, b state.Block, p *policy.Policy, releaseArgs string) mail {
+	w, subject := wordsFor(n.Monitor), fmt.Sprintf("[loopbreaker] blocked %s (rule %s)", n.Key, n.Rule)
 	if n.Monitor {
-		return monitorBlockMail(n, b, releaseArgs)
+		subject = fmt.Sprintf("[loopbreaker] monitor mode: would %s %s (rule %s); nothing done", n.Action, n.Key, n.Rule)
 	}
 	var s strings.Builder
-	fmt.Fprintf(&s, "loopbreaker started a block.\n\n")
+	s.WriteString(w.intro)
 	writeRuleLines(&s, n)
-	fmt.Fprintf(&s, "Action:    %s, for every further such message until %s\n", n.Action, n.Until.UTC().Format(time.RFC3339))
+	fmt.Fprintf(&s, w.action, n.Action, n.Until.UTC().Format(time.RFC3339))
 	if b.Count > 0 {
-		fmt.Fprintf(&s, "Acted on:  %d message(s) so far\n", b.Count)
+		fmt.Fprintf(&s, "%s %d message(s) so far\n", w.actedOn, b.Count)
 	}
 	writeSamples(&s, b)
-	fmt.Fprintf(&s, "\nOrdinary mail of this key is not affected.\n\nTo lift the block:\n  %s\n", ReleaseCommand(n.Key, n.Rule, releaseArgs))
+	fmt.Fprintf(&s, "\n%s\nTo lift the block:\n  %s\n", w.note, ReleaseCommand(n.Key, n.Rule, releaseArgs))
+	if n.Monitor {
+		return mail{subject: subject, body: s.String()}
+	}
 	switch policy.Action(n.Action) {
 	case policy.ActionQuarantine:
 		fmt.Fprintf(&s, "\nThe messages are in the MTA's hold queue: postqueue -p lists them (marked !),\npostsuper -H QUEUEID releases one.\n")
 	case policy.ActionRedirect:
 		fmt.Fprintf(&s, "\nThe messages went to %s, with the original recipients in\nX-Loopbreaker-Original-Recipients.\n", p.QuarantineMailbox)
 	}
-	return mail{subject: fmt.Sprintf("[loopbreaker] blocked %s (rule %s)", n.Key, n.Rule), body: s.String()}
-}
-
-// monitorBlockMail tells of a block monitor mode started: what enforce
-// mode would have done, and that nothing was done.
-func monitorBlockMail(n Notice, b state.Block, releaseArgs string) mail {
-	var s strings.Builder
-	fmt.Fprintf(&s, "loopbreaker runs in monitor mode: it would have started a block.\nNothing was done to any message; they were all delivered as usual.\n\n")
-	writeRuleLines(&s, n)
-	fmt.Fprintf(&s, "Would:     %s every further such message until %s (in enforce mode)\n", n.Action, n.Until.UTC().Format(time.RFC3339))
-	if b.Count > 0 {
-		fmt.Fprintf(&s, "Would have acted on: %d message(s) so far\n", b.Count)
-	}
-	writeSamples(&s, b)
-	fmt.Fprintf(&s, "\nThe block is counted as in enforce mode: switching to enforce (mode = \"enforce\"\nin the policy, then loopbreaker reload) makes it act on the next such message.\n\nTo lift the block:\n  %s\n", ReleaseCommand(n.Key, n.Rule, releaseArgs))
-	return mail{subject: fmt.Sprintf("[loopbreaker] monitor mode: would %s %s (rule %s); nothing done", n.Action, n.Key, n.Rule), body: s.String()}
+	return mail{subject: subject, body: s.String()}
 }
 
 // writeRuleLines writes what the block is about: the rule, the key, the

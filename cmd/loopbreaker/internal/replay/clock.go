@@ -22,15 +22,9 @@ func scanHeader(raw []byte, mbox bool) (fs []field, ended bool) {
 			raw = nil
 		}
 	}
-	for len(raw) > 0 {
-		i := bytes.IndexByte(raw, '\n')
-		var line []byte
-		if i < 0 {
-			line, raw = raw, nil
-		} else {
-			line, raw = raw[:i], raw[i+1:]
-		}
-		line = bytes.TrimRight(line, "\r")
+	for line := range bytes.Lines(raw) {
+		// The line's "\n" and every "\r" before it.
+		line = bytes.TrimRight(line, "\r\n")
 		if len(line) == 0 {
 			return fs, true
 		}

@@ -411,8 +411,10 @@ func (w *World) hubConfig(i, hubPort, outPort int) (postfix.Config, error) {
 // outsideConfig is the outside MTA's configuration. With one hub it routes
 // the organization's domains to it; with a fleet it spreads them over the
 // hubs at random: relayhost (the first hub) for those domains, overridden
-// for every sender by sender_dependent_relayhost_maps = randmap:{...},
-// which picks one hub per delivery.
+// for every sender by sender_dependent_relayhost_maps =
+// pipemap:{randmap:{r0, r1...}, inline:{{r0=HUB1 HUB2...}, ...}}, which
+// picks one rotation of the hub list per delivery (a relayhost may list
+// several destinations, tried in order, since Postfix 3.5).
 func (w *World) outsideConfig(hubPorts []int, outPort int) postfix.Config {
 	hub := "smtp:[127.0.0.1]:" + strconv.Itoa(hubPorts[0])
 	c := postfix.Config{
@@ -439,8 +441,19 @@ func (w *World) outsideConfig(hubPorts []int, outPort int) postfix.Config {
 		for i, p := range hubPorts {
 			hosts[i] = "[" + hubIP(i, len(hubPorts)) + "]:" + strconv.Itoa(p)
 		}
+		// Each pick is the list of every hub, rotated to start at a
+		// random one: when that hub says 4xx (its milter is down) the
+		// smtp client tries the next in the same delivery. (A retry
+		// alone would not move on: qmgr caches the last resolved
+		// address, so a lone deferred message keeps its hub.)
+		picks := make([]string, len(hosts))
+		rotations := make([]string, len(hosts))
+		for i := range hosts {
+			picks[i] = "r" + strconv.Itoa(i)
+			rotations[i] = "{" + picks[i] + "=" + strings.Join(append(slices.Clone(hosts[i:]), hosts[:i]...), " ") + "}"
+		}
 		c.RelayHost = hosts[0]
-		c.MainCF["sender_dependent_relayhost_maps"] = "randmap:{" + strings.Join(hosts, ", ") + "}"
+		c.MainCF["sender_dependent_relayhost_maps"] = "pipemap:{randmap:{" + strings.Join(picks, ", ") + "}, inline:{" + strings.Join(rotations, ", ") + "}}"
 	}
 	maps.Copy(c.MainCF, fastErrors)
 	if w.policy != nil {

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"regexp"
 	"strings"
 	"testing"
@@ -165,8 +166,48 @@ func TestFleet(t *testing.T) {
 			t.Errorf("refused: %s %s to %s: %s", c.Kind, c.MessageID, c.To, c.Reason)
 		}
 	}
-	t.Logf("loop 1: %d passed, %d refused; loop 2: %d passed, %d refused (bound %d); NDRs per hub %v",
-		loop1.Passed, loop1.Refused, loop2.Passed, loop2.Refused, bound, byHub)
+	t.Logf("loop 1: %d passed, %d refused; loop 2: %d passed, %d refused (bound %d); NDRs per hub %v; %s",
+		loop1.Passed, loop1.Refused, loop2.Passed, loop2.Refused, bound, byHub, originalFound(r))
+}
+
+// originalFound says in how many of loop 2's NDRs the classifier found the
+// post they are all about: Postfix returns a message whole only up to
+// bounce_size_limit (50,000 bytes), and each round nests the last NDR in
+// the next, so after some rounds an NDR carries only the headers of the
+// one before and the post is out of reach.
+func originalFound(r *scenario.Result) string {
+	post := ""
+	for _, s := range r.Ordinary {
+		if len(s.To) == 1 && strings.EqualFold(s.To[0], scenario.List) {
+			post = s.MessageID
+		}
+	}
+	first, _ := r.FirstBlock()
+	found, n, last := 0, 0, 0
+	for _, d := range r.Decisions {
+		if d.Kind != "bounce" || !d.Time.After(first.Time) {
+			continue
+		}
+		n++
+		if d.OriginalMessageID == post {
+			found++
+			last = n
+		}
+	}
+	return fmt.Sprintf("loop 2's post found in %d of its %d NDRs, the last at the %s", found, n, ordinalNum(last))
+}
+
+func ordinalNum(n int) string {
+	switch {
+	case n%100 >= 11 && n%100 <= 13:
+	case n%10 == 1:
+		return fmt.Sprintf("%dst", n)
+	case n%10 == 2:
+		return fmt.Sprintf("%dnd", n)
+	case n%10 == 3:
+		return fmt.Sprintf("%drd", n)
+	}
+	return fmt.Sprintf("%dth", n)
 }
 
 // fleetLoopCap is TestFleet's loop budget: above both loops' bounds

@@ -441,25 +441,32 @@ func (w *World) outsideConfig(hubPorts []int, outPort int) postfix.Config {
 		for i, p := range hubPorts {
 			hosts[i] = "[" + hubIP(i, len(hubPorts)) + "]:" + strconv.Itoa(p)
 		}
-		// Each pick is the list of every hub, rotated to start at a
-		// random one: when that hub says 4xx (its milter is down) the
-		// smtp client tries the next in the same delivery. (A retry
-		// alone would not move on: qmgr caches the last resolved
-		// address, so a lone deferred message keeps its hub.)
-		picks := make([]string, len(hosts))
-		rotations := make([]string, len(hosts))
-		for i := range hosts {
-			picks[i] = "r" + strconv.Itoa(i)
-			rotations[i] = "{" + picks[i] + "=" + strings.Join(append(slices.Clone(hosts[i:]), hosts[:i]...), " ") + "}"
-		}
 		c.RelayHost = hosts[0]
-		c.MainCF["sender_dependent_relayhost_maps"] = "pipemap:{randmap:{" + strings.Join(picks, ", ") + "}, inline:{" + strings.Join(rotations, ", ") + "}}"
+		c.MainCF["sender_dependent_relayhost_maps"] = spreadMap(hosts)
 	}
 	maps.Copy(c.MainCF, fastErrors)
 	if w.policy != nil {
 		c.MainCF["smtpd_recipient_restrictions"] = "check_policy_service " + w.policy.Spec() + ", permit_mynetworks, reject_unauth_destination"
 	}
 	return c
+}
+
+// spreadMap is a lookup table that answers any key (any sender) with the
+// list of hosts rotated to start at a random one:
+// pipemap:{randmap:{r0, r1...}, inline:{{r0=H0 H1...}, {r1=H1 H2... H0}...}}.
+// As a relayhost the list is tried in order (Postfix 3.5 and later): when
+// the first hub says 4xx (its milter is down) the smtp client tries the
+// next in the same delivery. A random single host would not do: a retry
+// of a lone deferred message resolves to the same host again (qmgr caches
+// the last resolved address), so it would stay at the dead hub.
+func spreadMap(hosts []string) string {
+	picks := make([]string, len(hosts))
+	rotations := make([]string, len(hosts))
+	for i := range hosts {
+		picks[i] = "r" + strconv.Itoa(i)
+		rotations[i] = "{" + picks[i] + "=" + strings.Join(append(slices.Clone(hosts[i:]), hosts[:i]...), " ") + "}"
+	}
+	return "pipemap:{randmap:{" + strings.Join(picks, ", ") + "}, inline:{" + strings.Join(rotations, ", ") + "}}"
 }
 
 // fastErrors keeps smtpd from slowing down a client that makes many

@@ -166,8 +166,12 @@ func TestFleet(t *testing.T) {
 			t.Errorf("refused: %s %s to %s: %s", c.Kind, c.MessageID, c.To, c.Reason)
 		}
 	}
-	t.Logf("loop 1: %d passed, %d refused; loop 2: %d passed, %d refused (bound %d); NDRs per hub %v; %s",
-		loop1.Passed, loop1.Refused, loop2.Passed, loop2.Refused, bound, byHub, originalFound(r))
+	var outages []string
+	for _, m := range regexp.MustCompile(`"msg":"Redis is back[^"]*".*?"outage":"([^"]+)"`).FindAllStringSubmatch(r.DaemonLog, -1) {
+		outages = append(outages, m[1])
+	}
+	t.Logf("loop 1: %d passed, %d refused; loop 2: %d passed, %d refused (bound %d); NDRs per hub %v; %s; the daemons counted alone for %s",
+		loop1.Passed, loop1.Refused, loop2.Passed, loop2.Refused, bound, byHub, originalFound(r), strings.Join(outages, ", "))
 }
 
 // originalFound says in how many of loop 2's NDRs the classifier found the

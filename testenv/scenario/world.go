@@ -318,10 +318,11 @@ func (w *World) startDaemons(ctx context.Context) error {
 				a = append(slices.Clone(args), "-name", name)
 			}
 		}
-		if err := os.MkdirAll(ddir, 0o755); err != nil {
-			return err
-		}
-		wg.Go(func() { w.Daemons[i], errs[i] = testenv.StartDaemon(ctx, cfg.DaemonBin, ddir, a...) })
+		wg.Go(func() {
+			if errs[i] = os.MkdirAll(ddir, 0o755); errs[i] == nil {
+				w.Daemons[i], errs[i] = testenv.StartDaemon(ctx, cfg.DaemonBin, ddir, a...)
+			}
+		})
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {

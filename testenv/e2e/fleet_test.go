@@ -16,7 +16,7 @@ import (
 // own loopbreaker, share one Redis Cluster (three masters, three
 // replicas); the outside spreads its mail over the hubs at random, so the
 // list loop's NDRs reach every hub. On the way the fleet scenario kills
-// hub6's loopbreaker at the first NDR passed (hub6's Postfix then applies
+// hub6's loopbreaker at the first NDR decided (hub6's Postfix then applies
 // milter_default_action = tempfail, and the outside tries again elsewhere)
 // and, mid-way through the second loop, the Redis master holding that
 // loop's count (its replica takes over while the daemons count in their

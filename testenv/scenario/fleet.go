@@ -5,9 +5,10 @@ package scenario
 // them. Two things break on the way, each at a moment read from what the
 // run shows (a log line, a count in Redis), never after a delay:
 //
-//   - at the first NDR a loopbreaker passes, the last hub's loopbreaker is
-//     killed: its Postfix applies milter_default_action = tempfail, so the
-//     outside keeps what it routed there and tries again, at another hub;
+//   - at the first NDR a loopbreaker decides on, the last hub's
+//     loopbreaker is killed: its Postfix applies milter_default_action =
+//     tempfail, so the outside hands what it routed there to the next hub
+//     of its list;
 //   - once the second loop (the list post sent when the first block
 //     started) has 3 hits in its ndrs-per-original window, the Redis
 //     master holding that window is killed; its replica takes over while
@@ -36,11 +37,14 @@ type Fault struct {
 	What string
 }
 
-// fleetFaults breaks a fleet during its run; step is called from watch at
-// every tick.
+// fleetFaults breaks a fleet during its run: start watches for the first
+// NDR, step is called from watch at every tick.
 type fleetFaults struct {
-	daemonKilled, masterKilled bool
-	failover                   sync.WaitGroup
+	masterKilled bool
+	// failover runs the goroutines that wait for the faults' effects;
+	// stopWatch ends the wait for the first NDR.
+	failover  sync.WaitGroup
+	stopWatch context.CancelFunc
 
 	mu     sync.Mutex
 	faults []Fault
@@ -52,29 +56,51 @@ func (f *fleetFaults) add(what string) {
 	f.mu.Unlock()
 }
 
-// wait waits for a failover under way and returns the faults.
+// wait stops watching, waits for a failover under way and returns the
+// faults.
 func (f *fleetFaults) wait() []Fault {
+	if f.stopWatch != nil {
+		f.stopWatch()
+	}
 	f.failover.Wait()
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return append([]Fault(nil), f.faults...)
 }
 
-// step breaks what is due.
-func (f *fleetFaults) step(ctx context.Context, w *World, r *Result) error {
-	if !f.daemonKilled {
-		for _, d := range w.decisions() {
-			if d.Msg == "pass" && d.Kind == "bounce" {
-				f.daemonKilled = true
-				last := len(w.Daemons) - 1
-				w.Daemons[last].Kill()
-				name := HubName(last, len(w.Daemons))
-				f.add(fmt.Sprintf("%s's loopbreaker killed (SIGKILL) at the first NDR passed (by %s's): %s's Postfix applies milter_default_action = %s",
-					name, d.Hub, name, w.cfg.MilterDefaultAction))
-				break
+// start kills the last hub's loopbreaker as soon as any loopbreaker logs
+// its first decision on a bounce: the first NDR of loop 1. It waits on the
+// logs (every 20 ms) rather than at watch's ticks, so that the kill comes
+// well before the next NDR, a round of the loop later (about 150 ms here),
+// can be inside the daemon killed: loop 1's count is Redis's alone.
+func (f *fleetFaults) start(ctx context.Context, w *World) {
+	wctx, cancel := context.WithCancel(ctx)
+	f.stopWatch = cancel
+	first := make(chan int, len(w.Daemons))
+	for i, d := range w.Daemons {
+		f.failover.Go(func() {
+			if d.WaitLog(wctx, `"kind":"bounce"`, 1) == nil {
+				first <- i
 			}
-		}
+		})
 	}
+	f.failover.Go(func() {
+		select {
+		case i := <-first:
+			cancel()
+			last := len(w.Daemons) - 1
+			w.Daemons[last].Kill()
+			name := HubName(last, len(w.Daemons))
+			f.add(fmt.Sprintf("%s's loopbreaker killed (SIGKILL) at the first NDR decided (by %s's): %s's Postfix applies milter_default_action = %s",
+				name, HubName(i, len(w.Daemons)), name, w.cfg.MilterDefaultAction))
+		case <-wctx.Done():
+		}
+	})
+}
+
+// step kills the Redis master holding loop 2's count once it has
+// fleetKillAt hits.
+func (f *fleetFaults) step(ctx context.Context, w *World) error {
 	if f.masterKilled || w.Cluster == nil {
 		return nil
 	}

@@ -247,6 +247,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	if o.Scenario == Fleet && w.Daemon != nil {
 		w.faults = &fleetFaults{}
+		w.faults.start(ctx, w)
 	}
 	var during, afterBlock func(context.Context) error
 	var trigger func(context.Context) error
@@ -378,7 +379,7 @@ func (w *World) watch(ctx context.Context, o Options, r *Result, during, afterBl
 			r.Ordinary = append(r.Ordinary, w.lastSubmission())
 		}
 		if w.faults != nil {
-			if err := w.faults.step(ctx, w, r); err != nil {
+			if err := w.faults.step(ctx, w); err != nil {
 				return fmt.Errorf("scenario %s: %w", o.Scenario, err)
 			}
 		}

@@ -248,6 +248,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if o.Scenario == Fleet && w.Daemon != nil {
 		w.faults = &fleetFaults{}
 		w.faults.start(ctx, w)
+		defer w.faults.wait() // on an early return too: no watcher left behind
 	}
 	var during, afterBlock func(context.Context) error
 	var trigger func(context.Context) error

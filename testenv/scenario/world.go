@@ -124,7 +124,8 @@ func hubIP(i, n int) string {
 	return "127.0.0." + strconv.Itoa(11+i)
 }
 
-// World is a running hub, outside MTA, mailstores and (optionally) loopbreaker.
+// World is a running hub (or fleet of hubs), outside MTA, mailstores and
+// (optionally) loopbreaker beside each hub, on a Redis Cluster or not.
 type World struct {
 	cfg WorldConfig
 

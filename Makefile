@@ -136,6 +136,6 @@ image: $(STATIC)
 # One incident with real Postfix instances (as root), first without and then
 # with loopbreaker: a timeline per second, the block, every message's fate,
 # what was held and how to release it.
-# make demo SCENARIO=forward-storm|list-loop|ping-pong [DEMOFLAGS=-bounce-milter]
+# make demo SCENARIO=forward-storm|list-loop|ping-pong|redirect-storm|fleet [DEMOFLAGS=-bounce-milter]
 demo: deps
 	$(GO) run ./testenv/demo -scenario $(or $(SCENARIO),forward-storm) $(DEMOFLAGS)

@@ -4,7 +4,12 @@
 // kind, when the block came, where every message ended, what was held or
 // quarantined and how to release it.
 //
-//	go run ./testenv/demo -scenario forward-storm|list-loop|ping-pong
+//	go run ./testenv/demo -scenario forward-storm|list-loop|ping-pong|redirect-storm|fleet
+//
+// The fleet scenario is the list loop over six hubs, each with its own
+// loopbreaker, sharing one Redis Cluster, with a loopbreaker and a Redis
+// master killed mid-storm; its first run is the list loop on one hub with
+// loopbreaker, the total the fleet is to stop at.
 //
 // It needs root and Debian's postfix package (make deps); `make demo
 // SCENARIO=...` runs it.
@@ -35,8 +40,15 @@ func main() {
 	bounces := flag.Bool("bounce-milter", false, "also send the hub's own bounces through loopbreaker (non_smtpd_milters, internal_mail_filter_classes = bounce)")
 	rcpt := flag.Bool("reject-at-rcpt", false, "list-loop: the outside refuses the invalid member at RCPT TO, so the hub makes the NDRs itself")
 	only := flag.Bool("only-with", false, "skip the run without loopbreaker")
-	loopCap := flag.Int("cap", 100, "loop budget: how many loop steps the run without loopbreaker may take")
+	loopCap := flag.Int("cap", 100, "loop budget: how many loop steps the run without loopbreaker may take (fleet: 500)")
 	flag.Parse()
+	capSet := false
+	flag.Visit(func(f *flag.Flag) { capSet = capSet || f.Name == "cap" })
+	if *name == scenario.Fleet && !capSet {
+		// Above the fleet's failover bound, so that loopbreaker and not
+		// the budget stops the second loop.
+		*loopCap = 500
+	}
 	if err := run(*name, *policyFile, *bounces, *rcpt, *only, *loopCap); err != nil {
 		fmt.Fprintln(os.Stderr, "demo:", err)
 		os.Exit(1)
@@ -83,7 +95,23 @@ func run(name, policyFile string, bounces, rcpt, only bool, loopCap int) error {
 		}
 		fmt.Println(line)
 	}
-	if !only {
+	if !only && name == scenario.Fleet {
+		// The fleet is to stop at one MTA's total: show that first.
+		o.DaemonBin = bin
+		fmt.Printf("\n### list-loop on one hub with loopbreaker: the total the fleet is to stop at\n")
+		one := o
+		one.Scenario, one.DaemonBin, one.LoopCap = scenario.ListLoop, bin, 100
+		one.Dir = filepath.Join(dir, "one")
+		if err := os.Mkdir(one.Dir, 0o755); err != nil {
+			return err
+		}
+		r, err := scenario.Run(ctx, one)
+		if err != nil {
+			return err
+		}
+		fmt.Println()
+		r.Report(os.Stdout)
+	} else if !only {
 		fmt.Printf("\n### %s without loopbreaker: the loop runs until the demo's budget of %d loop steps stops it\n", name, loopCap)
 		o.Dir = filepath.Join(dir, "without")
 		if err := os.Mkdir(o.Dir, 0o755); err != nil {
@@ -99,7 +127,12 @@ func run(name, policyFile string, bounces, rcpt, only bool, loopCap int) error {
 		r.Report(os.Stdout)
 	}
 
-	fmt.Printf("\n### %s with loopbreaker: the same loop, the same budget of %d loop steps\n", name, loopCap)
+	if name == scenario.Fleet {
+		fmt.Printf("\n### %s: the list loop over %d hubs, each with its own loopbreaker, on one Redis Cluster; a loopbreaker and a Redis master killed mid-storm (budget %d loop steps)\n",
+			name, scenario.FleetHubs, loopCap)
+	} else {
+		fmt.Printf("\n### %s with loopbreaker: the same loop, the same budget of %d loop steps\n", name, loopCap)
+	}
 	o.DaemonBin = bin
 	o.Dir = filepath.Join(dir, "with")
 	if err := os.Mkdir(o.Dir, 0o755); err != nil {

@@ -21,6 +21,12 @@ type Decision struct {
 	Until   string    `json:"until"`
 	// Evidence is the classifier's explanation.
 	Evidence string `json:"evidence"`
+	// OriginalMessageID is the message an NDR reports on, as the
+	// classifier found it (the deepest one it reached).
+	OriginalMessageID string `json:"original_message_id"`
+	// Hub is the MTA whose loopbreaker logged the line (not in the log:
+	// set by the World).
+	Hub string `json:"-"`
 }
 
 // Acted reports whether loopbreaker did something to the message.

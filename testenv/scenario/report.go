@@ -20,6 +20,12 @@ func (r *Result) Title() string {
 			with += " (smtpd_milters only)"
 		}
 	}
+	if len(r.Hubs) > 1 {
+		with += fmt.Sprintf(", on %d hubs", len(r.Hubs))
+		if r.WithLoopbreaker {
+			with += " sharing one Redis Cluster"
+		}
+	}
 	return fmt.Sprintf("%s %s; %s", r.Scenario, with, r.Outside)
 }
 
@@ -54,16 +60,32 @@ func (r *Result) Summary() string {
 	for i, k := range steps {
 		steps[i] = fmt.Sprintf("%s %d", StepLabel(k), r.Spent[k])
 	}
-	fmt.Fprintf(&b, "%s after %s: loop budget %d, used %d (%s); %d loop messages (copies of forwards, NDRs, auto-replies); NDRs made: hub %d, outside %d\n",
-		how, since(r.Stopped), r.LoopCap, sum(r.Spent), strings.Join(steps, ", "), r.LoopMessages(), r.Ledger.NDRs["hub"], r.Ledger.NDRs["outside"])
+	hubs := "hub"
+	if len(r.Hubs) > 1 {
+		hubs = "hubs"
+	}
+	fmt.Fprintf(&b, "%s after %s: loop budget %d, used %d (%s); %d loop messages (copies of forwards, NDRs, auto-replies); NDRs made: %s %d, outside %d\n",
+		how, since(r.Stopped), r.LoopCap, sum(r.Spent), strings.Join(steps, ", "), r.LoopMessages(), hubs, r.HubNDRs(), r.Ledger.NDRs["outside"])
+	for _, f := range r.Faults {
+		fmt.Fprintf(&b, "fault at +%s: %s\n", since(f.Time.Sub(r.Start)), f.What)
+	}
 	if r.WithLoopbreaker {
 		fmt.Fprintf(&b, "loopbreaker logged %d decisions, %d of them actions\n", len(r.Decisions), acted)
 		if len(r.Blocks) == 0 {
 			b.WriteString("loopbreaker started no block\n")
 		}
 		for _, d := range r.Blocks {
-			fmt.Fprintf(&b, "block at +%s: rule %s, key %q: the %s %s message against a limit of %d -> %s, blocked until %s\n",
-				since(d.Time.Sub(r.Start)), d.Rule, d.Key, ordinal(d.Count), d.Kind, d.Limit, d.Action, d.Until)
+			at := ""
+			if len(r.Hubs) > 1 {
+				at = " on " + d.Hub
+			}
+			fmt.Fprintf(&b, "block at +%s%s: rule %s, key %q: the %s %s message against a limit of %d -> %s, blocked until %s\n",
+				since(d.Time.Sub(r.Start)), at, d.Rule, d.Key, ordinal(d.Count), d.Kind, d.Limit, d.Action, d.Until)
+		}
+		if len(r.Hubs) > 1 {
+			l1, l2 := r.LoopNDRs()
+			fmt.Fprintf(&b, "NDRs loopbreaker passed / refused: loop 1 (up to the first block) %d / %d, loop 2 (the post sent then) %d / %d\n",
+				l1.Passed, l1.Refused, l2.Passed, l2.Refused)
 		}
 	}
 	if r.Ledger.FailedBounces > 0 {
@@ -144,7 +166,11 @@ func (r *Result) WriteTimeline(w io.Writer) {
 			used = append(used, k)
 		}
 	}
-	fmt.Fprintln(w, "messages the hub took in, per second, by kind:")
+	if len(r.Hubs) > 1 {
+		fmt.Fprintf(w, "messages the %d hubs took in, per second, by kind:\n", len(r.Hubs))
+	} else {
+		fmt.Fprintln(w, "messages the hub took in, per second, by kind:")
+	}
 	if l := kindLegend(used); l != "" {
 		fmt.Fprintln(w, l)
 	}
@@ -276,7 +302,7 @@ func (r *Result) WriteHeld(w io.Writer) {
 	}
 	var deferred []Copy
 	for _, c := range r.Ledger.Copies {
-		if c.Fate == Deferred && c.Inst == "hub" {
+		if c.Fate == Deferred && (c.Inst == "hub" || slices.Contains(r.Hubs, c.Inst)) {
 			deferred = append(deferred, c)
 		}
 	}

@@ -16,6 +16,11 @@
 //     invalid outside member: each NDR goes to the list and out again.
 //   - ping-pong: bob's out-of-office and the outside helpdesk's ticket
 //     acknowledgement answer each other.
+//   - fleet: list-loop over six hubs, each with its own loopbreaker, all
+//     sharing one Redis Cluster; the outside spreads its mail over the
+//     hubs at random. Mid-storm one hub's loopbreaker is killed (its
+//     Postfix applies milter_default_action = tempfail) and so is the
+//     Redis master that holds the second loop's count (fleet.go).
 //
 // Without loopbreaker the loop really runs until the run's loop budget
 // (Options.LoopCap) is spent; with loopbreaker it stops at the policy's
@@ -26,15 +31,18 @@
 package scenario
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/loopbreaker/loopbreaker/testenv"
+	"github.com/loopbreaker/loopbreaker/testenv/postfix"
 )
 
 // The scenarios.
@@ -42,10 +50,11 @@ const (
 	ForwardStorm = "forward-storm"
 	ListLoop     = "list-loop"
 	PingPong     = "ping-pong"
+	Fleet        = "fleet"
 )
 
 // Names lists the scenarios.
-var Names = []string{ForwardStorm, ListLoop, PingPong, RedirectStorm}
+var Names = []string{ForwardStorm, ListLoop, PingPong, RedirectStorm, Fleet}
 
 // The people of the scenarios.
 const (
@@ -89,6 +98,8 @@ type Options struct {
 	Quiet time.Duration
 	// Progress, when set, is called about once a second with a status line.
 	Progress func(Status)
+	// Hubs is the fleet's size (Fleet only); default FleetHubs.
+	Hubs int
 	// AfterStop, when set, is called with the world still running once the
 	// loop has stopped and the ledger is built (the demo shows the
 	// release of held mail there).
@@ -140,6 +151,12 @@ type Result struct {
 	// (alice in forward-storm, bob in ping-pong), written under Dir/mailbox
 	// for loopbreaker replay; nil for list-loop.
 	Mailbox *Mailbox
+	// Hubs names the organization's MTAs: "hub", or hub1..hubN in a fleet.
+	Hubs []string
+	// HubLogs are the fleet's maillogs by hub name (HubLog is the first's).
+	HubLogs map[string]string
+	// Faults are what the fleet scenario broke on the way, in order.
+	Faults []Fault
 }
 
 // LoopKinds are the kinds of message a loop is made of: "forward" (the
@@ -176,7 +193,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		o.Quiet = 1500 * time.Millisecond
 	}
 	mode := RejectAtRCPT
-	if o.Scenario == ListLoop {
+	if o.Scenario == ListLoop || o.Scenario == Fleet {
 		mode = BounceAfterAccept
 	}
 	if o.Outside != nil {
@@ -195,6 +212,10 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	case ForwardStorm:
 	case ListLoop:
 		cfg.Lists = map[string][]string{"staff": {Alice, Dave, Carol, Nobody}}
+	case Fleet:
+		cfg.Lists = map[string][]string{"staff": {Alice, Dave, Carol, Nobody}}
+		cfg.Hubs = cmp.Or(o.Hubs, FleetHubs)
+		cfg.RedisCluster = o.DaemonBin != ""
 	case PingPong:
 		cfg.OutsideUsers = append(cfg.OutsideUsers, "helpdesk")
 	case RedirectStorm:
@@ -221,6 +242,14 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		Scenario: o.Scenario, Variant: o.Variant, WithLoopbreaker: o.DaemonBin != "", BounceMilter: o.BounceMilter,
 		Outside: mode, LoopCap: o.LoopCap, HubConfigDir: w.Hub.ConfigDir(),
 	}
+	for _, h := range w.Hubs {
+		r.Hubs = append(r.Hubs, h.Name())
+	}
+	if o.Scenario == Fleet && w.Daemon != nil {
+		w.faults = &fleetFaults{}
+		w.faults.start(ctx, w)
+		defer w.faults.wait() // on an early return too: no watcher left behind
+	}
 	var during, afterBlock func(context.Context) error
 	var trigger func(context.Context) error
 	switch o.Scenario {
@@ -233,7 +262,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		trigger = w.sender("outside", Carol, Alice, "Quarterly figures", "Hi Alice,\nthe figures are attached in spirit.\n")
 		during = w.sender("hub", Alice, Friend, "Lunch on Friday?", "Shall we meet at noon?\n")
 		afterBlock = w.sender("hub", Alice, Friend, "Re: Lunch on Friday?", "Noon it is.\n")
-	case ListLoop:
+	case ListLoop, Fleet:
 		trigger = w.sender("hub", Dave, List, "Team meeting moved to 3pm", "See you there.\n")
 		during = w.sender("outside", Carol, Dave, "Invoice 4711", "Dave, the invoice is overdue.\n")
 		afterBlock = w.sender("hub", Dave, List, "Minutes of the team meeting", "1. The list is broken.\n")
@@ -251,6 +280,10 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	if err := w.watch(ctx, o, r, during, afterBlock); err != nil {
 		return nil, err
+	}
+	if w.faults != nil {
+		// A failover still under way ends before the ledger is read.
+		r.Faults = w.faults.wait()
 	}
 	w.Agents.Stop()
 	if err := w.collect(r); err != nil {
@@ -335,7 +368,10 @@ func (w *World) watch(ctx context.Context, o Options, r *Result, during, afterBl
 			}
 			r.Ordinary = append(r.Ordinary, w.lastSubmission())
 		}
-		blocked := w.Daemon != nil && strings.Contains(w.Daemon.Log(), `"msg":"block started"`)
+		blocked := false
+		for _, d := range w.Daemons {
+			blocked = blocked || strings.Contains(d.Log(), `"msg":"block started"`)
+		}
 		if sentDuring && !sentAfter && blocked {
 			sentAfter = true
 			if err := afterBlock(ctx); err != nil {
@@ -343,11 +379,30 @@ func (w *World) watch(ctx context.Context, o Options, r *Result, during, afterBl
 			}
 			r.Ordinary = append(r.Ordinary, w.lastSubmission())
 		}
-		hubQ, _ := w.Hub.QueueCounts()
+		if w.faults != nil {
+			if err := w.faults.step(ctx, w); err != nil {
+				return fmt.Errorf("scenario %s: %w", o.Scenario, err)
+			}
+		}
+		hubQ := map[string]int{}
+		hubNDRs := 0
+		for _, h := range w.Hubs {
+			q, _ := h.QueueCounts()
+			for k, v := range q {
+				hubQ[k] += v
+			}
+			hubNDRs += strings.Count(h.Log(), "non-delivery notification")
+		}
 		outQ, _ := w.Outside.QueueCounts()
 		inFlight := hubQ["maildrop"] + hubQ["incoming"] + hubQ["active"] + outQ["maildrop"] + outQ["incoming"] + outQ["active"]
+		if len(w.Hubs) > 1 {
+			// In a fleet the outside's deferred mail is waiting for
+			// another try at another hub (one whose milter is down
+			// said 4xx): it is still on its way.
+			inFlight += outQ["deferred"]
+		}
 		sig := fmt.Sprintf("%d/%d/%d/%d/%d/%d", used, len(w.Submissions()), w.HubStore.Count(), w.OutsideStore.Count(),
-			strings.Count(w.Hub.Log(), "non-delivery notification"), strings.Count(w.Outside.Log(), "non-delivery notification"))
+			hubNDRs, strings.Count(w.Outside.Log(), "non-delivery notification"))
 		if sig != last {
 			last, lastChange = sig, time.Now()
 		}
@@ -355,7 +410,7 @@ func (w *World) watch(ctx context.Context, o Options, r *Result, during, afterBl
 			lastProgress = time.Now()
 			st := Status{Elapsed: time.Since(r.Start), BudgetUsed: used, Steps: budget.Spent(), HubQueue: hubQ}
 			if w.Daemon != nil {
-				for _, d := range parseDecisions(w.Daemon.Log()) {
+				for _, d := range w.decisions() {
 					if d.Acted() {
 						st.Acted++
 					}
@@ -398,8 +453,8 @@ func (w *World) collect(r *Result) error {
 	now := time.Now()
 	r.HubLog, r.OutsideLog = w.Hub.Log(), w.Outside.Log()
 	if w.Daemon != nil {
-		r.DaemonLog = w.Daemon.Log()
-		r.Decisions = parseDecisions(r.DaemonLog)
+		r.DaemonLog = w.daemonLog()
+		r.Decisions = w.decisions()
 		for _, d := range r.Decisions {
 			if d.Msg == "block started" {
 				r.Blocks = append(r.Blocks, d)
@@ -409,26 +464,30 @@ func (w *World) collect(r *Result) error {
 	r.Spent = w.cfg.Budget.Spent()
 	r.CapReached = w.cfg.Budget.Used() >= w.cfg.Budget.Limit()
 	r.Refused, r.Absorbed = w.Directory.Counts()
+	insts := map[string]*postfix.Instance{"outside": w.Outside}
 	in := ledgerInput{
-		logs: map[string]*maillog{
-			"hub":     parseMaillog("hub", r.HubLog, now),
-			"outside": parseMaillog("outside", r.OutsideLog, now),
-		},
+		logs:        map[string]*maillog{"outside": parseMaillog("outside", r.OutsideLog, now)},
 		submissions: w.Submissions(),
 		queued:      map[string]map[string]string{},
 		sinks: map[int]sinkInfo{
 			w.HubStore.Port():     {name: w.HubStore.Name(), msgs: w.HubStore.Messages()},
 			w.OutsideStore.Port(): {name: w.OutsideStore.Name(), msgs: w.OutsideStore.Messages()},
 		},
-		ports: map[int]string{
-			portOf(w.Hub.SMTPAddr()):     "hub",
-			portOf(w.Outside.SMTPAddr()): "outside",
-		},
+		ports:   map[int]string{portOf(w.Outside.SMTPAddr()): "outside"},
 		outside: w.Directory,
 	}
-	for name, inst := range map[string]interface {
-		Postqueue(...string) (string, error)
-	}{"hub": w.Hub, "outside": w.Outside} {
+	r.HubLogs = map[string]string{}
+	hubs := &maillog{inst: "hubs", files: map[string]*queueFile{}}
+	for _, h := range w.Hubs {
+		name := h.Name()
+		insts[name] = h
+		r.HubLogs[name] = h.Log()
+		ml := parseMaillog(name, r.HubLogs[name], now)
+		in.logs[name] = ml
+		in.ports[portOf(h.SMTPAddr())] = name
+		hubs.order = append(hubs.order, ml.order...)
+	}
+	for name, inst := range insts {
 		q, err := queueListing(inst)
 		if err != nil {
 			return err
@@ -437,28 +496,51 @@ func (w *World) collect(r *Result) error {
 	}
 	r.Ledger = buildLedger(in)
 	// Cross-check the queues with the harness's own counts.
-	for name, inst := range map[string]interface {
-		QueueCounts() (map[string]int, error)
-	}{"hub": w.Hub, "outside": w.Outside} {
-		counts, err := inst.QueueCounts()
+	for _, name := range sortedKeys(insts) {
+		counts, err := insts[name].QueueCounts()
 		if err != nil {
 			return err
 		}
-		held, deferred := 0, 0
+		held := 0
 		for _, q := range in.queued[name] {
-			switch q {
-			case "hold":
+			if q == "hold" {
 				held++
-			default:
-				deferred++
 			}
 		}
 		if counts["hold"] != held {
 			r.Ledger.Problems = append(r.Ledger.Problems, fmt.Sprintf("%s: hold queue has %d files, postqueue listed %d", name, counts["hold"], held))
 		}
 	}
-	r.Timeline = buildTimeline(r, in.logs["hub"])
+	slices.SortStableFunc(hubs.order, func(a, b *queueFile) int { return a.created.Compare(b.created) })
+	r.Timeline = buildTimeline(r, hubs)
 	return nil
+}
+
+// decisions are every daemon's decisions so far, by time; each names its
+// hub.
+func (w *World) decisions() []Decision {
+	var out []Decision
+	for i, d := range w.Daemons {
+		for _, dec := range parseDecisions(d.Log()) {
+			dec.Hub = HubName(i, len(w.Daemons))
+			out = append(out, dec)
+		}
+	}
+	slices.SortStableFunc(out, func(a, b Decision) int { return a.Time.Compare(b.Time) })
+	return out
+}
+
+// daemonLog is the daemon's log, or in a fleet every daemon's, each after
+// a line naming its hub.
+func (w *World) daemonLog() string {
+	if len(w.Daemons) == 1 {
+		return w.Daemon.Log()
+	}
+	var b strings.Builder
+	for i, d := range w.Daemons {
+		fmt.Fprintf(&b, "== loopbreaker of %s\n%s", HubName(i, len(w.Daemons)), d.Log())
+	}
+	return b.String()
 }
 
 func (w *World) lastSubmission() Submission {

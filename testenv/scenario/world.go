@@ -7,7 +7,9 @@ import (
 	"maps"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -16,6 +18,7 @@ import (
 
 	"github.com/loopbreaker/loopbreaker/testenv"
 	"github.com/loopbreaker/loopbreaker/testenv/postfix"
+	"github.com/loopbreaker/loopbreaker/testenv/redisserver"
 	"github.com/loopbreaker/loopbreaker/testenv/smtpsink"
 	"github.com/loopbreaker/loopbreaker/testenv/testproc"
 )
@@ -88,18 +91,59 @@ type WorldConfig struct {
 	// "tempfail", so that a milter failure shows as deferred mail rather
 	// than as mail passing unfiltered.
 	MilterDefaultAction string
+	// Hubs is how many hubs the organization runs. 0 or 1: one hub named
+	// "hub" on 127.0.0.1. More (at most MaxHubs): a fleet, hub1..hubN on
+	// 127.0.0.11, 127.0.0.12..., each with its own loopbreaker; the
+	// outside spreads the mail it sends the organization over them at
+	// random, and every hub has myorigin = ListDomain, so that the list's
+	// return path is one address whichever hub expands the list.
+	Hubs int
+	// RedisCluster starts a Redis Cluster (three masters, three
+	// replicas) and has every loopbreaker share its counts and blocks
+	// there (-redis redis-cluster://...).
+	RedisCluster bool
 }
 
-// World is a running hub, outside MTA, mailstores and (optionally) loopbreaker.
+// MaxHubs is the largest fleet a World runs (127.0.0.11 to 127.0.0.19).
+const MaxHubs = 9
+
+// HubName is the name of the i-th hub (from 0) of a world of n hubs:
+// "hub" when there is one, else "hub1", "hub2"...
+func HubName(i, n int) string {
+	if n <= 1 {
+		return "hub"
+	}
+	return "hub" + strconv.Itoa(i+1)
+}
+
+// hubIP is the loopback address of the i-th hub (from 0) of n.
+func hubIP(i, n int) string {
+	if n <= 1 {
+		return "127.0.0.1"
+	}
+	return "127.0.0." + strconv.Itoa(11+i)
+}
+
+// World is a running hub (or fleet of hubs), outside MTA, mailstores and
+// (optionally) loopbreaker beside each hub, on a Redis Cluster or not.
 type World struct {
 	cfg WorldConfig
 
-	// Hub is the organization's Postfix, with loopbreaker as milter.
+	// Hub is the organization's Postfix, with loopbreaker as milter: the
+	// first of Hubs.
 	Hub *postfix.Instance
+	// Hubs are all the organization's Postfix instances (one, or a fleet).
+	Hubs []*postfix.Instance
 	// Outside is the other organization's Postfix on OutsideIP.
 	Outside *postfix.Instance
-	// Daemon is loopbreaker, nil when the run has none.
+	// Daemon is loopbreaker, nil when the run has none: the first of
+	// Daemons.
 	Daemon *testenv.Daemon
+	// Daemons are the hubs' loopbreakers, Daemons[i] beside Hubs[i]; nil
+	// when the run has none.
+	Daemons []*testenv.Daemon
+	// Cluster is the Redis Cluster the daemons share, nil without one.
+	Cluster *redisserver.Cluster
 	// HubStore receives the hub users' mail (and the quarantine mailbox).
 	HubStore *smtpsink.Sink
 	// OutsideStore receives the outside users' mail.
@@ -109,6 +153,8 @@ type World struct {
 
 	policy  *policyServer
 	cleanup []func()
+	// faults breaks a fleet on the way (fleet.go); nil in other runs.
+	faults *fleetFaults
 
 	// Agents are the hub and outside users' rules and responders.
 	*Agents
@@ -155,24 +201,21 @@ func StartWorld(ctx context.Context, cfg WorldConfig) (_ *World, err error) {
 	}()
 	w.Directory = newDirectory(OutsideDomain, cfg.OutsideUsers, cfg.Budget)
 
+	if cfg.Hubs < 1 {
+		cfg.Hubs = 1
+		w.cfg.Hubs = 1
+	}
+	if cfg.Hubs > MaxHubs {
+		return nil, fmt.Errorf("scenario: %d hubs; at most %d", cfg.Hubs, MaxHubs)
+	}
+	if cfg.RedisCluster {
+		rdir := filepath.Join(cfg.Dir, "redis")
+		if w.Cluster, err = redisserver.StartCluster(ctx, redisserver.Redis, rdir, redisserver.ClusterOptions{}); err != nil {
+			return nil, fmt.Errorf("scenario: starting the Redis Cluster: %w", err)
+		}
+	}
 	if cfg.DaemonBin != "" {
-		args := []string{
-			"-local-domains", HubDomain + ",." + HubDomain,
-			"-quarantine-mailbox", Quarantine,
-			"-log-format", "json", "-log-level", "debug",
-		}
-		if cfg.Policy != "" {
-			p := filepath.Join(cfg.Dir, "policy.toml")
-			if err := os.WriteFile(p, []byte(cfg.Policy), 0o644); err != nil {
-				return nil, err
-			}
-			args = append(args, "-policy", p)
-		}
-		ddir := filepath.Join(cfg.Dir, "loopbreaker")
-		if err := os.MkdirAll(ddir, 0o755); err != nil {
-			return nil, err
-		}
-		if w.Daemon, err = testenv.StartDaemon(ctx, cfg.DaemonBin, ddir, args...); err != nil {
+		if err := w.startDaemons(ctx); err != nil {
 			return nil, err
 		}
 	}
@@ -193,42 +236,47 @@ func StartWorld(ctx context.Context, cfg WorldConfig) (_ *World, err error) {
 		}
 	}
 
-	// The hub and the outside route to each other: pick both ports, then
-	// start both at once.
+	// The hubs and the outside route to each other: pick every port, then
+	// start them all at once.
 	for attempt := 1; ; attempt++ {
-		hubPort, err := testproc.FreePort(ctx, "127.0.0.1")
-		if err != nil {
-			return nil, err
+		hubPorts := make([]int, cfg.Hubs)
+		for i := range hubPorts {
+			if hubPorts[i], err = testproc.FreePort(ctx, hubIP(i, cfg.Hubs)); err != nil {
+				return nil, err
+			}
 		}
 		outPort, err := testproc.FreePort(ctx, OutsideIP)
 		if err != nil {
 			return nil, err
 		}
-		hc, err := w.hubConfig(hubPort, outPort)
-		if err != nil {
-			return nil, err
+		configs := make([]postfix.Config, 0, cfg.Hubs+1)
+		for i := range hubPorts {
+			hc, err := w.hubConfig(i, hubPorts[i], outPort)
+			if err != nil {
+				return nil, err
+			}
+			configs = append(configs, hc)
 		}
-		oc := w.outsideConfig(hubPort, outPort)
-		var hubErr, outErr error
+		configs = append(configs, w.outsideConfig(hubPorts, outPort))
+		insts := make([]*postfix.Instance, len(configs))
+		errs := make([]error, len(configs))
 		var wg sync.WaitGroup
-		wg.Add(2)
-		go func() { defer wg.Done(); w.Hub, hubErr = postfix.Start(ctx, hc) }()
-		go func() { defer wg.Done(); w.Outside, outErr = postfix.Start(ctx, oc) }()
+		for i, c := range configs {
+			wg.Go(func() { insts[i], errs[i] = postfix.Start(ctx, c) })
+		}
 		wg.Wait()
-		if hubErr == nil && outErr == nil {
+		if err = errors.Join(errs...); err == nil {
+			w.Hubs, w.Outside = insts[:cfg.Hubs], insts[cfg.Hubs]
+			w.Hub = w.Hubs[0]
 			break
 		}
-		err = errors.Join(hubErr, outErr)
 		// Someone took a port between the pick and Postfix's bind: try
 		// again with others.
-		for _, inst := range []**postfix.Instance{&w.Hub, &w.Outside} {
-			if *inst != nil {
-				_ = (*inst).Stop()
-				*inst = nil
+		for i, inst := range insts {
+			if inst != nil {
+				_ = inst.Stop()
 			}
-		}
-		for _, name := range []string{"hub", "outside"} {
-			_ = os.RemoveAll(filepath.Join(cfg.Dir, "postfix-"+name))
+			_ = os.RemoveAll(filepath.Join(cfg.Dir, "postfix-"+configs[i].Name))
 		}
 		if attempt == 3 || !strings.Contains(err.Error(), "in use") {
 			return nil, err
@@ -237,13 +285,71 @@ func StartWorld(ctx context.Context, cfg WorldConfig) (_ *World, err error) {
 	return w, nil
 }
 
-func (w *World) hubConfig(hubPort, outPort int) (postfix.Config, error) {
+// startDaemons starts one loopbreaker per hub, all sharing the cluster
+// when there is one.
+func (w *World) startDaemons(ctx context.Context) error {
 	cfg := w.cfg
+	args := []string{
+		"-local-domains", HubDomain + ",." + HubDomain,
+		"-quarantine-mailbox", Quarantine,
+		"-log-format", "json", "-log-level", "debug",
+	}
+	if cfg.Policy != "" {
+		p := filepath.Join(cfg.Dir, "policy.toml")
+		if err := os.WriteFile(p, []byte(cfg.Policy), 0o644); err != nil {
+			return fmt.Errorf("scenario: writing the policy: %w", err)
+		}
+		args = append(args, "-policy", p)
+	}
+	if w.Cluster != nil {
+		args = append(args, "-redis", w.Cluster.URL())
+	}
+	named := cfg.Hubs > 1 && daemonHasFlag(ctx, cfg.DaemonBin, "name")
+	w.Daemons = make([]*testenv.Daemon, cfg.Hubs)
+	errs := make([]error, cfg.Hubs)
+	var wg sync.WaitGroup
+	for i := range cfg.Hubs {
+		name := HubName(i, cfg.Hubs)
+		ddir := filepath.Join(cfg.Dir, "loopbreaker")
+		a := args
+		if cfg.Hubs > 1 {
+			ddir += "-" + name
+			if named {
+				// The MTA's name in the fleet's audit trail.
+				a = append(slices.Clone(args), "-name", name)
+			}
+		}
+		wg.Go(func() {
+			if errs[i] = os.MkdirAll(ddir, 0o755); errs[i] == nil {
+				w.Daemons[i], errs[i] = testenv.StartDaemon(ctx, cfg.DaemonBin, ddir, a...)
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		w.Daemons = slices.DeleteFunc(w.Daemons, func(d *testenv.Daemon) bool { return d == nil })
+		return fmt.Errorf("scenario: starting loopbreaker: %w", err)
+	}
+	w.Daemon = w.Daemons[0]
+	return nil
+}
+
+// daemonHasFlag reports whether `bin serve -h` lists -flag: the daemon's
+// flags may grow while the scenarios run against older binaries.
+func daemonHasFlag(ctx context.Context, bin, flag string) bool {
+	out, _ := exec.CommandContext(ctx, bin, "serve", "-h").CombinedOutput()
+	return regexp.MustCompile(`(?m)^\s+-` + regexp.QuoteMeta(flag) + `\b`).Match(out)
+}
+
+// hubConfig is the configuration of the i-th hub (from 0).
+func (w *World) hubConfig(i, hubPort, outPort int) (postfix.Config, error) {
+	cfg := w.cfg
+	name := HubName(i, cfg.Hubs)
 	c := postfix.Config{
 		Dir:        cfg.Dir,
-		Name:       "hub",
-		SMTPAddr:   net.JoinHostPort("127.0.0.1", strconv.Itoa(hubPort)),
-		MyHostname: "hub." + HubDomain,
+		Name:       name,
+		SMTPAddr:   net.JoinHostPort(hubIP(i, cfg.Hubs), strconv.Itoa(hubPort)),
+		MyHostname: name + "." + HubDomain,
 		MyDomain:   HubDomain,
 		Transports: map[string]string{
 			HubDomain:     "smtp:" + w.HubStore.Nexthop(),
@@ -257,10 +363,11 @@ func (w *World) hubConfig(hubPort, outPort int) (postfix.Config, error) {
 			"milter_default_action": cfg.MilterDefaultAction,
 		},
 	}
-	if w.Daemon != nil {
-		c.Milters = w.Daemon.PostfixSpec
+	if w.Daemons != nil {
+		d := w.Daemons[i]
+		c.Milters = d.PostfixSpec
 		if cfg.BounceMilter {
-			c.NonSMTPDMilters = w.Daemon.PostfixSpec
+			c.NonSMTPDMilters = d.PostfixSpec
 			c.MainCF["internal_mail_filter_classes"] = "bounce"
 		}
 	}
@@ -293,13 +400,25 @@ func (w *World) hubConfig(hubPort, outPort int) (postfix.Config, error) {
 		c.MainCF["mydestination"] = "$myhostname, " + ListDomain
 		c.MainCF["alias_maps"] = "texthash:" + aliases
 		c.MainCF["local_transport"] = "local"
+		if cfg.Hubs > 1 {
+			// Whichever hub expands the list, its return path is
+			// owner-LIST@ListDomain, which every hub delivers.
+			c.MainCF["myorigin"] = ListDomain
+		}
 		c.MasterCF = append(c.MasterCF, "local     unix  -       n       n       -       -       local")
 	}
 	return c, nil
 }
 
-func (w *World) outsideConfig(hubPort, outPort int) postfix.Config {
-	hub := "smtp:[127.0.0.1]:" + strconv.Itoa(hubPort)
+// outsideConfig is the outside MTA's configuration. With one hub it routes
+// the organization's domains to it; with a fleet it spreads them over the
+// hubs at random: relayhost (the first hub) for those domains, overridden
+// for every sender by sender_dependent_relayhost_maps =
+// pipemap:{randmap:{r0, r1...}, inline:{{r0=HUB1 HUB2...}, ...}}, which
+// picks one rotation of the hub list per delivery (a relayhost may list
+// several destinations, tried in order, since Postfix 3.5).
+func (w *World) outsideConfig(hubPorts []int, outPort int) postfix.Config {
+	hub := "smtp:[127.0.0.1]:" + strconv.Itoa(hubPorts[0])
 	c := postfix.Config{
 		Dir:        w.cfg.Dir,
 		Name:       "outside",
@@ -317,11 +436,39 @@ func (w *World) outsideConfig(hubPort, outPort int) postfix.Config {
 			"relay_domains":     OutsideDomain,
 		},
 	}
+	if len(hubPorts) > 1 {
+		delete(c.Transports, HubDomain)
+		delete(c.Transports, "."+HubDomain)
+		hosts := make([]string, len(hubPorts))
+		for i, p := range hubPorts {
+			hosts[i] = "[" + hubIP(i, len(hubPorts)) + "]:" + strconv.Itoa(p)
+		}
+		c.RelayHost = hosts[0]
+		c.MainCF["sender_dependent_relayhost_maps"] = spreadMap(hosts)
+	}
 	maps.Copy(c.MainCF, fastErrors)
 	if w.policy != nil {
 		c.MainCF["smtpd_recipient_restrictions"] = "check_policy_service " + w.policy.Spec() + ", permit_mynetworks, reject_unauth_destination"
 	}
 	return c
+}
+
+// spreadMap is a lookup table that answers any key (any sender) with the
+// list of hosts rotated to start at a random one:
+// pipemap:{randmap:{r0, r1...}, inline:{{r0=H0 H1...}, {r1=H1 H2... H0}...}}.
+// As a relayhost the list is tried in order (Postfix 3.5 and later): when
+// the first hub says 4xx (its milter is down) the smtp client tries the
+// next in the same delivery. A random single host would not do: a retry
+// of a lone deferred message resolves to the same host again (qmgr caches
+// the last resolved address), so it would stay at the dead hub.
+func spreadMap(hosts []string) string {
+	picks := make([]string, len(hosts))
+	rotations := make([]string, len(hosts))
+	for i := range hosts {
+		picks[i] = "r" + strconv.Itoa(i)
+		rotations[i] = "{" + picks[i] + "=" + strings.Join(append(slices.Clone(hosts[i:]), hosts[:i]...), " ") + "}"
+	}
+	return "pipemap:{randmap:{" + strings.Join(picks, ", ") + "}, inline:{" + strings.Join(rotations, ", ") + "}}"
 }
 
 // fastErrors keeps smtpd from slowing down a client that makes many
@@ -334,13 +481,15 @@ var fastErrors = map[string]string{
 	"smtpd_junk_command_limit": "1000",
 }
 
-// Submit hands a message to the hub (via "hub") or the outside MTA (via
-// "outside") over SMTP and records the submission and its outcome.
+// Submit hands a message to the first hub (via "hub"), a hub by its name
+// ("hub3") or the outside MTA (via "outside") over SMTP and records the
+// submission, under the MTA's name, and its outcome.
 func (w *World) Submit(ctx context.Context, by, via, kind, from string, to []string, msg []byte) error {
-	addr := w.Hub.SMTPAddr()
-	if via == "outside" {
-		addr = w.Outside.SMTPAddr()
+	inst := w.instance(via)
+	if inst == nil {
+		return fmt.Errorf("scenario: no MTA named %q", via)
 	}
+	addr, via := inst.SMTPAddr(), inst.Name()
 	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	err := testenv.SendMail(sctx, addr, from, to, msg)
@@ -352,6 +501,23 @@ func (w *World) Submit(ctx context.Context, by, via, kind, from string, to []str
 	})
 	w.subMu.Unlock()
 	return err
+}
+
+// instance is the MTA named via: "hub" (the first hub), a hub's name, or
+// "outside"; nil when there is none.
+func (w *World) instance(via string) *postfix.Instance {
+	if via == "outside" {
+		return w.Outside
+	}
+	if via == "hub" {
+		return w.Hub
+	}
+	for _, h := range w.Hubs {
+		if h.Name() == via {
+			return h
+		}
+	}
+	return nil
 }
 
 // Submissions returns every submission so far.
@@ -367,7 +533,7 @@ func (w *World) Close() error {
 		var errs []error
 		var mu sync.Mutex
 		var wg sync.WaitGroup
-		for _, inst := range []*postfix.Instance{w.Hub, w.Outside} {
+		for _, inst := range append(slices.Clone(w.Hubs), w.Outside) {
 			if inst != nil {
 				wg.Add(1)
 				go func() {
@@ -389,8 +555,13 @@ func (w *World) Close() error {
 		if w.policy != nil {
 			errs = append(errs, w.policy.Close())
 		}
-		if w.Daemon != nil {
-			errs = append(errs, w.Daemon.Stop())
+		for _, d := range w.Daemons {
+			if d != nil {
+				errs = append(errs, d.Stop())
+			}
+		}
+		if w.Cluster != nil {
+			w.Cluster.Stop()
 		}
 		for _, f := range w.cleanup {
 			f()

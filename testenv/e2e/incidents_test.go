@@ -108,7 +108,7 @@ func checkIncident(t *testing.T, r *scenario.Result) {
 			ndrs++
 		}
 	}
-	if made := r.Ledger.NDRs["hub"] + r.Ledger.NDRs["outside"]; made != ndrs {
+	if made := r.HubNDRs() + r.Ledger.NDRs["outside"]; made != ndrs {
 		t.Errorf("bounce daemons made %d NDRs for %d bounced copies", made, ndrs)
 	}
 	checkOrdinary(t, r)

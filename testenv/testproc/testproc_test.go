@@ -2,6 +2,7 @@ package testproc
 
 import (
 	"context"
+	"errors"
 	"net"
 	"os"
 	"strings"
@@ -90,5 +91,84 @@ func TestModuleRoot(t *testing.T) {
 	}
 	if _, err := os.Stat(root + "/go.mod"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestFreePortWithPeer(t *testing.T) {
+	ctx := context.Background()
+	seen := map[int]bool{}
+	for range 20 {
+		p, err := FreePortWithPeer(ctx, "", 10000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p < 20000 || p+10000 > 65535 {
+			t.Fatalf("port %d: its peer %d is out of range", p, p+10000)
+		}
+		if seen[p] || seen[p+10000] {
+			t.Fatalf("port %d or its peer handed out twice", p)
+		}
+		seen[p], seen[p+10000] = true, true
+	}
+	if _, err := FreePortWithPeer(ctx, "", 0); err == nil {
+		t.Error("offset 0 accepted")
+	}
+}
+
+func TestPollFinal(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	calls := 0
+	if err := Poll(ctx, "the third call", func(context.Context) error {
+		if calls++; calls < 3 {
+			return errors.New("not yet")
+		}
+		return nil
+	}); err != nil || calls != 3 {
+		t.Fatalf("Poll: %v after %d calls", err, calls)
+	}
+	gone := errors.New("gone")
+	calls = 0
+	if err := Poll(ctx, "nothing", func(context.Context) error { calls++; return Final(gone) }); !errors.Is(err, gone) || calls != 1 {
+		t.Fatalf("Poll with Final: %v after %d calls", err, calls)
+	}
+	short, cancelShort := context.WithCancel(ctx)
+	cancelShort()
+	if err := Poll(short, "an event", func(context.Context) error { return errors.New("last") }); !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "last") {
+		t.Fatalf("Poll past its context: %v", err)
+	}
+}
+
+func TestProcEnvAndExit(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	p := &Proc{Name: "sh", Bin: "/bin/sh", Args: []string{"-c", `echo "v=$TESTPROC_V"; exit 3`}, Env: []string{"TESTPROC_V=42"}}
+	if err := p.Start(); err != nil {
+		t.Fatal(err)
+	}
+	err := p.WaitReady(ctx, func(context.Context) error { return errors.New("never ready") })
+	if err == nil || !strings.Contains(err.Error(), "exited at start") {
+		t.Fatalf("WaitReady of a process that exits: %v", err)
+	}
+	if !strings.Contains(p.Log(), "v=42") {
+		t.Errorf("log %q lacks the variable of Env", p.Log())
+	}
+}
+
+func TestBuffer(t *testing.T) {
+	var b Buffer
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range 100 {
+			b.Write([]byte("x"))
+		}
+	}()
+	for range 100 {
+		_ = b.String()
+	}
+	<-done
+	if got := b.String(); got != strings.Repeat("x", 100) {
+		t.Fatalf("Buffer holds %q", got)
 	}
 }

@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -54,7 +53,7 @@ func (p *Proc) CPUTime() time.Duration { return ProcCPUTime(p.Pid()) }
 
 // RSS is the process's resident set size in bytes.
 func (p *Proc) RSS() int64 {
-	m := ProcStatus(p.Pid())
+	m := testproc.Status(p.Pid())
 	return m["VmRSS"]
 }
 
@@ -146,34 +145,6 @@ func ChildrenCPUTime(pid int) time.Duration {
 		}
 	}
 	return sum
-}
-
-// ProcStatus reads the kB fields of /proc/PID/status (VmRSS, RssAnon,
-// RssFile, VmHWM, ...) in bytes; pid 0 is this process.
-func ProcStatus(pid int) map[string]int64 {
-	path := "/proc/self/status"
-	if pid != 0 {
-		path = "/proc/" + strconv.Itoa(pid) + "/status"
-	}
-	out := map[string]int64{}
-	f, err := os.Open(path)
-	if err != nil {
-		return out
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		k, v, ok := strings.Cut(sc.Text(), ":")
-		if !ok {
-			continue
-		}
-		fs := strings.Fields(v)
-		if len(fs) == 2 && fs[1] == "kB" {
-			n, _ := strconv.ParseInt(fs[0], 10, 64)
-			out[k] = n << 10
-		}
-	}
-	return out
 }
 
 // MB formats bytes as MB (2^20).

@@ -172,3 +172,41 @@ func TestBuffer(t *testing.T) {
 		t.Fatalf("Buffer holds %q", got)
 	}
 }
+
+func TestStatus(t *testing.T) {
+	if _, err := os.Stat("/proc/self/status"); err != nil {
+		t.Skipf("no /proc: %v", err)
+	}
+	if rss := Status(0)["VmRSS"]; rss <= 0 {
+		t.Fatalf("VmRSS of this process %d", rss)
+	}
+	if got := Status(os.Getpid())["VmRSS"]; got <= 0 {
+		t.Fatalf("VmRSS by pid %d", got)
+	}
+}
+
+// TestLongestStall: a probe held up by f counts with all the time f held
+// it (at least the time f saw it wait), and f runs once, to its end.
+func TestLongestStall(t *testing.T) {
+	entered, release := make(chan struct{}), make(chan struct{})
+	var probeStart time.Time
+	first := true
+	var held time.Duration
+	ran := 0
+	worst := LongestStall(func() {
+		if first {
+			first = false
+			probeStart = time.Now()
+			close(entered)
+			<-release
+		}
+	}, func() {
+		ran++
+		<-entered
+		held = time.Since(probeStart)
+		close(release)
+	})
+	if ran != 1 || worst < held {
+		t.Fatalf("f ran %d times; worst stall %v, less than the %v the probe was held", ran, worst, held)
+	}
+}

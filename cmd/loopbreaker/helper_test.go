@@ -4,8 +4,9 @@ import (
 	"bytes"
 	"os"
 	"os/exec"
-	"sync"
 	"testing"
+
+	"github.com/loopbreaker/loopbreaker/testenv/testproc"
 )
 
 // envAsMain makes the test binary run main() instead of the tests, so that
@@ -49,21 +50,6 @@ func runSelf(t *testing.T, env []string, args ...string) (string, string, int) {
 	return out.String(), errb.String(), cmd.ProcessState.ExitCode()
 }
 
-// syncBuffer is a bytes.Buffer that a process's output and the test may
-// use at once.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer is an output buffer that a process (or the daemon's logger)
+// and the test may use at once.
+type syncBuffer = testproc.Buffer

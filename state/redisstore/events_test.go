@@ -10,6 +10,7 @@ import (
 
 	"github.com/loopbreaker/loopbreaker/state"
 	"github.com/loopbreaker/loopbreaker/testenv/redisserver"
+	"github.com/loopbreaker/loopbreaker/testenv/testproc"
 )
 
 // namedDaemon is daemon with an MTA name.
@@ -23,7 +24,7 @@ func namedDaemon(t *testing.T, url string, c *clock, name string) *Shared {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lb := &logBuf{}
+	lb := &testproc.Buffer{}
 	s := NewShared(r, local, SharedOptions{MinBackoff: 10 * time.Millisecond, MaxBackoff: 100 * time.Millisecond,
 		SweepInterval: -1, Name: name, Logger: slog.New(slog.NewTextHandler(lb, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	t.Cleanup(func() {

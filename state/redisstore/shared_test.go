@@ -1,38 +1,20 @@
 package redisstore
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/loopbreaker/loopbreaker/state"
 	"github.com/loopbreaker/loopbreaker/testenv/redisserver"
+	"github.com/loopbreaker/loopbreaker/testenv/testproc"
 )
 
-type logBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // daemon is one daemon's Shared store, as serve builds it.
-func daemon(t *testing.T, url string, c *clock, mode FailMode) (*Shared, *logBuf) {
+func daemon(t *testing.T, url string, c *clock, mode FailMode) (*Shared, *testproc.Buffer) {
 	t.Helper()
 	local, err := state.Open(filepath.Join(t.TempDir(), "state.db"), state.Options{Now: c.Now, FlushInterval: -1, SweepInterval: -1})
 	if err != nil {
@@ -42,7 +24,7 @@ func daemon(t *testing.T, url string, c *clock, mode FailMode) (*Shared, *logBuf
 	if err != nil {
 		t.Fatal(err)
 	}
-	lb := &logBuf{}
+	lb := &testproc.Buffer{}
 	s := NewShared(r, local, SharedOptions{FailMode: mode, MinBackoff: 10 * time.Millisecond, MaxBackoff: 100 * time.Millisecond,
 		SweepInterval: -1, Logger: slog.New(slog.NewTextHandler(lb, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	t.Cleanup(func() {

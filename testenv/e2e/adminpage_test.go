@@ -4,13 +4,14 @@ import (
 	"context"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/loopbreaker/loopbreaker/testenv/browser"
 )
 
 // TestAdminPageReleasesABlock drives the admin page in headless Chromium
@@ -18,10 +19,6 @@ import (
 // recent decisions; its Release button lifts the block.
 func TestAdminPageReleasesABlock(t *testing.T) {
 	requirePostfix(t)
-	browser, err := exec.LookPath("chromium")
-	if err != nil {
-		t.Skip("admin page test: no chromium on PATH (make deps installs Debian's chromium package)")
-	}
 	const token = "test-token-0123456789abcdef"
 	tokenFile := filepath.Join(t.TempDir(), "token")
 	os.WriteFile(tokenFile, []byte(token+"\n"), 0o600)
@@ -44,13 +41,8 @@ func TestAdminPageReleasesABlock(t *testing.T) {
 		t.Fatalf("API without a token: %s", resp.Status)
 	}
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(browser), chromedp.NoSandbox, chromedp.DisableGPU,
-		chromedp.Flag("headless", "new"))
-	actx, acancel := chromedp.NewExecAllocator(ctx, opts...)
-	defer acancel()
-	bctx, bcancel := chromedp.NewContext(actx)
-	defer bcancel()
+	tab := browser.Open(t, ctx, 0, 0)
+	bctx := tab.Ctx
 
 	err = chromedp.Do(bctx,
 		chromedp.Navigate("http://"+adminAddr+"/#token="+token),
@@ -67,15 +59,8 @@ func TestAdminPageReleasesABlock(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	shot, err := chromedp.Run(bctx, chromedp.CaptureScreenshot())
-	if err != nil {
+	if _, err := tab.Screenshot(t, "admin-page.png"); err != nil {
 		t.Fatal(err)
-	}
-	if dir := os.Getenv("LOOPBREAKER_SCREENSHOT_DIR"); dir != "" {
-		if err := os.WriteFile(filepath.Join(dir, "admin-page.png"), shot, 0o644); err != nil {
-			t.Log(err)
-		}
-		t.Logf("screenshot: %d bytes in %s", len(shot), dir)
 	}
 	if !strings.Contains(blocksText, "forward-storm") || !strings.Contains(blocksText, alice) || !strings.Contains(blocksText, stormSubj) {
 		t.Fatalf("blocks table: %q", blocksText)

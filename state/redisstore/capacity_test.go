@@ -30,6 +30,21 @@ func capacityGate(t *testing.T) {
 	}
 }
 
+// capacityRedis is a client (on the real clock) of the package's shared
+// server, and its URL, for a capacity measurement, which it skips unless
+// asked for.
+func capacityRedis(t *testing.T) (*Redis, string) {
+	t.Helper()
+	capacityGate(t)
+	url := sharedServer(t)
+	r, err := New(url, Options{Now: time.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return r, url
+}
+
 // cpuTicks is a process's user+system CPU time in clock ticks (1/100 s).
 func cpuTicks(pid int) int64 {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
@@ -102,13 +117,7 @@ func usedMemory(t *testing.T, c *redis.Client) int64 {
 }
 
 func TestCapacitySingle(t *testing.T) {
-	capacityGate(t)
-	url := sharedServer(t)
-	r, err := New(url, Options{Now: time.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	r, url := capacityRedis(t)
 	pid := srv.Pid()
 	t.Logf("load average before: %s", loadavg())
 	for _, c := range []int{1, 4, 16, 64} {

@@ -17,6 +17,7 @@ import (
 	"github.com/loopbreaker/loopbreaker/loopdetect/engine"
 	"github.com/loopbreaker/loopbreaker/loopdetect/policy"
 	"github.com/loopbreaker/loopbreaker/state"
+	"github.com/loopbreaker/loopbreaker/testenv/testproc"
 )
 
 // roundTrips counts the calls a go-redis client makes (a pipeline is one).
@@ -121,7 +122,7 @@ func TestCapacityPerMessage(t *testing.T) {
 		if err := sh.flushEvents(ctx); err != nil {
 			t.Fatal(err)
 		}
-		c0, m0, cpu0 := rt.calls.Load(), rt.cmds.Load(), cpuTicks(pid)
+		c0, m0, cpu0 := rt.calls.Load(), rt.cmds.Load(), testproc.CPUTime(pid)
 		start := time.Now()
 		verdicts := map[string]int{}
 		for i := 0; i < n; i++ {
@@ -136,9 +137,9 @@ func TestCapacityPerMessage(t *testing.T) {
 		if err := sh.flushEvents(ctx); err != nil { // this kind's events count with it
 			t.Fatal(err)
 		}
-		c1, m1, cpu1 := rt.calls.Load(), rt.cmds.Load(), cpuTicks(pid)
+		c1, m1, cpu1 := rt.calls.Load(), rt.cmds.Load(), testproc.CPUTime(pid)
 		t.Logf("%-14s %5.2f round trips, %5.2f commands per message, redis CPU %5.1f µs per message, %4.0f µs per message one at a time; verdict/rules %v",
-			kind.name, float64(c1-c0)/n, float64(m1-m0)/n, float64(cpu1-cpu0)*10_000/n, float64(took.Microseconds())/n, verdicts)
+			kind.name, float64(c1-c0)/n, float64(m1-m0)/n, float64((cpu1-cpu0).Microseconds())/n, float64(took.Microseconds())/n, verdicts)
 	}
 }
 

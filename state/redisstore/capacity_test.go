@@ -22,6 +22,7 @@ import (
 
 	"github.com/loopbreaker/loopbreaker/state"
 	"github.com/loopbreaker/loopbreaker/testenv/redisserver"
+	"github.com/loopbreaker/loopbreaker/testenv/testproc"
 )
 
 func capacityGate(t *testing.T) {
@@ -45,19 +46,6 @@ func capacityRedis(t *testing.T) (*Redis, string) {
 	return r, url
 }
 
-// cpuTicks is a process's user+system CPU time in clock ticks (1/100 s).
-func cpuTicks(pid int) int64 {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0
-	}
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-	u, _ := strconv.ParseInt(f[11], 10, 64)
-	k, _ := strconv.ParseInt(f[12], 10, 64)
-	return u + k
-}
-
 func loadavg() string {
 	b, _ := os.ReadFile("/proc/loadavg")
 	return strings.Join(strings.Fields(string(b))[:3], " ")
@@ -72,9 +60,9 @@ func hammer(t *testing.T, r *Redis, clients int, d time.Duration, pids []int, ta
 	var n atomic.Int64
 	var stop atomic.Bool
 	var wg sync.WaitGroup
-	cpu0 := int64(0)
+	var cpu0 time.Duration
 	for _, p := range pids {
-		cpu0 += cpuTicks(p)
+		cpu0 += testproc.CPUTime(p)
 	}
 	start := time.Now()
 	for c := 0; c < clients; c++ {
@@ -93,12 +81,12 @@ func hammer(t *testing.T, r *Redis, clients int, d time.Duration, pids []int, ta
 	stop.Store(true)
 	wg.Wait()
 	el := time.Since(start).Seconds()
-	cpu1 := int64(0)
+	var cpu1 time.Duration
 	for _, p := range pids {
-		cpu1 += cpuTicks(p)
+		cpu1 += testproc.CPUTime(p)
 	}
 	hits := float64(n.Load())
-	return hits / el, float64(cpu1-cpu0) * 10_000 / hits
+	return hits / el, float64((cpu1 - cpu0).Microseconds()) / hits
 }
 
 func usedMemory(t *testing.T, c *redis.Client) int64 {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -208,5 +209,24 @@ func TestLongestStall(t *testing.T) {
 	})
 	if ran != 1 || worst < held {
 		t.Fatalf("f ran %d times; worst stall %v, less than the %v the probe was held", ran, worst, held)
+	}
+}
+
+func TestProcStat(t *testing.T) {
+	if _, err := os.Stat("/proc/self/stat"); err != nil {
+		t.Skipf("no /proc: %v", err)
+	}
+	pid := os.Getpid()
+	if got := ParentPid(pid); got != os.Getppid() {
+		t.Errorf("ParentPid = %d, want %d", got, os.Getppid())
+	}
+	if !slices.Contains(Pids(), pid) {
+		t.Error("Pids lacks this process")
+	}
+	if own, with := CPUTime(pid), CPUTimeWithChildren(pid); with < own {
+		t.Errorf("CPU time with children %v below its own %v", with, own)
+	}
+	if got := CPUTime(-1); got != 0 {
+		t.Errorf("CPUTime of no process = %v", got)
 	}
 }

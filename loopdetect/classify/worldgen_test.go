@@ -7,7 +7,6 @@ import (
 	"hash/fnv"
 	"mime/quotedprintable"
 	"os"
-	"sort"
 	"strings"
 	"testing"
 )
@@ -616,19 +615,8 @@ func (c *wgCase) message(t testing.TB) *Message {
 // wgTuneFloor.
 func TestWorldGenerator(t *testing.T) {
 	const wgFloor, wgTuneFloor = 0.99, 0.995
-	type tally struct{ n, right int }
-	split := map[string]map[string]*tally{"tune": {}, "heldout": {}}
-	bump := func(sp, key string, ok bool) {
-		tt := split[sp][key]
-		if tt == nil {
-			tt = &tally{}
-			split[sp][key] = tt
-		}
-		tt.n++
-		if ok {
-			tt.right++
-		}
-	}
+	split := map[string]tallies{"tune": {}, "heldout": {}}
+	bump := func(sp, key string, ok bool) { split[sp].add(key, ok) }
 	var misses []string
 	for _, c := range wgCases() {
 		v := Classify(c.message(t), c.opts)
@@ -655,27 +643,12 @@ func TestWorldGenerator(t *testing.T) {
 		}
 	}
 	for _, sp := range []string{"tune", "heldout"} {
-		keys := make([]string, 0, len(split[sp]))
-		for k := range split[sp] {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
 		var b strings.Builder
 		fmt.Fprintf(&b, "\n%s split:\n", sp)
-		for _, k := range keys {
-			tt := split[sp][k]
-			fmt.Fprintf(&b, "  %-32s %5d %5d %6.1f%%\n", k, tt.n, tt.right, 100*float64(tt.right)/float64(tt.n))
-		}
+		split[sp].write(&b)
 		t.Log(b.String())
 	}
-	sort.Strings(misses)
-	for i, m := range misses {
-		if i >= 60 {
-			t.Logf("... and %d more tune misses", len(misses)-i)
-			break
-		}
-		t.Log(m)
-	}
+	logFirst(t, misses, 60)
 	for sp, floor := range map[string]float64{"heldout": wgFloor, "tune": wgTuneFloor} {
 		if tt := split[sp]["ALL passed on"]; tt != nil && float64(tt.right) < floor*float64(tt.n) {
 			t.Errorf("%s: reports passed on recognized %d/%d, floor %.0f%%", sp, tt.right, tt.n, 100*floor)

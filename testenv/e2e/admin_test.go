@@ -89,12 +89,7 @@ func TestAdminCLIListsAndReleasesBlocks(t *testing.T) {
 	}
 	// The next forward starts a fresh count and passes.
 	send(t, ctx, h, alice, []string{typo}, forwardedNDR(alice, typo, 4))
-	if err := h.outside.WaitCount(ctx, 4); err != nil {
-		t.Fatal(err)
-	}
-	if err := h.pf.WaitQueueEmpty(ctx); err != nil {
-		t.Fatal(err)
-	}
+	h.settle(t, ctx, 4, 0)
 	if out, q := h.outside.Count(), h.mailstore.Count(); out != 4 || q != 2 {
 		t.Fatalf("outside %d, quarantine %d; want 4 (2 + ordinary + 1 after the release) and 2", out, q)
 	}
@@ -147,12 +142,7 @@ func TestAdminMailThroughPostfix(t *testing.T) {
 		send(t, ctx, h, alice, []string{typo}, forwardedNDR(alice, typo, i))
 	}
 	// 4 redirected + 1 admin mail reach the mailstore.
-	if err := h.mailstore.WaitCount(ctx, 5); err != nil {
-		t.Fatalf("mailstore has %d: %v\n%s", h.mailstore.Count(), err, h.daemon.Log())
-	}
-	if err := h.pf.WaitQueueEmpty(ctx); err != nil {
-		t.Fatal(err)
-	}
+	h.settle(t, ctx, 0, 5)
 	var notes []string
 	for _, m := range h.mailstore.Messages() {
 		if len(m.To) == 1 && m.To[0] == "postmaster@corp.example" {

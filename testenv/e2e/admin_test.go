@@ -115,6 +115,27 @@ func freeLoopbackAddr(t *testing.T) string {
 	return net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 }
 
+// adminToken is the admin API's token in startAdminHub.
+const adminToken = "test-token-0123456789abcdef"
+
+// startAdminHub is startHub whose daemon has the policy of policyFile
+// (limit, action) and serves the admin API and page on a free loopback TCP
+// port with adminToken. It returns the hub and that address.
+func startAdminHub(t *testing.T, limit, action string) (*hub, string) {
+	t.Helper()
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(tokenFile, []byte(adminToken+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	addr := freeLoopbackAddr(t)
+	h := startHub(t, "-policy", policyFile(t, limit, action), "-admin-tcp", addr, "-admin-token-file", tokenFile)
+	return h, addr
+}
+
+// adminPage is the URL of the admin page at addr, with adminToken in its
+// fragment, as the admin opens it.
+func adminPage(addr string) string { return "http://" + addr + "/#token=" + adminToken }
+
 // TestAdminMailThroughPostfix: when a block starts, the admin gets one
 // message through the local MTA, from the null sender, marked
 // auto-generated, with the command that lifts the block.

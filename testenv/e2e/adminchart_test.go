@@ -3,8 +3,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -23,11 +21,7 @@ import (
 // the artifact directory.
 func TestAdminPageTimeline(t *testing.T) {
 	requirePostfix(t)
-	const token = "test-token-0123456789abcdef"
-	tokenFile := filepath.Join(t.TempDir(), "token")
-	os.WriteFile(tokenFile, []byte(token+"\n"), 0o600)
-	adminAddr := freeLoopbackAddr(t)
-	h := startHub(t, "-policy", policyFile(t, "3", "redirect"), "-admin-tcp", adminAddr, "-admin-token-file", tokenFile)
+	h, adminAddr := startAdminHub(t, "3", "redirect")
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	const alice, bob, typo = "alice@corp.example", "bob@corp.example", "nobody@outside.example"
@@ -40,7 +34,7 @@ func TestAdminPageTimeline(t *testing.T) {
 	page := browser.Open(t, ctx, 1200, 1000)
 	bctx := page.Ctx
 	err := chromedp.Do(bctx,
-		chromedp.Navigate("http://"+adminAddr+"/#token="+token),
+		chromedp.Navigate(adminPage(adminAddr)),
 		chromedp.WaitVisible(`#timeline rect.bar`),
 	)
 	if err != nil {

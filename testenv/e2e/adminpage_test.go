@@ -3,8 +3,6 @@ package e2e
 import (
 	"context"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -19,11 +17,7 @@ import (
 // recent decisions; its Release button lifts the block.
 func TestAdminPageReleasesABlock(t *testing.T) {
 	requirePostfix(t)
-	const token = "test-token-0123456789abcdef"
-	tokenFile := filepath.Join(t.TempDir(), "token")
-	os.WriteFile(tokenFile, []byte(token+"\n"), 0o600)
-	adminAddr := freeLoopbackAddr(t)
-	h := startHub(t, "-policy", policyFile(t, "2", "redirect"), "-admin-tcp", adminAddr, "-admin-token-file", tokenFile)
+	h, adminAddr := startAdminHub(t, "2", "redirect")
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	const alice, typo = "alice@corp.example", "nobody@outside.example"
@@ -45,7 +39,7 @@ func TestAdminPageReleasesABlock(t *testing.T) {
 	bctx := tab.Ctx
 
 	err = chromedp.Do(bctx,
-		chromedp.Navigate("http://"+adminAddr+"/#token="+token),
+		chromedp.Navigate(adminPage(adminAddr)),
 		chromedp.WaitVisible(`#blocks tbody tr button.release`),
 	)
 	if err != nil {

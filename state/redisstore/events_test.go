@@ -2,12 +2,14 @@ package redisstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
 
 	"github.com/loopbreaker/loopbreaker/state"
 	"github.com/loopbreaker/loopbreaker/testenv/redisserver"
+	"github.com/loopbreaker/loopbreaker/testenv/testproc"
 )
 
 // TestFleetEvents: the daemons sharing Redis share one audit trail, each
@@ -74,10 +76,15 @@ func TestFleetEvents(t *testing.T) {
 	waitShared(t, a)
 	// Redis came back empty: B's event of the outage is sent, in the
 	// background, at once.
-	for deadline := time.Now().Add(5 * time.Second); len(a.Events(10)) == 0 && time.Now().Before(deadline); {
-		time.Sleep(10 * time.Millisecond)
-	}
-	check(a, 10, "mta-b/Q5")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = testproc.Poll(ctx, "B's event of the outage in the stream", func(context.Context) error {
+		if len(a.Events(10)) == 0 {
+			return errors.New("none yet")
+		}
+		return nil
+	})
+	check(a, 10, "mta-b/Q5") // says what is missing when the wait ended without it
 
 	// Capped at state.MaxEvents.
 	for i := 0; i < state.MaxEvents+300; i++ {

@@ -9,6 +9,7 @@ package redisstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/loopbreaker/loopbreaker/state"
 	"github.com/loopbreaker/loopbreaker/testenv/redisserver"
+	"github.com/loopbreaker/loopbreaker/testenv/testproc"
 )
 
 // exactStorm hits one key from every client with goroutines goroutines,
@@ -106,16 +108,18 @@ func failoverStorm(t *testing.T, daemons []*Shared, goroutines, limit int, kill 
 			})
 		}
 	}
-	deadline := time.After(60 * time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
 	wait := func(what string, cond func() bool) {
-		for !cond() {
-			select {
-			case <-deadline:
-				close(stop)
-				wg.Wait()
-				t.Fatalf("storm: timed out waiting for %s (passed %d of %d hits)", what, pass.Load(), hit.Load())
-			case <-time.After(5 * time.Millisecond):
+		if err := testproc.Poll(ctx, what, func(context.Context) error {
+			if !cond() {
+				return errors.New("not yet")
 			}
+			return nil
+		}); err != nil {
+			close(stop)
+			wg.Wait()
+			t.Fatalf("storm: %v (passed %d of %d hits)", err, pass.Load(), hit.Load())
 		}
 	}
 	wait("half the limit to pass", func() bool { return pass.Load() >= int64(limit/2) })

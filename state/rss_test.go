@@ -174,16 +174,21 @@ func rssFeed(t *testing.T, s *Store, c *fakeClock, from, to, keys int) {
 	}
 }
 
-func rssKeys(t *testing.T) int {
-	keys := 1_000_000
-	if v := os.Getenv("LOOPBREAKER_RSS_KEYS"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			t.Fatal(err)
-		}
-		keys = n
+func rssKeys(t *testing.T) int { return envKeys(t, "LOOPBREAKER_RSS_KEYS", 1_000_000) }
+
+// envKeys is the number of keys a measurement runs with: $name when set,
+// else def.
+func envKeys(t *testing.T, name string, def int) int {
+	t.Helper()
+	v := os.Getenv(name)
+	if v == "" {
+		return def
 	}
-	return keys
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		t.Fatalf("%s=%q: %v", name, v, err)
+	}
+	return n
 }
 
 func TestRSS(t *testing.T) {

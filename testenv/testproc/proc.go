@@ -27,6 +27,9 @@ type Proc struct {
 	LogFile string
 	Dir     string   // its working directory; "" is the caller's
 	Env     []string // added to the caller's environment ("KEY=value")
+	// Stdin, when set, is the process's standard input (else /dev/null);
+	// an *os.File (a pipe's end) is handed to the child as it is.
+	Stdin io.Reader
 
 	mu      sync.Mutex
 	cmd     *exec.Cmd
@@ -52,7 +55,7 @@ func (p *Proc) Start() error {
 		return fmt.Errorf("%s is still running", p.Name)
 	}
 	cmd := exec.Command(p.Bin, p.Args...)
-	cmd.Dir = p.Dir
+	cmd.Dir, cmd.Stdin = p.Dir, p.Stdin
 	if len(p.Env) > 0 {
 		cmd.Env = append(os.Environ(), p.Env...)
 	}

@@ -10,6 +10,7 @@ import (
 	gomilter "github.com/d--j/go-milter"
 
 	"github.com/loopbreaker/loopbreaker/loopdetect/engine"
+	"github.com/loopbreaker/loopbreaker/testenv"
 )
 
 func startWithPolicy(t *testing.T, src string) string {
@@ -191,21 +192,8 @@ func TestNonSMTPBounceIsHeldNotRefused(t *testing.T) {
 // the body, not the classifier's default, so an NDR whose report text
 // starts after 256 KiB is still recognized with body_limit = 1 MiB.
 func TestBodyLimitOfThePolicy(t *testing.T) {
-	addr := startWithPolicy(t, `local_domains = ["corp.example"]
-body_limit = 1048576
-[[rule]]
-name = "bounces"
-kinds = ["bounce"]
-direction = "inbound"
-key = "recipient"
-limit = 0
-action = "tag"
-`)
-	body := strings.Repeat("A line of a long ordinary text that goes on and on and on.\r\n", (300<<10)/60) +
-		"\r\nThis is the mail system at host mx.outside.example.\r\n\r\n" +
-		"I'm sorry to have to inform you that your message could not\r\nbe delivered to one or more recipients.\r\n\r\n" +
-		"<x@outside.example>: host mx said: 550 5.1.1 User unknown\r\n\r\n" +
-		"Final-Recipient: rfc822; x@outside.example\r\nAction: failed\r\nStatus: 5.1.1\r\n"
+	addr := startWithPolicy(t, testenv.BodyLimitPolicy)
+	body := testenv.LateReportNDR()
 	r := send(t, addr, "", []string{"list@corp.example"}, [][2]string{{"From", "someone@outside.example"}, {"Subject", "Your message"}}, body)
 	if r.act.Type != gomilter.ActionAccept || len(r.mods) != 1 || r.mods[0].HeaderName != HeaderInfo || !strings.Contains(r.mods[0].HeaderValue, "kind=bounce") {
 		t.Fatalf("%+v %+v, want the bounce tagged", r.act, r.mods)

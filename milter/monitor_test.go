@@ -1,41 +1,22 @@
 package milter
 
 import (
-	"bytes"
 	"strings"
-	"sync"
 	"testing"
 
 	gomilter "github.com/d--j/go-milter"
 
 	"github.com/loopbreaker/loopbreaker/loopdetect/policy"
+	"github.com/loopbreaker/loopbreaker/testenv/testproc"
 )
-
-// lockedBuffer is a log sink the sessions write to concurrently.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // startMonitor is startWithPolicy with serve -mode monitor's override,
 // logging into the returned buffer.
-func startMonitor(t *testing.T, src string) (string, *lockedBuffer) {
+func startMonitor(t *testing.T, src string) (string, *testproc.Buffer) {
 	t.Helper()
 	p := parsePolicy(t, src)
 	p.Apply(policy.Overrides{Mode: policy.ModeMonitor})
-	var logs lockedBuffer
+	var logs testproc.Buffer
 	addr, _ := serveTB(t, p, &logs, Options{}, nil)
 	return addr, &logs
 }

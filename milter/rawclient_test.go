@@ -11,7 +11,6 @@ import (
 	"net"
 	"path/filepath"
 	"testing"
-	"time"
 
 	gomilter "github.com/d--j/go-milter"
 
@@ -19,6 +18,7 @@ import (
 	"github.com/loopbreaker/loopbreaker/loopdetect/policy"
 	"github.com/loopbreaker/loopbreaker/state"
 	"github.com/loopbreaker/loopbreaker/testenv/miltertest"
+	"github.com/loopbreaker/loopbreaker/testenv/testproc"
 )
 
 // This file is a milter client that writes raw bytes: the hostile-input
@@ -178,23 +178,9 @@ func serveTB(tb testing.TB, p *policy.Policy, logw io.Writer, opts Options, conf
 	if configure != nil {
 		configure(eng)
 	}
+	tb.Cleanup(func() { st.Close() }) // after the server's shutdown
 	srv := NewServer(eng, log, opts)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ln) }()
-	tb.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-		if err := <-done; err != nil {
-			tb.Errorf("serve: %v", err)
-		}
-		st.Close()
-	})
-	return ln.Addr().String(), srv
+	return testproc.ServeLoopback(tb, srv), srv
 }
 
 // normalSession runs one ordinary message through the go-milter client, as

@@ -17,14 +17,7 @@ import (
 // 120k keys on). LOOPBREAKER_CHURN sets the number of keys (default 400k;
 // the figure in the notes is for 1M).
 func TestFileStaysBoundedUnderKeyChurn(t *testing.T) {
-	total := 400_000
-	if v := os.Getenv("LOOPBREAKER_CHURN"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			t.Fatal(err)
-		}
-		total = n
-	}
+	total := envKeys(t, "LOOPBREAKER_CHURN", 400_000)
 	c := newClock()
 	path := filepath.Join(t.TempDir(), "state.db")
 	s := openTest(t, path, c)

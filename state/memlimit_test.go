@@ -1,10 +1,14 @@
 package state
 
 import (
+	"context"
+	"errors"
 	"math"
 	"runtime/debug"
 	"testing"
 	"time"
+
+	"github.com/loopbreaker/loopbreaker/testenv/testproc"
 )
 
 func TestMemoryLimit(t *testing.T) {
@@ -23,7 +27,23 @@ func TestKeepMemoryLimit(t *testing.T) {
 	stop := make(chan struct{})
 	done := make(chan struct{})
 	go func() { KeepMemoryLimit(stop, time.Millisecond); close(done) }()
-	time.Sleep(20 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	limitSet := func(what string) {
+		t.Helper()
+		if err := testproc.Poll(ctx, what, func(context.Context) error {
+			if got := debug.SetMemoryLimit(-1); got == math.MaxInt64 {
+				return errors.New("no limit yet")
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	limitSet("the limit set at start")
+	// The next ones, every interval: a limit undone is set again.
+	debug.SetMemoryLimit(math.MaxInt64)
+	limitSet("the limit set again")
 	close(stop)
 	<-done
 	if got := debug.SetMemoryLimit(-1); got < MinMemoryLimit || got == math.MaxInt64 {

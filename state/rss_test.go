@@ -11,7 +11,6 @@ package state
 // GOMEMLIMIT and GOGC apply as they do to the daemon.
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -22,11 +21,12 @@ import (
 	"runtime/metrics"
 	"runtime/pprof"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/loopbreaker/loopbreaker/testenv/testproc"
 )
 
 // rssKeepLimit, when set (rss_limit_test.go), starts what the daemon runs
@@ -70,27 +70,6 @@ func cpuSeconds() float64 {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
-}
-
-func procStatus() map[string]int64 {
-	out := map[string]int64{}
-	f, err := os.Open("/proc/self/status")
-	if err != nil {
-		return out
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		k, v, ok := strings.Cut(sc.Text(), ":")
-		if !ok {
-			continue
-		}
-		if fs := strings.Fields(v); len(fs) == 2 && fs[1] == "kB" {
-			n, _ := strconv.ParseInt(fs[0], 10, 64)
-			out[k] = n << 10
-		}
-	}
-	return out
 }
 
 func heapObjects() int64 {
@@ -137,7 +116,7 @@ func startPhase(name string) *rssSampler {
 }
 
 func (p *rssSampler) sample() {
-	st := procStatus()
+	st := testproc.Status(0)
 	h := heapObjects()
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -154,7 +133,7 @@ func (p *rssSampler) end(s *Store) rssPhase {
 	<-p.done
 	p.cur.Secs = time.Since(p.start).Seconds()
 	p.cur.CPU = cpuSeconds() - p.cpu0
-	p.cur.End = procStatus()["VmRSS"]
+	p.cur.End = testproc.Status(0)["VmRSS"]
 	runtime.GC()
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
@@ -195,16 +174,21 @@ func rssFeed(t *testing.T, s *Store, c *fakeClock, from, to, keys int) {
 	}
 }
 
-func rssKeys(t *testing.T) int {
-	keys := 1_000_000
-	if v := os.Getenv("LOOPBREAKER_RSS_KEYS"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			t.Fatal(err)
-		}
-		keys = n
+func rssKeys(t *testing.T) int { return envKeys(t, "LOOPBREAKER_RSS_KEYS", 1_000_000) }
+
+// envKeys is the number of keys a measurement runs with: $name when set,
+// else def.
+func envKeys(t *testing.T, name string, def int) int {
+	t.Helper()
+	v := os.Getenv(name)
+	if v == "" {
+		return def
 	}
-	return keys
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		t.Fatalf("%s=%q: %v", name, v, err)
+	}
+	return n
 }
 
 func TestRSS(t *testing.T) {

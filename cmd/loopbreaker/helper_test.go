@@ -2,10 +2,13 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"os/exec"
-	"sync"
 	"testing"
+	"time"
+
+	"github.com/loopbreaker/loopbreaker/testenv/testproc"
 )
 
 // envAsMain makes the test binary run main() instead of the tests, so that
@@ -49,21 +52,52 @@ func runSelf(t *testing.T, env []string, args ...string) (string, string, int) {
 	return out.String(), errb.String(), cmd.ProcessState.ExitCode()
 }
 
-// syncBuffer is a bytes.Buffer that a process's output and the test may
-// use at once.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
+// syncBuffer is an output buffer that a process (or the daemon's logger)
+// and the test may use at once.
+type syncBuffer = testproc.Buffer
+
+// startSelf runs the loopbreaker command (serve) from the test binary as
+// a daemon, with env added to the test's environment and its output
+// captured, waits until the file ready (its admin socket) appears, and
+// kills it at the end of the test.
+func startSelf(t *testing.T, env []string, ready string, args ...string) *testproc.Proc {
+	t.Helper()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &testproc.Proc{Name: "loopbreaker " + args[0], Bin: self, Args: args, Env: append([]string{envAsMain + "=1"}, env...)}
+	if err := p.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Kill)
+	waitFor(t, ready, logOf(p.Log))
+	return p
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
+// stopSelf stops a daemon of startSelf with SIGTERM, as systemd does, and
+// fails the test unless it exits 0 within 30 s.
+func stopSelf(t *testing.T, p *testproc.Proc) {
+	t.Helper()
+	if err := p.Stop(30 * time.Second); err != nil {
+		t.Fatalf("%v\n%s", err, p.Log())
+	}
+	if err := p.Err(); err != nil {
+		t.Fatalf("%s: %v\n%s", p.Name, err, p.Log())
+	}
 }
 
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+// waitLog waits up to 10 s until the daemon's log holds substr.
+func waitLog(t *testing.T, p *testproc.Proc, substr string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := p.WaitLog(ctx, substr, 1); err != nil {
+		t.Fatal(err)
+	}
 }
+
+// logOf makes a log reader a fmt.Stringer, for waitFor.
+type logOf func() string
+
+func (f logOf) String() string { return f() }

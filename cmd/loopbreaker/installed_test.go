@@ -135,14 +135,7 @@ block_for = "1h"
 	args = append(args, "-admin-mail-delay", "100ms")
 	// No flag and no environment that points the CLI anywhere.
 	clean := []string{admin.EnvAdmin + "=", envState + "="}
-	daemon := selfCommand(t, clean, args...)
-	var log syncBuffer
-	daemon.Stdout, daemon.Stderr = &log, &log
-	if err := daemon.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer daemon.Process.Kill()
-	waitFor(t, filepath.Join(admin.Installed.RunDir, admin.SocketName), &log)
+	daemon := startSelf(t, clean, filepath.Join(admin.Installed.RunDir, admin.SocketName), args...)
 	if _, err := os.Stat(filepath.Join(admin.Installed.RunDir, admin.PidFileName)); err != nil {
 		t.Fatalf("pid file: %v", err)
 	}
@@ -151,7 +144,7 @@ block_for = "1h"
 		t.Helper()
 		out, errOut, rc := runSelf(t, clean, args...)
 		if rc != 0 {
-			t.Fatalf("loopbreaker %s: exit %d\n%s%s\ndaemon log:\n%s", strings.Join(args, " "), rc, out, errOut, log.String())
+			t.Fatalf("loopbreaker %s: exit %d\n%s%s\ndaemon log:\n%s", strings.Join(args, " "), rc, out, errOut, daemon.Log())
 		}
 		return out
 	}
@@ -182,7 +175,7 @@ block_for = "1h"
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	if err := sink.WaitCount(ctx, 1); err != nil {
-		t.Fatalf("no admin mail: %v\n%s", err, log.String())
+		t.Fatalf("no admin mail: %v\n%s", err, daemon.Log())
 	}
 	var release string
 	for _, line := range strings.Split(strings.ReplaceAll(string(sink.Messages()[0].Data), "\r\n", "\n"), "\n") {
@@ -203,17 +196,8 @@ block_for = "1h"
 	if out := cli("reload"); !strings.Contains(out, "sent SIGHUP") {
 		t.Errorf("reload: %s", out)
 	}
-	for i := 0; !strings.Contains(log.String(), "policy reloaded"); i++ {
-		if i > 500 {
-			t.Fatalf("the daemon did not reload:\n%s", log.String())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-
-	daemon.Process.Signal(syscall.SIGTERM)
-	if err := daemon.Wait(); err != nil {
-		t.Fatalf("daemon: %v\n%s", err, log.String())
-	}
+	waitLog(t, daemon, "policy reloaded")
+	stopSelf(t, daemon)
 	// Stopped: the CLI says where it looked.
 	_, errOut, rc := runSelf(t, clean, "status")
 	if rc != 1 || !strings.Contains(errOut, "/run/loopbreaker/admin.sock") || !strings.Contains(errOut, "/var/lib/loopbreaker/admin.sock") {

@@ -19,15 +19,8 @@ func TestCLIFindsADaemonOfAnotherStateFile(t *testing.T) {
 	}
 	dir := t.TempDir()
 	st := filepath.Join(dir, "loopbreaker.db")
-	daemon := selfCommand(t, []string{admin.EnvAdmin + "=", envState + "="}, "serve", "-listen", "unix:"+filepath.Join(dir, "milter.sock"), "-state", st)
-	var log syncBuffer
-	daemon.Stderr = &log
-	if err := daemon.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { daemon.Process.Kill(); daemon.Wait() }()
 	sock := filepath.Join(dir, admin.SocketName)
-	waitFor(t, sock, &log)
+	startSelf(t, []string{admin.EnvAdmin + "=", envState + "="}, sock, "serve", "-listen", "unix:"+filepath.Join(dir, "milter.sock"), "-state", st)
 
 	for _, env := range [][]string{{envState + "=" + st}, {admin.EnvAdmin + "=" + sock}} {
 		if out, errOut, rc := runSelf(t, env, "status"); rc != 0 || !strings.Contains(out, st) {

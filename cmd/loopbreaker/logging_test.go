@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -12,9 +13,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/loopbreaker/loopbreaker/testenv/testproc"
 )
 
 // TestJSONLogHasOnlyJSONLines runs serve with -log-format json, makes
@@ -27,14 +29,7 @@ func TestJSONLogHasOnlyJSONLines(t *testing.T) {
 	}
 	dir := t.TempDir()
 	sock := filepath.Join(dir, "milter.sock")
-	cmd := selfCommand(t, []string{"JOURNAL_STREAM="}, "serve", "-log-format", "json", "-listen", "unix:"+sock, "-state", filepath.Join(dir, "state.db"))
-	var stderr syncBuffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
-	waitFor(t, sock, &stderr)
+	daemon := startSelf(t, []string{"JOURNAL_STREAM="}, sock, "serve", "-log-format", "json", "-listen", "unix:"+sock, "-state", filepath.Join(dir, "state.db"))
 	c, err := net.Dial("unix", sock)
 	if err != nil {
 		t.Fatal(err)
@@ -43,13 +38,10 @@ func TestJSONLogHasOnlyJSONLines(t *testing.T) {
 	c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	io.Copy(io.Discard, c)
 	c.Close()
-	cmd.Process.Signal(syscall.SIGTERM)
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("serve: %v\n%s", err, stderr.String())
-	}
+	stopSelf(t, daemon)
 
 	var sawWarning, sawGrace bool
-	sc := bufio.NewScanner(strings.NewReader(stderr.String()))
+	sc := bufio.NewScanner(strings.NewReader(daemon.Log()))
 	for sc.Scan() {
 		var rec map[string]any
 		if err := json.Unmarshal(sc.Bytes(), &rec); err != nil {
@@ -103,14 +95,13 @@ func TestStandardLogGoesThroughSlog(t *testing.T) {
 // waitFor waits for a file (a socket) to appear, for at most 10 s.
 func waitFor(t *testing.T, path string, log fmt.Stringer) {
 	t.Helper()
-	for i := 0; ; i++ {
-		if _, err := os.Stat(path); err == nil {
-			return
-		}
-		if i > 1000 {
-			t.Fatalf("%s did not appear; log:\n%s", path, log.String())
-		}
-		time.Sleep(10 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := testproc.Poll(ctx, path+" to appear", func(context.Context) error {
+		_, err := os.Stat(path)
+		return err
+	}); err != nil {
+		t.Fatalf("%v; log:\n%s", err, log.String())
 	}
 }
 

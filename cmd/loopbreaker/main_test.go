@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 )
 
 func TestParseSocket(t *testing.T) {
@@ -59,20 +58,11 @@ func TestServeReportsLockedStateQuickly(t *testing.T) {
 	state := filepath.Join(dir, "st.db")
 	ctx, cancel := context.WithCancel(context.Background())
 	first := make(chan int, 1)
-	var errFirst bytes.Buffer
+	var errFirst syncBuffer
 	go func() {
 		first <- run(ctx, []string{"serve", "-listen", "unix:" + filepath.Join(dir, "a.sock"), "-state", state}, &bytes.Buffer{}, &errFirst)
 	}()
-	// Wait for the first daemon's socket.
-	for i := 0; ; i++ {
-		if _, err := os.Stat(filepath.Join(dir, "a.sock")); err == nil {
-			break
-		}
-		if i > 500 {
-			t.Fatalf("first daemon did not start: %s", errFirst.String())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitFor(t, filepath.Join(dir, "a.sock"), &errFirst)
 	var errb bytes.Buffer
 	rc := run(context.Background(), []string{"serve", "-listen", "unix:" + filepath.Join(dir, "b.sock"), "-state", state}, &bytes.Buffer{}, &errb)
 	if rc == 0 || !strings.Contains(errb.String(), "locked by another process") {

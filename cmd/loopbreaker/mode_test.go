@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/loopbreaker/loopbreaker/cmd/loopbreaker/internal/admin"
 )
@@ -47,14 +46,7 @@ func TestServeModeAndStatus(t *testing.T) {
 			write(tt.file)
 			st := filepath.Join(dir, "loopbreaker.db")
 			args := append([]string{"serve", "-listen", "unix:" + filepath.Join(dir, "milter.sock"), "-state", st, "-policy", pol}, tt.flags...)
-			daemon := selfCommand(t, []string{admin.EnvAdmin + "=", envState + "="}, args...)
-			var log syncBuffer
-			daemon.Stderr = &log
-			if err := daemon.Start(); err != nil {
-				t.Fatal(err)
-			}
-			defer func() { daemon.Process.Kill(); daemon.Wait() }()
-			waitFor(t, filepath.Join(dir, admin.SocketName), &log)
+			daemon := startSelf(t, []string{admin.EnvAdmin + "=", envState + "="}, filepath.Join(dir, admin.SocketName), args...)
 			env := []string{envState + "=" + st}
 			status := func() admin.Status {
 				t.Helper()
@@ -82,17 +74,12 @@ func TestServeModeAndStatus(t *testing.T) {
 			if out, errOut, rc := runSelf(t, env, "reload"); rc != 0 {
 				t.Fatalf("reload: exit %d %s%s", rc, out, errOut)
 			}
-			for i := 0; !strings.Contains(log.String(), "policy reloaded"); i++ {
-				if i > 500 {
-					t.Fatalf("no reload; log:\n%s", log.String())
-				}
-				time.Sleep(10 * time.Millisecond)
-			}
+			waitLog(t, daemon, "policy reloaded")
 			if s := status(); s.Mode != tt.afterward {
 				t.Fatalf("mode %q after the reload, want %q", s.Mode, tt.afterward)
 			}
-			if switched := strings.Contains(log.String(), "mode switched"); switched != (tt.status != tt.afterward) {
-				t.Errorf("log says mode switched: %v; log:\n%s", switched, log.String())
+			if switched := strings.Contains(daemon.Log(), "mode switched"); switched != (tt.status != tt.afterward) {
+				t.Errorf("log says mode switched: %v; log:\n%s", switched, daemon.Log())
 			}
 		})
 	}

@@ -1,9 +1,10 @@
 package main
 
 import (
+	"context"
+	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -11,6 +12,7 @@ import (
 	"github.com/loopbreaker/loopbreaker/loopdetect/policy"
 	"github.com/loopbreaker/loopbreaker/state"
 	"github.com/loopbreaker/loopbreaker/state/redisstore"
+	"github.com/loopbreaker/loopbreaker/testenv/testproc"
 )
 
 // TestOpenStateRedis: -redis picks the shared backend (the policy's redis
@@ -19,12 +21,11 @@ import (
 func TestOpenStateRedis(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	// A port nobody listens on.
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	port, err := testproc.FreePort(context.Background(), "127.0.0.1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	down := "redis://" + ln.Addr().String() + "/0"
-	ln.Close()
+	down := fmt.Sprintf("redis://127.0.0.1:%d/0", port)
 
 	p := policy.Default()
 	st, err := openState(filepath.Join(t.TempDir(), "s.db"), &serveFlags{}, p, log)

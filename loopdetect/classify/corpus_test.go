@@ -270,14 +270,7 @@ func TestCorpusConfusion(t *testing.T) {
 			tr.kinds["error"], 100*float64(tr.right)/float64(tr.n))
 	}
 	t.Log(b.String())
-	sort.Strings(misses)
-	for i, m := range misses {
-		if i >= 200 {
-			t.Logf("... and %d more", len(misses)-i)
-			break
-		}
-		t.Log(m)
-	}
+	logFirst(t, misses, 200)
 
 	for _, m := range actionMisses {
 		t.Logf("DSN action disagrees with the label: %s", m)

@@ -529,9 +529,7 @@ func TestGeneratedForwardedNDRs(t *testing.T) {
 		}
 	}
 
-	type tally struct{ n, right int }
-	byVariant := map[string]*tally{}
-	byLang := map[string]*tally{}
+	byVariant, byLang := tallies{}, tallies{}
 	var pos, posRight, neg, negRight, falseSigns int
 	var misses []string
 	for _, c := range cases {
@@ -550,20 +548,8 @@ func TestGeneratedForwardedNDRs(t *testing.T) {
 			}
 		}
 		variant, lang, _ := strings.Cut(c.name[strings.LastIndexByte(c.name, ' ')+1:], "/")
-		for _, k := range []struct {
-			m   map[string]*tally
-			key string
-		}{{byVariant, variant}, {byLang, lang}} {
-			tl := k.m[k.key]
-			if tl == nil {
-				tl = &tally{}
-				k.m[k.key] = tl
-			}
-			tl.n++
-			if ok {
-				tl.right++
-			}
-		}
+		byVariant.add(variant, ok)
+		byLang.add(lang, ok)
 		if c.want == KindForwardedNDR {
 			pos++
 			if ok {
@@ -584,30 +570,17 @@ func TestGeneratedForwardedNDRs(t *testing.T) {
 		posRight, pos, 100*float64(posRight)/float64(pos), negRight, neg, 100*float64(negRight)/float64(neg))
 	for _, m := range []struct {
 		title string
-		t     map[string]*tally
+		t     tallies
 	}{{"variant (client format)", byVariant}, {"language", byLang}} {
-		keys := make([]string, 0, len(m.t))
-		for k := range m.t {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
 		fmt.Fprintf(&b, "%s:\n", m.title)
-		for _, k := range keys {
-			fmt.Fprintf(&b, "  %-28s %5d/%-5d %7.2f%%\n", k, m.t[k].right, m.t[k].n, 100*float64(m.t[k].right)/float64(m.t[k].n))
-		}
+		m.t.write(&b)
 	}
 	fmt.Fprintf(&b, "false ndr-of-ndr loop signs: %d/%d\n", falseSigns, len(cases))
 	t.Log(b.String())
 	if falseSigns*200 > len(cases) {
 		t.Errorf("%d of %d messages carry an ndr-of-ndr loop sign their report does not", falseSigns, len(cases))
 	}
-	for i, m := range misses {
-		if i >= 60 {
-			t.Logf("... and %d more", len(misses)-i)
-			break
-		}
-		t.Log(m)
-	}
+	logFirst(t, misses, 60)
 	if len(byLang) < 15 && step == 1 {
 		t.Errorf("only %d languages generated, want >= 15", len(byLang))
 	}

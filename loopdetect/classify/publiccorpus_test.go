@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"testing"
 )
@@ -71,8 +70,7 @@ func TestPublicCorpus(t *testing.T) {
 	if len(rows) == 0 {
 		t.Fatal("testdata/public/MANIFEST.tsv lists no messages")
 	}
-	type tally struct{ n, right int }
-	bySplit := map[string]map[string]*tally{} // split -> class -> tally
+	bySplit := map[string]tallies{} // split -> class -> tally
 	var misses, falsePositives []string
 	var bounceN, bounceRight int
 	for _, row := range rows {
@@ -104,14 +102,9 @@ func TestPublicCorpus(t *testing.T) {
 			why = err.Error()
 		}
 		if bySplit[row.split] == nil {
-			bySplit[row.split] = map[string]*tally{}
+			bySplit[row.split] = tallies{}
 		}
-		tl := bySplit[row.split][row.class]
-		if tl == nil {
-			tl = &tally{}
-			bySplit[row.split][row.class] = tl
-		}
-		tl.n++
+		bySplit[row.split].add(row.class, got == want)
 		if row.class == "bounce" {
 			bounceN++
 		}
@@ -123,7 +116,6 @@ func TestPublicCorpus(t *testing.T) {
 			fwdN++
 		}
 		if got == want {
-			tl.right++
 			if row.class == "bounce" {
 				bounceRight++
 			}
@@ -144,22 +136,11 @@ func TestPublicCorpus(t *testing.T) {
 
 	var b strings.Builder
 	for _, split := range []string{"tune", "heldout"} {
-		classes := make([]string, 0, len(bySplit[split]))
-		for c := range bySplit[split] {
-			classes = append(classes, c)
-		}
-		sort.Strings(classes)
-		fmt.Fprintf(&b, "\n%s split:\n%-20s %5s %5s %8s\n", split, "class", "n", "right", "recall")
-		for _, c := range classes {
-			tl := bySplit[split][c]
-			fmt.Fprintf(&b, "%-20s %5d %5d %7.1f%%\n", c, tl.n, tl.right, 100*float64(tl.right)/float64(tl.n))
-		}
+		fmt.Fprintf(&b, "\n%s split:\n  %-32s %5s %5s %7s\n", split, "class", "n", "right", "recall")
+		bySplit[split].write(&b)
 	}
 	t.Log(b.String())
-	sort.Strings(misses)
-	for _, m := range misses {
-		t.Log(m)
-	}
+	logFirst(t, misses, len(misses))
 
 	for _, fp := range falsePositives {
 		t.Errorf("ordinary message not classified ordinary: %s", fp)

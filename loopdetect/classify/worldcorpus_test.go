@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"testing"
 )
@@ -22,8 +21,7 @@ func TestWorldGeneratorOnCorpus(t *testing.T) {
 	}
 	const floor = 0.97
 	rows := readManifest(t, dir)
-	type tally struct{ n, right int }
-	byForm := map[string]*tally{}
+	byForm := tallies{}
 	var misses []string
 	seen := map[string]bool{}
 	for _, row := range rows {
@@ -85,32 +83,16 @@ func TestWorldGeneratorOnCorpus(t *testing.T) {
 		}
 		for _, c := range cases {
 			v := Classify(c.message(t), c.opts)
-			tt := byForm[c.form]
-			if tt == nil {
-				tt = &tally{}
-				byForm[c.form] = tt
-			}
-			tt.n++
-			if v.Kind == KindForwardedNDR {
-				tt.right++
-			} else if len(misses) < 40 {
+			byForm.add(c.form, v.Kind == KindForwardedNDR)
+			if v.Kind != KindForwardedNDR && len(misses) < 40 {
 				misses = append(misses, fmt.Sprintf("%s %s: %s", c.form, row.path, v.Explain()))
 			}
 		}
 	}
-	keys := make([]string, 0, len(byForm))
-	all := tally{}
-	for k, v := range byForm {
-		keys = append(keys, k)
-		all.n += v.n
-		all.right += v.right
-	}
-	sort.Strings(keys)
+	all := byForm.total()
 	var b strings.Builder
-	for _, k := range keys {
-		fmt.Fprintf(&b, "  %-32s %5d %5d %6.1f%%\n", k, byForm[k].n, byForm[k].right, 100*float64(byForm[k].right)/float64(byForm[k].n))
-	}
-	fmt.Fprintf(&b, "  %-32s %5d %5d %6.1f%%\n", "ALL", all.n, all.right, 100*float64(all.right)/float64(all.n))
+	byForm.write(&b)
+	all.line(&b, "ALL")
 	t.Log("\n" + b.String())
 	for _, m := range misses {
 		t.Log(m)

@@ -7,7 +7,6 @@ import (
 	"hash/fnv"
 	"mime/quotedprintable"
 	"os"
-	"sort"
 	"strings"
 	"testing"
 )
@@ -477,12 +476,8 @@ func wgCases() []wgCase {
 				}
 				// Redirected and resent unchanged.
 				for _, r := range wgRedirects(v) {
-					c := wgCase{name: "redirect/" + r.form + "/" + id, form: "redirect:" + r.form, family: n.family, lang: l.code,
-						sender: r.sender, rcpts: r.rcpts, opts: r.opts, stored: r.stored, raw: r.top + n.full(), want: r.want, wantSig: r.sig}
-					if r.stored {
-						c.raw = "Return-Path: <" + r.sender + ">\n" + c.raw
-					}
-					cases = append(cases, c)
+					cases = append(cases, r.redirected(wgCase{name: "redirect/" + r.form + "/" + id, form: "redirect:" + r.form, family: n.family, lang: l.code,
+						want: r.want, wantSig: r.sig}, n.full()))
 				}
 			}
 		}
@@ -518,23 +513,15 @@ func wgCases() []wgCase {
 				// a bounce as it stands.
 				continue
 			}
-			c := wgCase{name: "neg/notice-redirect/" + r.form + "/" + l.code, form: "neg:notice", family: "ordinary", lang: l.code,
-				sender: r.sender, rcpts: r.rcpts, opts: r.opts, stored: r.stored, raw: r.top + notice.header() + "\n" + notice.body, want: KindOrdinary}
-			if r.stored {
-				c.raw = "Return-Path: <" + r.sender + ">\n" + c.raw
-			}
-			cases = append(cases, c)
+			cases = append(cases, r.redirected(wgCase{name: "neg/notice-redirect/" + r.form + "/" + l.code, form: "neg:notice", family: "ordinary", lang: l.code,
+				want: KindOrdinary}, notice.header()+"\n"+notice.body))
 		}
 		for _, r := range wgRedirects(0) {
 			if r.want != KindForwardedNDR {
 				continue
 			}
-			c := wgCase{name: "neg/redirect/" + r.form + "/" + l.code, form: "neg:redirect", family: "ordinary", lang: l.code,
-				sender: r.sender, rcpts: r.rcpts, opts: r.opts, stored: r.stored, raw: r.top + plainMail.header() + "\n" + plainMail.body, want: KindOrdinary}
-			if r.stored {
-				c.raw = "Return-Path: <" + r.sender + ">\n" + c.raw
-			}
-			cases = append(cases, c)
+			cases = append(cases, r.redirected(wgCase{name: "neg/redirect/" + r.form + "/" + l.code, form: "neg:redirect", family: "ordinary", lang: l.code,
+				want: KindOrdinary}, plainMail.header()+"\n"+plainMail.body))
 		}
 		reply := "Content-Type: text/plain; charset=utf-8\n\n" + l.note + "\n\nOn Thu, 9 May 2024 at 09:58, Mail Delivery System <Mailer-Daemon@mx1.corp.example> wrote:\n" +
 			"> This message was created automatically by mail delivery software.\n>\n> A message that you sent could not be delivered to one or more of its\n" +
@@ -555,6 +542,16 @@ type wgRedirect struct {
 
 // wgRedirects are the ways a report is passed on unchanged, with the
 // envelope each leaves it with.
+// redirected is c as r delivers it: r's envelope and options, inner behind
+// r's header lines, and a Return-Path first when r is a stored copy.
+func (r wgRedirect) redirected(c wgCase, inner string) wgCase {
+	c.sender, c.rcpts, c.opts, c.stored, c.raw = r.sender, r.rcpts, r.opts, r.stored, r.top+inner
+	if r.stored {
+		c.raw = "Return-Path: <" + r.sender + ">\n" + c.raw
+	}
+	return c
+}
+
 func wgRedirects(v int) []wgRedirect {
 	out := []string{"alice.private@elsewhere.example"}
 	rs := []wgRedirect{
@@ -616,19 +613,8 @@ func (c *wgCase) message(t testing.TB) *Message {
 // wgTuneFloor.
 func TestWorldGenerator(t *testing.T) {
 	const wgFloor, wgTuneFloor = 0.99, 0.995
-	type tally struct{ n, right int }
-	split := map[string]map[string]*tally{"tune": {}, "heldout": {}}
-	bump := func(sp, key string, ok bool) {
-		tt := split[sp][key]
-		if tt == nil {
-			tt = &tally{}
-			split[sp][key] = tt
-		}
-		tt.n++
-		if ok {
-			tt.right++
-		}
-	}
+	split := map[string]tallies{"tune": {}, "heldout": {}}
+	bump := func(sp, key string, ok bool) { split[sp].add(key, ok) }
 	var misses []string
 	for _, c := range wgCases() {
 		v := Classify(c.message(t), c.opts)
@@ -655,27 +641,12 @@ func TestWorldGenerator(t *testing.T) {
 		}
 	}
 	for _, sp := range []string{"tune", "heldout"} {
-		keys := make([]string, 0, len(split[sp]))
-		for k := range split[sp] {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
 		var b strings.Builder
 		fmt.Fprintf(&b, "\n%s split:\n", sp)
-		for _, k := range keys {
-			tt := split[sp][k]
-			fmt.Fprintf(&b, "  %-32s %5d %5d %6.1f%%\n", k, tt.n, tt.right, 100*float64(tt.right)/float64(tt.n))
-		}
+		split[sp].write(&b)
 		t.Log(b.String())
 	}
-	sort.Strings(misses)
-	for i, m := range misses {
-		if i >= 60 {
-			t.Logf("... and %d more tune misses", len(misses)-i)
-			break
-		}
-		t.Log(m)
-	}
+	logFirst(t, misses, 60)
 	for sp, floor := range map[string]float64{"heldout": wgFloor, "tune": wgTuneFloor} {
 		if tt := split[sp]["ALL passed on"]; tt != nil && float64(tt.right) < floor*float64(tt.n) {
 			t.Errorf("%s: reports passed on recognized %d/%d, floor %.0f%%", sp, tt.right, tt.n, 100*floor)

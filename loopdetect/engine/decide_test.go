@@ -9,6 +9,7 @@ import (
 	"github.com/loopbreaker/loopbreaker/loopdetect/classify"
 	"github.com/loopbreaker/loopbreaker/loopdetect/policy"
 	"github.com/loopbreaker/loopbreaker/state"
+	"github.com/loopbreaker/loopbreaker/testenv"
 )
 
 func newEngine(t *testing.T) *Engine {
@@ -228,23 +229,9 @@ func TestHopCeilingActsWithoutState(t *testing.T) {
 // whose report text begins after the classifier's own default limit (256
 // KiB of a long first text) is still recognized and acted on.
 func TestPolicyBodyLimitReachesTheClassifier(t *testing.T) {
-	src := `local_domains = ["corp.example"]
-body_limit = 1048576
-[[rule]]
-name = "bounces"
-kinds = ["bounce"]
-direction = "inbound"
-key = "recipient"
-limit = 0
-action = "tag"
-`
-	e, p := newEngineWith(t, src)
-	filler := strings.Repeat("A line of a long ordinary text that goes on and on and on.\r\n", (300<<10)/60)
-	raw := "From: someone@outside.example\r\nTo: list@corp.example\r\nSubject: Your message\r\n\r\n" + filler +
-		"\r\nThis is the mail system at host mx.outside.example.\r\n\r\n" +
-		"I'm sorry to have to inform you that your message could not\r\nbe delivered to one or more recipients.\r\n\r\n" +
-		"<x@outside.example>: host mx said: 550 5.1.1 User unknown\r\n\r\n" +
-		"Final-Recipient: rfc822; x@outside.example\r\nAction: failed\r\nStatus: 5.1.1\r\n"
+	e, p := newEngineWith(t, testenv.BodyLimitPolicy)
+	filler := testenv.LateReportFiller()
+	raw := "From: someone@outside.example\r\nTo: list@corp.example\r\nSubject: Your message\r\n\r\n" + testenv.LateReportNDR()
 	if len(filler) <= classify.DefaultBodyLimit {
 		t.Fatalf("filler of %d bytes does not pass the default limit", len(filler))
 	}

@@ -22,6 +22,7 @@ import (
 
 	"github.com/loopbreaker/loopbreaker/state"
 	"github.com/loopbreaker/loopbreaker/testenv/redisserver"
+	"github.com/loopbreaker/loopbreaker/testenv/testproc"
 )
 
 func capacityGate(t *testing.T) {
@@ -30,17 +31,19 @@ func capacityGate(t *testing.T) {
 	}
 }
 
-// cpuTicks is a process's user+system CPU time in clock ticks (1/100 s).
-func cpuTicks(pid int) int64 {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+// capacityRedis is a client (on the real clock) of the package's shared
+// server, and its URL, for a capacity measurement, which it skips unless
+// asked for.
+func capacityRedis(t *testing.T) (*Redis, string) {
+	t.Helper()
+	capacityGate(t)
+	url := sharedServer(t)
+	r, err := New(url, Options{Now: time.Now})
 	if err != nil {
-		return 0
+		t.Fatal(err)
 	}
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-	u, _ := strconv.ParseInt(f[11], 10, 64)
-	k, _ := strconv.ParseInt(f[12], 10, 64)
-	return u + k
+	t.Cleanup(func() { r.Close() })
+	return r, url
 }
 
 func loadavg() string {
@@ -57,9 +60,9 @@ func hammer(t *testing.T, r *Redis, clients int, d time.Duration, pids []int, ta
 	var n atomic.Int64
 	var stop atomic.Bool
 	var wg sync.WaitGroup
-	cpu0 := int64(0)
+	var cpu0 time.Duration
 	for _, p := range pids {
-		cpu0 += cpuTicks(p)
+		cpu0 += testproc.CPUTime(p)
 	}
 	start := time.Now()
 	for c := 0; c < clients; c++ {
@@ -78,12 +81,12 @@ func hammer(t *testing.T, r *Redis, clients int, d time.Duration, pids []int, ta
 	stop.Store(true)
 	wg.Wait()
 	el := time.Since(start).Seconds()
-	cpu1 := int64(0)
+	var cpu1 time.Duration
 	for _, p := range pids {
-		cpu1 += cpuTicks(p)
+		cpu1 += testproc.CPUTime(p)
 	}
 	hits := float64(n.Load())
-	return hits / el, float64(cpu1-cpu0) * 10_000 / hits
+	return hits / el, float64((cpu1 - cpu0).Microseconds()) / hits
 }
 
 func usedMemory(t *testing.T, c *redis.Client) int64 {
@@ -102,13 +105,7 @@ func usedMemory(t *testing.T, c *redis.Client) int64 {
 }
 
 func TestCapacitySingle(t *testing.T) {
-	capacityGate(t)
-	url := sharedServer(t)
-	r, err := New(url, Options{Now: time.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	r, url := capacityRedis(t)
 	pid := srv.Pid()
 	t.Logf("load average before: %s", loadavg())
 	for _, c := range []int{1, 4, 16, 64} {

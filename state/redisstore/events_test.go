@@ -2,38 +2,15 @@ package redisstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"log/slog"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/loopbreaker/loopbreaker/state"
 	"github.com/loopbreaker/loopbreaker/testenv/redisserver"
+	"github.com/loopbreaker/loopbreaker/testenv/testproc"
 )
-
-// namedDaemon is daemon with an MTA name.
-func namedDaemon(t *testing.T, url string, c *clock, name string) *Shared {
-	t.Helper()
-	local, err := state.Open(filepath.Join(t.TempDir(), "state.db"), state.Options{Now: c.Now, FlushInterval: -1, SweepInterval: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := New(url, Options{Now: c.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	lb := &logBuf{}
-	s := NewShared(r, local, SharedOptions{MinBackoff: 10 * time.Millisecond, MaxBackoff: 100 * time.Millisecond,
-		SweepInterval: -1, Name: name, Logger: slog.New(slog.NewTextHandler(lb, &slog.HandlerOptions{Level: slog.LevelDebug}))})
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("%s log:\n%s", name, lb)
-		}
-		s.Close()
-	})
-	return s
-}
 
 // TestFleetEvents: the daemons sharing Redis share one audit trail, each
 // event with its MTA's name; a daemon's events recorded while Redis is
@@ -42,7 +19,8 @@ func namedDaemon(t *testing.T, url string, c *clock, name string) *Shared {
 func TestFleetEvents(t *testing.T) {
 	rs := redisserver.MustStart(t)
 	c := newClock()
-	a, b := namedDaemon(t, rs.URL(0), c, "mta-a"), namedDaemon(t, rs.URL(0), c, "mta-b")
+	a, _ := daemon(t, rs.URL(0), c, SharedOptions{Name: "mta-a"})
+	b, _ := daemon(t, rs.URL(0), c, SharedOptions{Name: "mta-b"})
 	for i, d := range []*Shared{a, b, a, b, a} {
 		d.Record(state.Event{Rule: "fwd", Key: fmt.Sprint("k", i), Action: "quarantine", QueueID: fmt.Sprint("Q", i)})
 		c.Advance(time.Second)
@@ -98,10 +76,15 @@ func TestFleetEvents(t *testing.T) {
 	waitShared(t, a)
 	// Redis came back empty: B's event of the outage is sent, in the
 	// background, at once.
-	for deadline := time.Now().Add(5 * time.Second); len(a.Events(10)) == 0 && time.Now().Before(deadline); {
-		time.Sleep(10 * time.Millisecond)
-	}
-	check(a, 10, "mta-b/Q5")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = testproc.Poll(ctx, "B's event of the outage in the stream", func(context.Context) error {
+		if len(a.Events(10)) == 0 {
+			return errors.New("none yet")
+		}
+		return nil
+	})
+	check(a, 10, "mta-b/Q5") // says what is missing when the wait ended without it
 
 	// Capped at state.MaxEvents.
 	for i := 0; i < state.MaxEvents+300; i++ {

@@ -9,6 +9,7 @@ package redisstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/loopbreaker/loopbreaker/state"
 	"github.com/loopbreaker/loopbreaker/testenv/redisserver"
+	"github.com/loopbreaker/loopbreaker/testenv/testproc"
 )
 
 // exactStorm hits one key from every client with goroutines goroutines,
@@ -106,16 +108,18 @@ func failoverStorm(t *testing.T, daemons []*Shared, goroutines, limit int, kill 
 			})
 		}
 	}
-	deadline := time.After(60 * time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
 	wait := func(what string, cond func() bool) {
-		for !cond() {
-			select {
-			case <-deadline:
-				close(stop)
-				wg.Wait()
-				t.Fatalf("storm: timed out waiting for %s (passed %d of %d hits)", what, pass.Load(), hit.Load())
-			case <-time.After(5 * time.Millisecond):
+		if err := testproc.Poll(ctx, what, func(context.Context) error {
+			if !cond() {
+				return errors.New("not yet")
 			}
+			return nil
+		}); err != nil {
+			close(stop)
+			wg.Wait()
+			t.Fatalf("storm: %v (passed %d of %d hits)", err, pass.Load(), hit.Load())
 		}
 	}
 	wait("half the limit to pass", func() bool { return pass.Load() >= int64(limit/2) })
@@ -186,36 +190,50 @@ func failoverBound(daemons, goroutines, limit int) int64 {
 func testSentinel(t *testing.T, f redisserver.Flavor) {
 	s := redisserver.MustStartSentinel(t, f, redisserver.SentinelOptions{DownAfter: time.Second})
 	c := newClock()
-	t.Run("exact", func(t *testing.T) {
-		var clients []*Redis
-		for range 3 {
-			clients = append(clients, newRedis(t, s.URL(0), c))
-		}
-		exactStorm(t, clients, 8, 25, 100)
-	})
+	t.Run("exact", func(t *testing.T) { exactAcross(t, s.URL(0), c) })
 	t.Run("failover", func(t *testing.T) {
-		const daemons, goroutines, limit = 3, 4, 40
-		var ds []*Shared
-		for range daemons {
-			d, _ := daemon(t, s.URL(1), c, FailOpen)
-			ds = append(ds, d)
-		}
-		passed := failoverStorm(t, ds, goroutines, limit, func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
+		failoverAcross(t, s.URL(1), c, func(ctx context.Context, _ []*Shared) error {
 			m, err := s.Master(ctx)
 			if err != nil {
-				t.Fatal(err)
+				return err
 			}
 			m.Kill()
-			if _, err := s.WaitFailover(ctx, m.Addr); err != nil {
-				t.Fatal(err)
-			}
+			_, err = s.WaitFailover(ctx, m.Addr)
+			return err
 		})
-		if bound := failoverBound(daemons, goroutines, limit); passed > bound {
-			t.Fatalf("%d passed during a failover; the bound is %d", passed, bound)
+	})
+}
+
+// exactAcross is exactStorm from three clients of the deployment at url.
+func exactAcross(t *testing.T, url string, c *clock) {
+	var clients []*Redis
+	for range 3 {
+		clients = append(clients, newRedis(t, url, c))
+	}
+	exactStorm(t, clients, 8, 25, 100)
+}
+
+// failoverAcross is failoverStorm over three daemons sharing the
+// deployment at url, each with four goroutines and the limit 40; failover
+// kills the master of the storm's key and waits for its replacement. It
+// fails the test when more passed than failoverBound.
+func failoverAcross(t *testing.T, url string, c *clock, failover func(context.Context, []*Shared) error) {
+	const daemons, goroutines, limit = 3, 4, 40
+	var ds []*Shared
+	for range daemons {
+		d, _ := daemon(t, url, c, SharedOptions{FailMode: FailOpen})
+		ds = append(ds, d)
+	}
+	passed := failoverStorm(t, ds, goroutines, limit, func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := failover(ctx, ds); err != nil {
+			t.Fatal(err)
 		}
 	})
+	if bound := failoverBound(daemons, goroutines, limit); passed > bound {
+		t.Fatalf("%d passed during a failover; the bound is %d", passed, bound)
+	}
 }
 
 func TestSentinel(t *testing.T) { testSentinel(t, redisserver.Redis) }
@@ -223,41 +241,22 @@ func TestSentinel(t *testing.T) { testSentinel(t, redisserver.Redis) }
 func testCluster(t *testing.T, f redisserver.Flavor) {
 	cl := redisserver.MustStartCluster(t, f, redisserver.ClusterOptions{NodeTimeout: time.Second})
 	c := newClock()
-	t.Run("exact", func(t *testing.T) {
-		var clients []*Redis
-		for range 3 {
-			clients = append(clients, newRedis(t, cl.URL(), c))
-		}
-		exactStorm(t, clients, 8, 25, 100)
-	})
+	t.Run("exact", func(t *testing.T) { exactAcross(t, cl.URL(), c) })
 	t.Run("listing", func(t *testing.T) { clusterListing(t, cl, c) })
 	t.Run("failover", func(t *testing.T) {
-		const daemons, goroutines, limit = 3, 4, 40
-		var ds []*Shared
-		for range daemons {
-			d, _ := daemon(t, cl.URL(), c, FailOpen)
-			ds = append(ds, d)
-		}
-		passed := failoverStorm(t, ds, goroutines, limit, func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
+		failoverAcross(t, cl.URL(), c, func(ctx context.Context, ds []*Shared) error {
 			r := ds[0].Redis()
 			m, err := r.c.(*redis.ClusterClient).MasterForKey(ctx, r.k("w", state.ID("fwd", "failover-storm")))
 			if err != nil {
-				t.Fatal(err)
+				return err
 			}
 			n := cl.Node(m.Options().Addr)
 			if n == nil {
-				t.Fatalf("the storm's master %s is not a node of the cluster", m.Options().Addr)
+				return fmt.Errorf("the storm's master %s is not a node of the cluster", m.Options().Addr)
 			}
 			n.Kill()
-			if err := cl.WaitFailover(ctx, n); err != nil {
-				t.Fatal(err)
-			}
+			return cl.WaitFailover(ctx, n)
 		})
-		if bound := failoverBound(daemons, goroutines, limit); passed > bound {
-			t.Fatalf("%d passed during a failover; the bound is %d", passed, bound)
-		}
 	})
 }
 

@@ -208,43 +208,11 @@ func sameAsBBolt(t *testing.T, seed uint64) {
 func TestConcurrentHitsExact(t *testing.T) {
 	c := newClock()
 	url := sharedServer(t)
-	const clients, goroutines, each, limit = 4, 16, 25, 150
-	var passed, started, blocked atomic.Int64
-	var wg sync.WaitGroup
-	for i := 0; i < clients; i++ {
-		r := newRedis(t, url, c)
-		for g := 0; g < goroutines; g++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for n := 0; n < each; n++ {
-					res, err := r.Hit(context.Background(), state.Request{Rule: "fwd", Key: "storm", Window: time.Hour, Limit: limit, BlockFor: time.Hour})
-					if err != nil {
-						t.Error(err)
-						return
-					}
-					switch {
-					case res.NewBlock:
-						started.Add(1)
-					case res.Blocked:
-						blocked.Add(1)
-					default:
-						passed.Add(1)
-					}
-				}
-			}()
-		}
+	var clients []*Redis
+	for range 4 {
+		clients = append(clients, newRedis(t, url, c))
 	}
-	wg.Wait()
-	total := int64(clients * goroutines * each)
-	if passed.Load() != limit || started.Load() != 1 || blocked.Load() != total-limit-1 {
-		t.Fatalf("passed %d, started %d, blocked %d of %d; want %d, 1, %d", passed.Load(), started.Load(), blocked.Load(), total, limit, total-limit-1)
-	}
-	r := newRedis(t, url, c)
-	b, ok, err := r.Blocked(context.Background(), "fwd", "storm")
-	if err != nil || !ok || int64(b.Count) != total-limit {
-		t.Fatalf("block: %+v %v %v; want %d messages acted on", b, ok, err, total-limit)
-	}
+	exactStorm(t, clients, 16, 25, 150)
 }
 
 // TestExpiry: the window and the block carry TTLs, so Redis forgets them

@@ -1,38 +1,23 @@
 package redisstore
 
 import (
-	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/loopbreaker/loopbreaker/state"
 	"github.com/loopbreaker/loopbreaker/testenv/redisserver"
+	"github.com/loopbreaker/loopbreaker/testenv/testproc"
 )
 
-type logBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-// daemon is one daemon's Shared store, as serve builds it.
-func daemon(t *testing.T, url string, c *clock, mode FailMode) (*Shared, *logBuf) {
+// daemon is one daemon's Shared store, as serve builds it, with opts
+// (FailMode, Name) and short backoffs; its log is in the buffer, and in
+// the test's output when the test fails.
+func daemon(t *testing.T, url string, c *clock, opts SharedOptions) (*Shared, *testproc.Buffer) {
 	t.Helper()
 	local, err := state.Open(filepath.Join(t.TempDir(), "state.db"), state.Options{Now: c.Now, FlushInterval: -1, SweepInterval: -1})
 	if err != nil {
@@ -42,12 +27,13 @@ func daemon(t *testing.T, url string, c *clock, mode FailMode) (*Shared, *logBuf
 	if err != nil {
 		t.Fatal(err)
 	}
-	lb := &logBuf{}
-	s := NewShared(r, local, SharedOptions{FailMode: mode, MinBackoff: 10 * time.Millisecond, MaxBackoff: 100 * time.Millisecond,
-		SweepInterval: -1, Logger: slog.New(slog.NewTextHandler(lb, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	lb := &testproc.Buffer{}
+	opts.MinBackoff, opts.MaxBackoff, opts.SweepInterval = 10*time.Millisecond, 100*time.Millisecond, -1
+	opts.Logger = slog.New(slog.NewTextHandler(lb, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	s := NewShared(r, local, opts)
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("daemon log:\n%s", lb)
+			t.Logf("daemon %s log:\n%s", opts.Name, lb)
 		}
 		if err := s.Close(); err != nil {
 			t.Error(err)
@@ -61,12 +47,13 @@ func waitShared(t *testing.T, s *Shared) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	for s.Degraded() {
-		select {
-		case <-ctx.Done():
-			t.Fatalf("still degraded: %+v", s.BackendStatus())
-		case <-time.After(10 * time.Millisecond):
+	if err := testproc.Poll(ctx, "the reconnection to Redis", func(context.Context) error {
+		if s.Degraded() {
+			return fmt.Errorf("still degraded: %+v", s.BackendStatus())
 		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -94,8 +81,8 @@ func hits(t *testing.T, s *Shared, key string, n int) (passed, blocked int) {
 func TestSharedOutage(t *testing.T) {
 	rs := redisserver.MustStart(t)
 	c := newClock()
-	a, alog := daemon(t, rs.URL(0), c, FailOpen)
-	b, _ := daemon(t, rs.URL(0), c, FailOpen)
+	a, alog := daemon(t, rs.URL(0), c, SharedOptions{FailMode: FailOpen})
+	b, _ := daemon(t, rs.URL(0), c, SharedOptions{FailMode: FailOpen})
 	if a.Degraded() || a.BackendStatus().Name != "redis" {
 		t.Fatalf("status at start: %+v", a.BackendStatus())
 	}
@@ -179,8 +166,8 @@ func (r *Redis) blockOrZero(t *testing.T, rule, key string) (state.Block, bool) 
 func TestReleaseDuringOutage(t *testing.T) {
 	rs := redisserver.MustStart(t)
 	c := newClock()
-	a, _ := daemon(t, rs.URL(0), c, FailOpen)
-	b, _ := daemon(t, rs.URL(0), c, FailOpen)
+	a, _ := daemon(t, rs.URL(0), c, SharedOptions{FailMode: FailOpen})
+	b, _ := daemon(t, rs.URL(0), c, SharedOptions{FailMode: FailOpen})
 	if _, bl := hits(t, a, "dave", 4); bl != 1 {
 		t.Fatal("dave not blocked")
 	}
@@ -209,7 +196,7 @@ func TestFailPassAndRedisDownAtStart(t *testing.T) {
 	rs := redisserver.MustStart(t)
 	rs.Kill()
 	c := newClock()
-	d, _ := daemon(t, rs.URL(0), c, FailPass)
+	d, _ := daemon(t, rs.URL(0), c, SharedOptions{FailMode: FailPass})
 	if !d.Degraded() {
 		t.Fatal("not degraded with Redis down")
 	}

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -9,13 +10,15 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
+
+	gomilter "github.com/d--j/go-milter"
 
 	"github.com/loopbreaker/loopbreaker/loopdetect/engine"
 	"github.com/loopbreaker/loopbreaker/loopdetect/policy"
 	"github.com/loopbreaker/loopbreaker/milter"
 	"github.com/loopbreaker/loopbreaker/state"
 	"github.com/loopbreaker/loopbreaker/testenv/postfix"
+	"github.com/loopbreaker/loopbreaker/testenv/testproc"
 )
 
 // The tests here only check that the benchmark code runs and measures what
@@ -44,28 +47,24 @@ func startLoopbreaker(tb testing.TB) *Target {
 // startPassThrough runs the pass-through milter in this process.
 func startPassThrough(tb testing.TB) *Target {
 	tb.Helper()
-	return serveLoopback(tb, "pass-through", NewPassThrough())
+	return serveLoopback(tb, "pass-through", closedIsDone{NewPassThrough()})
 }
 
 // serveLoopback serves srv on a loopback port until the end of the test.
-func serveLoopback(tb testing.TB, name string, srv interface {
-	Serve(net.Listener) error
-	Shutdown(context.Context) error
-}) *Target {
+func serveLoopback(tb testing.TB, name string, srv testproc.Server) *Target {
 	tb.Helper()
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
+	return &Target{Name: name, Addr: testproc.ServeLoopback(tb, srv)}
+}
+
+// closedIsDone is a go-milter server whose Serve returns nil, not
+// ErrServerClosed, after Shutdown, as testproc.ServeLoopback expects.
+type closedIsDone struct{ *gomilter.Server }
+
+func (s closedIsDone) Serve(ln net.Listener) error {
+	if err := s.Server.Serve(ln); !errors.Is(err, gomilter.ErrServerClosed) {
+		return err
 	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ln) }()
-	tb.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-		<-done
-	})
-	return &Target{Name: name, Addr: ln.Addr().String()}
+	return nil
 }
 
 func TestProtocolSectionRuns(t *testing.T) {

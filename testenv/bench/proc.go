@@ -1,14 +1,13 @@
 package bench
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/loopbreaker/loopbreaker/testenv"
@@ -54,43 +53,12 @@ func (p *Proc) CPUTime() time.Duration { return ProcCPUTime(p.Pid()) }
 
 // RSS is the process's resident set size in bytes.
 func (p *Proc) RSS() int64 {
-	m := ProcStatus(p.Pid())
+	m := testproc.Status(p.Pid())
 	return m["VmRSS"]
 }
 
-// clockTick is USER_HZ, 100 on every Linux architecture Go supports.
-const clockTick = 100
-
-// ProcCPUTime reads utime+stime of pid from /proc/PID/stat.
-func ProcCPUTime(pid int) time.Duration { return procCPU(pid, false) }
-
-// procCPU reads utime+stime of pid, plus cutime+cstime (its reaped
-// children) when children is set.
-func procCPU(pid int, children bool) time.Duration {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0
-	}
-	// The command name may hold spaces; the fields after it are fixed.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 15 {
-		return 0
-	}
-	var ticks int64
-	last := 12
-	if children {
-		last = 14
-	}
-	for k := 11; k <= last; k++ {
-		n, _ := strconv.ParseInt(f[k], 10, 64)
-		ticks += n
-	}
-	return time.Duration(ticks) * time.Second / clockTick
-}
+// ProcCPUTime is the user+system CPU time of pid so far.
+func ProcCPUTime(pid int) time.Duration { return testproc.CPUTime(pid) }
 
 // TreeCPUTime is the CPU time used so far by the processes whose
 // environment holds env (e.g. MAIL_CONFIG=/path: every process of a
@@ -98,26 +66,15 @@ func procCPU(pid int, children bool) time.Duration {
 // process that exits moves its time into its parent's children time, so
 // the sum over the living processes never loses or counts time twice.
 func TreeCPUTime(env string) time.Duration {
-	ents, err := os.ReadDir("/proc")
-	if err != nil {
-		return 0
-	}
 	want := []byte(env)
 	var sum time.Duration
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
+	for _, pid := range testproc.Pids() {
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/environ")
 		if err != nil {
 			continue
 		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/environ")
-		if err != nil {
-			continue
-		}
-		for _, v := range bytes.Split(b, []byte{0}) {
-			if bytes.Equal(v, want) {
-				sum += procCPU(pid, true)
-				break
-			}
+		if slices.ContainsFunc(bytes.Split(b, []byte{0}), func(v []byte) bool { return bytes.Equal(v, want) }) {
+			sum += testproc.CPUTimeWithChildren(pid)
 		}
 	}
 	return sum
@@ -126,54 +83,13 @@ func TreeCPUTime(env string) time.Duration {
 // ChildrenCPUTime is the CPU time of pid and of its children, living or
 // reaped.
 func ChildrenCPUTime(pid int) time.Duration {
-	sum := procCPU(pid, true)
-	ents, err := os.ReadDir("/proc")
-	if err != nil {
-		return sum
-	}
-	for _, e := range ents {
-		child, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		i := bytes.LastIndexByte(b, ')')
-		if f := strings.Fields(string(b[i+1:])); i > 0 && len(f) > 1 && f[1] == strconv.Itoa(pid) {
-			sum += procCPU(child, true)
+	sum := testproc.CPUTimeWithChildren(pid)
+	for _, child := range testproc.Pids() {
+		if testproc.ParentPid(child) == pid {
+			sum += testproc.CPUTimeWithChildren(child)
 		}
 	}
 	return sum
-}
-
-// ProcStatus reads the kB fields of /proc/PID/status (VmRSS, RssAnon,
-// RssFile, VmHWM, ...) in bytes; pid 0 is this process.
-func ProcStatus(pid int) map[string]int64 {
-	path := "/proc/self/status"
-	if pid != 0 {
-		path = "/proc/" + strconv.Itoa(pid) + "/status"
-	}
-	out := map[string]int64{}
-	f, err := os.Open(path)
-	if err != nil {
-		return out
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		k, v, ok := strings.Cut(sc.Text(), ":")
-		if !ok {
-			continue
-		}
-		fs := strings.Fields(v)
-		if len(fs) == 2 && fs[1] == "kB" {
-			n, _ := strconv.ParseInt(fs[0], 10, 64)
-			out[k] = n << 10
-		}
-	}
-	return out
 }
 
 // MB formats bytes as MB (2^20).

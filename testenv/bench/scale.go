@@ -22,6 +22,7 @@ import (
 	"github.com/loopbreaker/loopbreaker/loopdetect/engine"
 	"github.com/loopbreaker/loopbreaker/loopdetect/policy"
 	"github.com/loopbreaker/loopbreaker/state"
+	"github.com/loopbreaker/loopbreaker/testenv/testproc"
 )
 
 // ScaleResult is the state at one size, measured in a process of its own.
@@ -176,7 +177,7 @@ func MeasureScale(dir string, keys int) (*ScaleResult, error) {
 	}
 	res.InsertNs = float64(inserting.Nanoseconds()) / float64(keys)
 	runtime.GC()
-	status := ProcStatus(0)
+	status := testproc.Status(0)
 	res.RSS, res.RSSAnon, res.RSSFile = status["VmRSS"], status["RssAnon"], status["RssFile"]
 	var ms0 runtime.MemStats
 	runtime.ReadMemStats(&ms0)
@@ -320,7 +321,7 @@ func MeasureScale(dir string, keys int) (*ScaleResult, error) {
 			return nil, err
 		}
 	}
-	status = ProcStatus(0)
+	status = testproc.Status(0)
 	res.RSSEnd, res.RSSEndAnon, res.RSSEndFile, res.Peak = status["VmRSS"], status["RssAnon"], status["RssFile"], status["VmHWM"]
 	err = st.Close()
 	st = nil
@@ -341,7 +342,7 @@ func MeasureLoad(dir string, keys int) (*ScaleResult, error) {
 		return nil, fmt.Errorf("loaded %d keys, want %d", n, keys)
 	}
 	runtime.GC()
-	status := ProcStatus(0)
+	status := testproc.Status(0)
 	res.LoadRSS, res.LoadRSSAnon, res.LoadRSSFile, res.LoadPeak = status["VmRSS"], status["RssAnon"], status["RssFile"], status["VmHWM"]
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
@@ -354,26 +355,7 @@ func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond)
 // stalls runs f while another goroutine asks st for a count over and over,
 // and returns the longest one of those calls took, in ms.
 func stalls(st *state.Store, rule, key string, f func()) float64 {
-	stop := make(chan struct{})
-	done := make(chan time.Duration)
-	go func() {
-		var worst time.Duration
-		for {
-			select {
-			case <-stop:
-				done <- worst
-				return
-			default:
-			}
-			t := time.Now()
-			st.Count(rule, key)
-			worst = max(worst, time.Since(t))
-			time.Sleep(50 * time.Microsecond)
-		}
-	}()
-	f()
-	close(stop)
-	return ms(<-done)
+	return ms(testproc.LongestStall(func() { st.Count(rule, key) }, f))
 }
 
 // RefKeys is the size of the reference store the per-message costs are

@@ -21,12 +21,7 @@ import (
 // /var/lib/loopbreaker; the loopbreaker user stays, as Debian keeps system
 // users.
 func TestDebPackage(t *testing.T) {
-	if testing.Short() {
-		t.Skip("package test: skipped in -short mode")
-	}
-	if out, err := exec.Command("docker", "info", "--format", "{{.ServerVersion}}").CombinedOutput(); err != nil {
-		t.Skipf("skipping the package test: no Docker engine answers (docker info: %v: %s)", err, firstLine(out))
-	}
+	requireDocker(t, "package test")
 	for _, tool := range []string{"make", "dpkg-deb"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Skipf("skipping the package test: %s is not installed", tool)

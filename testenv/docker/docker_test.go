@@ -60,12 +60,7 @@ type report struct {
 // the 26th to the quarantine mailbox, and the storm is over; nothing is
 // left in the MTAs and alice's ordinary mail is delivered.
 func TestComposeForwardStorm(t *testing.T) {
-	if testing.Short() {
-		t.Skip("container test: skipped in -short mode")
-	}
-	if out, err := exec.Command("docker", "info", "--format", "{{.ServerVersion}}").CombinedOutput(); err != nil {
-		t.Skipf("skipping the container test: no Docker engine answers (docker info: %v: %s)", err, firstLine(out))
-	}
+	requireDocker(t, "container test")
 	compose := composeCommand()
 	if compose == nil {
 		t.Skip("skipping the container test: neither 'docker compose' nor docker-compose is installed")
@@ -313,6 +308,18 @@ func runTo(stdout, stderr io.Writer, timeout time.Duration, dir string, env []st
 		err = errors.Join(err, ctx.Err())
 	}
 	return err
+}
+
+// requireDocker skips the test (what it is, for the message) in -short
+// mode and where no Docker engine answers.
+func requireDocker(t *testing.T, what string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skipf("%s: skipped in -short mode", what)
+	}
+	if out, err := exec.Command("docker", "info", "--format", "{{.ServerVersion}}").CombinedOutput(); err != nil {
+		t.Skipf("skipping the %s: no Docker engine answers (docker info: %v: %s)", what, err, firstLine(out))
+	}
 }
 
 func firstLine(b []byte) string {

@@ -97,15 +97,7 @@ exempt_domains = ["partner.example"]
 	for i := 0; i < 4; i++ {
 		send(t, ctx, h, "postmaster@corp.example", []string{typo}, forwardedNDR("postmaster@corp.example", typo, i))
 	}
-	if err := h.outside.WaitCount(ctx, 6); err != nil {
-		t.Fatal(err)
-	}
-	if err := h.mailstore.WaitCount(ctx, 4); err != nil {
-		t.Fatal(err)
-	}
-	if err := h.pf.WaitQueueEmpty(ctx); err != nil {
-		t.Fatal(err)
-	}
+	h.settle(t, ctx, 6, 4)
 	out := h.outside.Messages()
 	if n := len(bySubject(out, alice, stormSubj)); n != 2 {
 		t.Errorf("%d of alice's forged-header forwards reached the outside, want exactly the limit, 2", n)

@@ -70,12 +70,7 @@ func TestQuarantineHoldsInPostfixAndReleaseDelivers(t *testing.T) {
 	h, ctx := startStormHub(t, "3", "quarantine")
 	const alice, typo = "alice@corp.example", "nobody@outside.example"
 	sendStorm(t, ctx, h, alice, typo, 0, 5)
-	if err := h.outside.WaitCount(ctx, 3); err != nil {
-		t.Fatal(err)
-	}
-	if err := h.pf.WaitQueueEmpty(ctx); err != nil {
-		t.Fatal(err)
-	}
+	h.settle(t, ctx, 3, 0)
 	held, err := h.pf.HeldCount()
 	if err != nil || held != 2 {
 		t.Fatalf("hold queue has %d messages (%v), want 2", held, err)

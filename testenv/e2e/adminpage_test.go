@@ -3,14 +3,13 @@ package e2e
 import (
 	"context"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/loopbreaker/loopbreaker/testenv/browser"
 )
 
 // TestAdminPageReleasesABlock drives the admin page in headless Chromium
@@ -18,15 +17,7 @@ import (
 // recent decisions; its Release button lifts the block.
 func TestAdminPageReleasesABlock(t *testing.T) {
 	requirePostfix(t)
-	browser, err := exec.LookPath("chromium")
-	if err != nil {
-		t.Skip("admin page test: no chromium on PATH (make deps installs Debian's chromium package)")
-	}
-	const token = "test-token-0123456789abcdef"
-	tokenFile := filepath.Join(t.TempDir(), "token")
-	os.WriteFile(tokenFile, []byte(token+"\n"), 0o600)
-	adminAddr := freeLoopbackAddr(t)
-	h := startHub(t, "-policy", policyFile(t, "2", "redirect"), "-admin-tcp", adminAddr, "-admin-token-file", tokenFile)
+	h, adminAddr := startAdminHub(t, "2", "redirect")
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	const alice, typo = "alice@corp.example", "nobody@outside.example"
@@ -44,16 +35,11 @@ func TestAdminPageReleasesABlock(t *testing.T) {
 		t.Fatalf("API without a token: %s", resp.Status)
 	}
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(browser), chromedp.NoSandbox, chromedp.DisableGPU,
-		chromedp.Flag("headless", "new"))
-	actx, acancel := chromedp.NewExecAllocator(ctx, opts...)
-	defer acancel()
-	bctx, bcancel := chromedp.NewContext(actx)
-	defer bcancel()
+	tab := browser.Open(t, ctx, 0, 0)
+	bctx := tab.Ctx
 
 	err = chromedp.Do(bctx,
-		chromedp.Navigate("http://"+adminAddr+"/#token="+token),
+		chromedp.Navigate(adminPage(adminAddr)),
 		chromedp.WaitVisible(`#blocks tbody tr button.release`),
 	)
 	if err != nil {
@@ -67,15 +53,8 @@ func TestAdminPageReleasesABlock(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	shot, err := chromedp.Run(bctx, chromedp.CaptureScreenshot())
-	if err != nil {
+	if _, err := tab.Screenshot(t, "admin-page.png"); err != nil {
 		t.Fatal(err)
-	}
-	if dir := os.Getenv("LOOPBREAKER_SCREENSHOT_DIR"); dir != "" {
-		if err := os.WriteFile(filepath.Join(dir, "admin-page.png"), shot, 0o644); err != nil {
-			t.Log(err)
-		}
-		t.Logf("screenshot: %d bytes in %s", len(shot), dir)
 	}
 	if !strings.Contains(blocksText, "forward-storm") || !strings.Contains(blocksText, alice) || !strings.Contains(blocksText, stormSubj) {
 		t.Fatalf("blocks table: %q", blocksText)

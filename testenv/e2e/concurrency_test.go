@@ -38,15 +38,7 @@ func TestConcurrentStormPassesExactlyLimit(t *testing.T) {
 		t.Fatal(err)
 	}
 	total := sessions * each
-	if err := h.mailstore.WaitCount(ctx, total-25); err != nil {
-		t.Fatalf("quarantine got %d: %v", h.mailstore.Count(), err)
-	}
-	if err := h.outside.WaitCount(ctx, 25); err != nil {
-		t.Fatal(err)
-	}
-	if err := h.pf.WaitQueueEmpty(ctx); err != nil {
-		t.Fatal(err)
-	}
+	h.settle(t, ctx, 25, total-25)
 	if out, q := h.outside.Count(), h.mailstore.Count(); out != 25 || q != total-25 {
 		t.Fatalf("outside %d, quarantine %d; want exactly 25 and %d", out, q, total-25)
 	}

@@ -209,15 +209,7 @@ func TestExchangeInboxRuleForwardStormAtRelay(t *testing.T) {
 			sendFromExchange(t, ctx, h, alice, []string{"friend@outside.example", exTypo}, exchangeOrdinary(alice, "friend@outside.example", lunch))
 		}
 	}
-	if err := h.outside.WaitCount(ctx, 26); err != nil {
-		t.Fatalf("outside got %d messages: %v", h.outside.Count(), err)
-	}
-	if err := h.mailstore.WaitCount(ctx, 5); err != nil {
-		t.Fatalf("quarantine got %d messages: %v", h.mailstore.Count(), err)
-	}
-	if err := h.pf.WaitQueueEmpty(ctx); err != nil {
-		t.Fatal(err)
-	}
+	h.settle(t, ctx, 26, 5)
 
 	out := h.outside.Messages()
 	if n := len(bySubject(out, alice, exStormSubj)); n != 25 {
@@ -308,15 +300,7 @@ func TestExchangeRedirectedNDRCountsAsForward(t *testing.T) {
 	for i := 0; i < 27; i++ {
 		sendFromExchange(t, ctx, h, dave, []string{exTypo}, exchangeRedirectedNDR(dave, exTypo, i))
 	}
-	if err := h.outside.WaitCount(ctx, 25); err != nil {
-		t.Fatalf("outside got %d messages: %v", h.outside.Count(), err)
-	}
-	if err := h.mailstore.WaitCount(ctx, 2); err != nil {
-		t.Fatalf("quarantine got %d messages: %v", h.mailstore.Count(), err)
-	}
-	if err := h.pf.WaitQueueEmpty(ctx); err != nil {
-		t.Fatal(err)
-	}
+	h.settle(t, ctx, 25, 2)
 	if n := h.outside.Count(); n != 25 {
 		t.Errorf("outside got %d redirected NDRs, want 25", n)
 	}
@@ -353,12 +337,7 @@ func TestExchangeNDROutboundIsBounce(t *testing.T) {
 	const stranger = "stranger@outside.example"
 
 	sendFromExchange(t, ctx, h, "", []string{stranger}, exchangeNDR(stranger))
-	if err := h.outside.WaitCount(ctx, 1); err != nil {
-		t.Fatalf("outside got %d messages: %v", h.outside.Count(), err)
-	}
-	if err := h.pf.WaitQueueEmpty(ctx); err != nil {
-		t.Fatal(err)
-	}
+	h.settle(t, ctx, 1, 0)
 	m := h.outside.Messages()[0]
 	if m.From != "" || len(m.To) != 1 || m.To[0] != stranger {
 		t.Errorf("NDR delivered from %q to %v", m.From, m.To)

@@ -25,6 +25,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/loopbreaker/loopbreaker/testenv"
+	"github.com/loopbreaker/loopbreaker/testenv/testproc"
 )
 
 // Issue 9, faults: the state file on a full disk, a corrupt state file,
@@ -139,13 +140,7 @@ func TestStateOnFullDiskFailsOpen(t *testing.T) {
 		send(t, ctx, h, s, []string{typo}, forwardedNDR(s, typo, i))
 	}
 	send(t, ctx, h, alice, []string{"friend@outside.example"}, ordinary(alice, "friend@outside.example", "lunch"))
-	deadline := time.Now().Add(30 * time.Second)
-	for !status(t, h).Backend.Degraded {
-		if time.Now().After(deadline) {
-			t.Fatalf("status does not say degraded with the state on a full disk\n%s", h.daemon.Log())
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	waitUntil(t, ctx, 30*time.Second, "status to say degraded with the state on a full disk", func() bool { return status(t, h).Backend.Degraded })
 	out, _ := lb(t, h, "status")
 	if !strings.Contains(out, "DEGRADED") && !strings.Contains(strings.ToLower(out), "degraded") {
 		t.Errorf("the status table does not say degraded:\n%s", out)
@@ -178,13 +173,7 @@ func TestStateOnFullDiskFailsOpen(t *testing.T) {
 	// Space again: the next write succeeds.
 	os.Remove(filler)
 	send(t, ctx, h, "carol@corp.example", []string{typo}, forwardedNDR("carol@corp.example", typo, 0))
-	deadline = time.Now().Add(30 * time.Second)
-	for status(t, h).Backend.Degraded {
-		if time.Now().After(deadline) {
-			t.Fatalf("still degraded after space came back\n%s", h.daemon.Log())
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	waitUntil(t, ctx, 30*time.Second, "the end of degraded after space came back", func() bool { return !status(t, h).Backend.Degraded })
 	if v := metricValue(scrape(t, metricsAddr), "loopbreaker_state_degraded"); v != 0 {
 		t.Errorf("loopbreaker_state_degraded = %v after recovery, want 0", v)
 	}
@@ -265,13 +254,13 @@ func TestCorruptStateFileAtStart(t *testing.T) {
 			}
 			defer d.Stop()
 			var out2 []byte
-			for i := 0; i < 50; i++ { // the admin socket comes up just after the milter's
+			sctx, scancel := context.WithTimeout(ctx, 10*time.Second)
+			defer scancel()
+			// The admin socket comes up just after the milter's.
+			err = testproc.Poll(sctx, "the admin socket", func(context.Context) (err error) {
 				out2, err = exec.Command(daemonBin, "status", "-json", "-admin", filepath.Join(dir, "admin.sock")).CombinedOutput()
-				if err == nil {
-					break
-				}
-				time.Sleep(100 * time.Millisecond)
-			}
+				return err
+			})
 			if err != nil || !strings.Contains(string(out2), pol) {
 				t.Fatalf("status after starting fresh: %v\n%s", err, out2)
 			}
@@ -340,7 +329,7 @@ func TestPostfixRestartedMidSession(t *testing.T) {
 	}
 	send(t, ctx, h, alice, []string{typo}, ordinary(alice, typo, "warm up"))
 	// The warm-up's milter session is over before the baseline is taken.
-	waitUntil(t, ctx, "the warm-up's milter session to end", func() bool { return milterSessions(t, h.daemon.Addr) == 0 })
+	waitUntil(t, ctx, 0, "the warm-up's milter session to end", func() bool { return milterSessions(t, h.daemon.Addr) == 0 })
 	before := metricValue(scrape(t, metricsAddr), "go_goroutines")
 
 	// Four sessions stop in the middle of DATA, with a forwarded NDR's
@@ -370,7 +359,7 @@ func TestPostfixRestartedMidSession(t *testing.T) {
 	}
 	// smtpd has opened the four sessions with the milter (connect, HELO,
 	// MAIL, RCPT and DATA have reached it: Data returned).
-	waitUntil(t, ctx, "the four sessions in the milter", func() bool { return milterSessions(t, h.daemon.Addr) >= 4 })
+	waitUntil(t, ctx, 0, "the four sessions in the milter", func() bool { return milterSessions(t, h.daemon.Addr) >= 4 })
 	pids := smtpdPids(h.pf.ConfigDir())
 	if len(pids) < 4 {
 		t.Fatalf("found %d smtpd processes, want the 4 in session", len(pids))
@@ -385,17 +374,9 @@ func TestPostfixRestartedMidSession(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The cut sessions are gone from the daemon.
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		g := metricValue(scrape(t, metricsAddr), "go_goroutines")
-		if g <= before+2 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("goroutines %v, %v before the cut sessions: they were not dropped", g, before)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	waitUntil(t, ctx, 20*time.Second, fmt.Sprintf("the goroutines back to %v, as before the cut sessions", before+2), func() bool {
+		return metricValue(scrape(t, metricsAddr), "go_goroutines") <= before+2
+	})
 	// None of the half messages was counted: the limit of 3 lets 3 through.
 	sendStorm(t, ctx, h, alice, typo, 0, 5)
 	if err := h.pf.WaitQueueEmpty(ctx); err != nil {
@@ -482,15 +463,21 @@ func (l *load) acceptedCount() int {
 }
 
 // waitUntil polls cond until it holds, and fails the test when ctx ends
-// first.
-func waitUntil(t *testing.T, ctx context.Context, what string, cond func() bool) {
+// first, or within d when d > 0.
+func waitUntil(t *testing.T, ctx context.Context, d time.Duration, what string, cond func() bool) {
 	t.Helper()
-	for !cond() {
-		select {
-		case <-ctx.Done():
-			t.Fatalf("waiting for %s: %v", what, ctx.Err())
-		case <-time.After(20 * time.Millisecond):
+	if d > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, d)
+		defer cancel()
+	}
+	if err := testproc.Poll(ctx, what, func(context.Context) error {
+		if !cond() {
+			return errors.New("not yet")
 		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -628,24 +615,24 @@ func TestKill9UnderLoadKeepsBlocksAndMail(t *testing.T) {
 	l := runLoad(ctx, h, 4, storm, stop)
 	// The load runs through the daemon (a storm message among the first
 	// eight), then the daemon is killed.
-	waitUntil(t, ctx, "8 messages accepted before the crash", func() bool { return l.acceptedCount() >= 8 })
+	waitUntil(t, ctx, 0, "8 messages accepted before the crash", func() bool { return l.acceptedCount() >= 8 })
 	h.daemon.Kill()
 	// While it is down, Postfix tempfails new sessions; a 30 s wait for
 	// one tempfail at most (the check below only logs its absence).
 	downCtx, downCancel := context.WithTimeout(ctx, 30*time.Second)
-	for l.tempfailed.Load() == 0 && downCtx.Err() == nil {
-		select {
-		case <-downCtx.Done():
-		case <-time.After(20 * time.Millisecond):
+	_ = testproc.Poll(downCtx, "a tempfail", func(context.Context) error {
+		if l.tempfailed.Load() == 0 {
+			return errors.New("none yet")
 		}
-	}
+		return nil
+	})
 	downCancel()
 	if err := h.daemon.Restart(ctx); err != nil {
 		t.Fatal(err)
 	}
 	// The load runs through the restarted daemon before it stops.
 	afterRestart := l.acceptedCount()
-	waitUntil(t, ctx, "8 messages accepted after the restart", func() bool { return l.acceptedCount() >= afterRestart+8 })
+	waitUntil(t, ctx, 0, "8 messages accepted after the restart", func() bool { return l.acceptedCount() >= afterRestart+8 })
 	close(stop)
 	l.wait()
 	if err := h.pf.WaitQueueEmpty(ctx); err != nil {

@@ -28,6 +28,26 @@ type hub struct {
 	mailstore *smtpsink.Sink
 }
 
+// settle waits until the outside sink holds outside messages or more and
+// the quarantine mailbox quarantined or more (0: none waited for), then
+// until Postfix's queue is empty: every message sent so far is delivered,
+// held or refused. It fails the test with the counts and the daemon's log.
+func (h *hub) settle(t *testing.T, ctx context.Context, outside, quarantined int) {
+	t.Helper()
+	for _, w := range []struct {
+		name string
+		sink *smtpsink.Sink
+		n    int
+	}{{"outside", h.outside, outside}, {"quarantine", h.mailstore, quarantined}} {
+		if err := w.sink.WaitCount(ctx, w.n); err != nil {
+			t.Fatalf("%s got %d messages, want %d: %v\n%s", w.name, w.sink.Count(), w.n, err, h.daemon.Log())
+		}
+	}
+	if err := h.pf.WaitQueueEmpty(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func startHub(t *testing.T, daemonArgs ...string) *hub {
 	t.Helper()
 	h := &hub{
@@ -113,15 +133,7 @@ func TestForwardStormStoppedInPostfix(t *testing.T) {
 	}
 
 	// 25 + 1 ordinary + 5 of bob's reach the outside; 15 the mailstore.
-	if err := h.outside.WaitCount(ctx, 31); err != nil {
-		t.Fatalf("outside got %d messages: %v", h.outside.Count(), err)
-	}
-	if err := h.mailstore.WaitCount(ctx, 15); err != nil {
-		t.Fatalf("mailstore got %d messages: %v", h.mailstore.Count(), err)
-	}
-	if err := h.pf.WaitQueueEmpty(ctx); err != nil {
-		t.Fatal(err)
-	}
+	h.settle(t, ctx, 31, 15)
 
 	out := h.outside.Messages()
 	if n := len(bySubject(out, alice, stormSubj)); n != 25 {

@@ -67,12 +67,7 @@ func TestMonitorModeStormThenEnforce(t *testing.T) {
 	for i := range 40 {
 		send(t, ctx, h, alice, []string{typo}, forwardedNDR(alice, typo, i))
 	}
-	if err := h.outside.WaitCount(ctx, 40); err != nil {
-		t.Fatalf("outside got %d of the 40: %v", h.outside.Count(), err)
-	}
-	if err := h.pf.WaitQueueEmpty(ctx); err != nil {
-		t.Fatal(err)
-	}
+	h.settle(t, ctx, 40, 0)
 	if n := len(bySubject(h.outside.Messages(), alice, stormSubj)); n != 40 || h.mailstore.Count() != 0 {
 		t.Fatalf("monitor mode: %d forwarded NDRs delivered outside, %d at the mailstore; want all 40 delivered, none redirected", n, h.mailstore.Count())
 	}
@@ -133,12 +128,7 @@ func TestMonitorModeStormThenEnforce(t *testing.T) {
 		t.Fatalf("status after the switch: %v\n%s", err, out)
 	}
 	send(t, ctx, h, alice, []string{typo}, forwardedNDR(alice, typo, 40))
-	if err := h.mailstore.WaitCount(ctx, 1); err != nil {
-		t.Fatalf("the storm message after the switch was not redirected: %v\n%s", err, h.daemon.Log())
-	}
-	if err := h.pf.WaitQueueEmpty(ctx); err != nil {
-		t.Fatal(err)
-	}
+	h.settle(t, ctx, 0, 1)
 	if n := h.outside.Count(); n != 40 {
 		t.Errorf("outside has %d messages after the switch, want still 40", n)
 	}

@@ -68,12 +68,7 @@ block_for = "1h"
 	}
 	// Bounces to someone else still arrive.
 	send(t, ctx, h, "", []string{"carol@corp.example"}, dsn("carol@corp.example", 9))
-	if err := h.mailstore.WaitCount(ctx, 4); err != nil {
-		t.Fatal(err)
-	}
-	if err := h.pf.WaitQueueEmpty(ctx); err != nil {
-		t.Fatal(err)
-	}
+	h.settle(t, ctx, 0, 4)
 	if n := h.mailstore.Count(); n != 4 {
 		t.Fatalf("mailstore got %d, want 3 to the list and 1 to carol", n)
 	}

@@ -125,17 +125,10 @@ func backendOf(t *testing.T, h *hub) (name string, degraded bool, outages uint64
 func waitShared(t *testing.T, ctx context.Context, hubs ...*hub) {
 	t.Helper()
 	for _, h := range hubs {
-		for {
+		waitUntil(t, ctx, 0, h.pf.Name()+"'s loopbreaker to be shared again after Redis came back", func() bool {
 			_, degraded, _ := backendOf(t, h)
-			if !degraded {
-				break
-			}
-			select {
-			case <-ctx.Done():
-				t.Fatalf("%s's loopbreaker still degraded after Redis came back:\n%s", h.pf.Name(), h.daemon.Log())
-			case <-time.After(50 * time.Millisecond):
-			}
-		}
+			return !degraded
+		})
 	}
 }
 
@@ -148,13 +141,9 @@ func settle(t *testing.T, ctx context.Context, want int, h1, h2 *hub) {
 			t.Fatal(err)
 		}
 	}
-	for h1.outside.Count()+h1.mailstore.Count() < want {
-		select {
-		case <-ctx.Done():
-			t.Fatalf("sinks hold %d+%d messages, want %d", h1.outside.Count(), h1.mailstore.Count(), want)
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
+	waitUntil(t, ctx, 0, fmt.Sprintf("%d messages in the sinks", want), func() bool {
+		return h1.outside.Count()+h1.mailstore.Count() >= want
+	})
 }
 
 // TestRedisTwoHubsShareOneCount: two loopbreaker daemons behind two

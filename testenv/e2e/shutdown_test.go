@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"net"
 	"strings"
 	"syscall"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	gomilter "github.com/d--j/go-milter"
+	"github.com/loopbreaker/loopbreaker/testenv/testproc"
 )
 
 // TestSIGTERMLetsSessionsInProgressFinish: a milter session is in the middle
@@ -46,17 +48,17 @@ func TestSIGTERMLetsSessionsInProgressFinish(t *testing.T) {
 		t.Fatal(err)
 	}
 	// No new connections...
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	refusing, cancelRefusing := context.WithTimeout(ctx, 10*time.Second)
+	defer cancelRefusing()
+	if err := testproc.Poll(refusing, "the daemon to refuse new connections after SIGTERM", func(context.Context) error {
 		conn, err := net.DialTimeout("tcp", d.Addr, time.Second)
 		if err != nil {
-			break
+			return nil
 		}
 		conn.Close()
-		if time.Now().After(deadline) {
-			t.Fatal("daemon still accepts connections after SIGTERM")
-		}
-		time.Sleep(20 * time.Millisecond)
+		return errors.New("still accepts")
+	}); err != nil {
+		t.Fatal(err)
 	}
 	// ...but the session in progress is answered to the end.
 	must(s.HeaderEnd())

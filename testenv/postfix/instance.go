@@ -33,7 +33,7 @@ type Instance struct {
 	smtpAddr string
 
 	fg       *testproc.Proc // "postfix start-fg"
-	watchdog *exec.Cmd
+	watchdog *testproc.Proc // stops the instance when this process dies
 	wdIn     io.WriteCloser
 
 	stopOnce sync.Once

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -35,19 +34,20 @@ func (i *Instance) start(ctx context.Context, cfg Config) error {
 	// The watchdog stops the instance should this process die before Stop:
 	// its stdin reaches EOF when our end of the pipe is closed by the
 	// kernel. In its own process group, a terminal's ^C does not reach it.
-	wd := exec.Command("/bin/sh", "-c", `
+	wdOut, wdIn, err := os.Pipe()
+	if err != nil {
+		return fmt.Errorf("postfix %s: watchdog: %w", i.name, err)
+	}
+	wd := &testproc.Proc{Name: "postfix " + i.name + " watchdog", Bin: "/bin/sh", Dir: "/", Stdin: wdOut, Args: []string{"-c", `
 read -r line
 [ "$line" = done ] && exit 0
 "$1" -c "$2" stop >/dev/null 2>&1
 [ -n "$3" ] && rm -rf -- "$3"
-exit 0`, "lb-postfix-watchdog", PostfixCmd, i.confDir, i.ownRootPath())
-	wd.Dir = "/"
-	wd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	wdIn, err := wd.StdinPipe()
+exit 0`, "lb-postfix-watchdog", PostfixCmd, i.confDir, i.ownRootPath()}}
+	err = wd.Start()
+	wdOut.Close() // the watchdog has its own; ours would keep the pipe open
 	if err != nil {
-		return fmt.Errorf("postfix %s: watchdog: %w", i.name, err)
-	}
-	if err := wd.Start(); err != nil {
+		wdIn.Close()
 		return fmt.Errorf("postfix %s: start watchdog: %w", i.name, err)
 	}
 	i.watchdog, i.wdIn = wd, wdIn
@@ -173,7 +173,8 @@ func (i *Instance) halt(force bool) error {
 	if i.watchdog != nil {
 		_, _ = io.WriteString(i.wdIn, "done\n")
 		_ = i.wdIn.Close()
-		if err := i.watchdog.Wait(); err != nil {
+		<-i.watchdog.Done()
+		if err := i.watchdog.Err(); err != nil {
 			errs = append(errs, fmt.Errorf("postfix %s: watchdog: %w", i.name, err))
 		}
 		i.watchdog, i.wdIn = nil, nil

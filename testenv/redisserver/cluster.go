@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/loopbreaker/loopbreaker/testenv/testproc"
 )
 
 // Cluster is a Redis Cluster of three masters with one replica each, on
@@ -52,7 +54,7 @@ func StartCluster(ctx context.Context, f Flavor, dir string, opts ClusterOptions
 	conf := fmt.Sprintf("cluster-enabled yes\ncluster-config-file nodes.conf\ncluster-node-timeout %d\n"+
 		"cluster-replica-validity-factor 0\n", opts.NodeTimeout.Milliseconds())
 	for i := 0; i < 6; i++ {
-		port, err := freePort(true)
+		port, err := testproc.FreePortWithPeer(ctx, "127.0.0.1", 10000)
 		if err != nil {
 			return nil, err
 		}
@@ -81,17 +83,9 @@ func StartCluster(ctx context.Context, f Flavor, dir string, opts ClusterOptions
 // flavour is not installed; Cleanup stops every node.
 func MustStartCluster(tb testing.TB, f Flavor, opts ClusterOptions) *Cluster {
 	tb.Helper()
-	if err := f.Available(); err != nil {
-		tb.Skipf("skipping: needs %s: %v", f.Name, err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	c, err := StartCluster(ctx, f, tb.TempDir(), opts)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { killAll(tb, "cluster node", c.Nodes) })
-	return c
+	return mustStart(tb, f.Available(), 60*time.Second,
+		func(ctx context.Context, dir string) (*Cluster, error) { return StartCluster(ctx, f, dir, opts) },
+		func(c *Cluster) { killAll(tb, "cluster node", c.Nodes) })
 }
 
 // Stop kills every node.
@@ -162,7 +156,7 @@ func (c *Cluster) Masters(ctx context.Context) ([]*Node, error) {
 // three masters serving slots and, unless a master died, each with an
 // online replica (so that a master killed next has its writes replicated).
 func (c *Cluster) WaitHealthy(ctx context.Context) error {
-	return waitFor(ctx, "a healthy cluster", func(ctx context.Context) error {
+	return testproc.Poll(ctx, "a healthy cluster", func(ctx context.Context) error {
 		live := 0
 		for _, n := range c.Nodes {
 			if !n.Alive() {
@@ -198,7 +192,7 @@ func (c *Cluster) WaitHealthy(ctx context.Context) error {
 // WaitFailover waits until the replica of the dead master killed serves
 // its slots and the cluster is healthy again.
 func (c *Cluster) WaitFailover(ctx context.Context, killed *Node) error {
-	return waitFor(ctx, "a failover from "+killed.Addr, func(ctx context.Context) error {
+	return testproc.Poll(ctx, "a failover from "+killed.Addr, func(ctx context.Context) error {
 		ms, err := c.Masters(ctx)
 		if err != nil {
 			return err

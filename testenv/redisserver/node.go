@@ -7,20 +7,16 @@ package redisserver
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/loopbreaker/loopbreaker/testenv/testproc"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -55,11 +51,7 @@ func (f Flavor) Available() error {
 type Node struct {
 	Addr string // 127.0.0.1:PORT
 	Port int
-	dir  string
-
-	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done chan struct{}
+	proc *testproc.Proc
 }
 
 // startNode writes conf (plus the common settings) into dir and runs the
@@ -69,7 +61,7 @@ func startNode(ctx context.Context, f Flavor, dir string, port int, conf string,
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	n := &Node{Addr: "127.0.0.1:" + strconv.Itoa(port), Port: port, dir: dir}
+	n := &Node{Addr: "127.0.0.1:" + strconv.Itoa(port), Port: port}
 	common := fmt.Sprintf("port %d\nbind 127.0.0.1\ndir %s\nlogfile %s\ndaemonize no\nprotected-mode no\n",
 		port, dir, filepath.Join(dir, "log"))
 	if !sentinel {
@@ -83,27 +75,17 @@ func startNode(ctx context.Context, f Flavor, dir string, port int, conf string,
 	if sentinel {
 		args = append(args, "--sentinel")
 	}
-	cmd := exec.Command(f.Server, args...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("starting %s: %w", f.Server, err)
+	// The server writes its log into the file itself; the process's own
+	// output (a failed start before the log is open) is appended there too.
+	n.proc = &testproc.Proc{Name: f.Server + " on " + n.Addr, Bin: f.Server, Args: args, LogFile: filepath.Join(dir, "log")}
+	if err := n.proc.Start(); err != nil {
+		return nil, err
 	}
-	n.cmd, n.done = cmd, make(chan struct{})
-	go func() { _ = cmd.Wait(); close(n.done) }()
-	for {
-		// A raw PING: go-redis would log every refused dial.
-		if err := rawPing(n.Addr); err == nil {
-			return n, nil
-		}
-		select {
-		case <-n.done:
-			return nil, fmt.Errorf("%s on %s exited at start:\n%s", f.Server, n.Addr, n.Log())
-		case <-ctx.Done():
-			n.Kill()
-			return nil, fmt.Errorf("%s did not answer on %s: %w\n%s", f.Server, n.Addr, ctx.Err(), n.Log())
-		case <-time.After(20 * time.Millisecond):
-		}
+	// A raw PING: go-redis would log every refused dial.
+	if err := n.proc.WaitReady(ctx, func(context.Context) error { return rawPing(n.Addr) }); err != nil {
+		return nil, err
 	}
+	return n, nil
 }
 
 // client is a plain client of the node (no retries: a dead node says so).
@@ -136,89 +118,16 @@ func (n *Node) info(ctx context.Context, section, field string) (string, error) 
 }
 
 // Kill stops the node at once (SIGKILL), as a crash would.
-func (n *Node) Kill() {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.cmd == nil {
-		return
-	}
-	_ = syscall.Kill(-n.cmd.Process.Pid, syscall.SIGKILL)
-	_ = n.cmd.Process.Kill()
-	<-n.done
-}
+func (n *Node) Kill() { n.proc.Kill() }
 
 // Alive reports whether the node's process runs.
-func (n *Node) Alive() bool {
-	select {
-	case <-n.done:
-		return false
-	default:
-		return true
-	}
-}
+func (n *Node) Alive() bool { return n.proc.Running() }
 
 // Log is the node's log so far.
-func (n *Node) Log() string {
-	b, _ := os.ReadFile(filepath.Join(n.dir, "log"))
-	return string(b)
-}
+func (n *Node) Log() string { return n.proc.Log() }
 
 // Pid is the node's process id.
-func (n *Node) Pid() int { return n.cmd.Process.Pid }
-
-// freePorts are ports handed out to this process's nodes, never twice.
-var (
-	portsMu   sync.Mutex
-	portsUsed = map[int]bool{}
-)
-
-// freePort is a free loopback port below 55536 whose port+10000 is free
-// too when bus (a cluster node listens for its bus there, and needs it
-// below 65536). The kernel's ephemeral ports run to 60999: pick at random
-// in [20000, 55535] instead and check.
-func freePort(bus bool) (int, error) {
-	portsMu.Lock()
-	defer portsMu.Unlock()
-	for range 1000 {
-		p := 20000 + rand.IntN(55535-20000+1)
-		if portsUsed[p] || portsUsed[p+10000] || portsUsed[p-10000] {
-			continue
-		}
-		if !listenable(p) || bus && !listenable(p+10000) {
-			continue
-		}
-		portsUsed[p] = true
-		return p, nil
-	}
-	return 0, errors.New("no free loopback port below 55536")
-}
-
-func listenable(p int) bool {
-	ln, err := net.Listen("tcp4", "127.0.0.1:"+strconv.Itoa(p))
-	if err != nil {
-		return false
-	}
-	ln.Close()
-	return true
-}
-
-// waitFor polls cond every 50 ms until it holds (nil) or ctx ends; the
-// error names what it waited for and cond's last error.
-func waitFor(ctx context.Context, what string, cond func(context.Context) error) error {
-	for {
-		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		err := cond(cctx)
-		cancel()
-		if err == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("waiting for %s: %w (last: %v)", what, ctx.Err(), err)
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-}
+func (n *Node) Pid() int { return n.proc.Pid() }
 
 // killAll stops nodes; logs them first when the test failed.
 func killAll(tb testing.TB, what string, nodes []*Node) {

@@ -58,22 +58,31 @@ func Start(ctx context.Context, dir string) (*Server, error) {
 // redis-server is not installed, and stops it at the end of the test.
 func MustStart(tb testing.TB) *Server {
 	tb.Helper()
-	if err := Available(); err != nil {
-		tb.Skipf("skipping: needs a real Redis: %v", err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	s, err := Start(ctx, tb.TempDir())
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() {
+	return mustStart(tb, Available(), 30*time.Second, Start, func(s *Server) {
 		if tb.Failed() {
 			tb.Logf("redis-server log:\n%s", s.Log())
 		}
 		s.Kill()
 	})
-	return s
+}
+
+// mustStart is the MustStart of each deployment: it skips the test when
+// notHere says the binaries are missing, runs start in a temporary
+// directory within timeout, fails the test on its error and registers stop
+// as the test's cleanup.
+func mustStart[T any](tb testing.TB, notHere error, timeout time.Duration, start func(context.Context, string) (T, error), stop func(T)) T {
+	tb.Helper()
+	if notHere != nil {
+		tb.Skipf("skipping: needs a real Redis: %v", notHere)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	v, err := start(ctx, tb.TempDir())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { stop(v) })
+	return v
 }
 
 // Restart starts the server again after Kill, on the same port, empty.

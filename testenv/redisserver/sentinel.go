@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/loopbreaker/loopbreaker/testenv/testproc"
 )
 
 // Sentinel is a master, its replicas and three Sentinels watching it, on
@@ -59,7 +61,7 @@ func StartSentinel(ctx context.Context, f Flavor, dir string, opts SentinelOptio
 		}
 	}()
 	for i := 0; i <= opts.Replicas; i++ {
-		port, err := freePort(false)
+		port, err := testproc.FreePort(ctx, "127.0.0.1")
 		if err != nil {
 			return nil, err
 		}
@@ -73,7 +75,7 @@ func StartSentinel(ctx context.Context, f Flavor, dir string, opts SentinelOptio
 		}
 		s.Data = append(s.Data, n)
 	}
-	if err := waitFor(ctx, "the replicas' sync", func(ctx context.Context) error {
+	if err := testproc.Poll(ctx, "the replicas' sync", func(ctx context.Context) error {
 		for _, r := range s.Data[1:] {
 			if st, err := r.info(ctx, "replication", "master_link_status"); err != nil || st != "up" {
 				return fmt.Errorf("replica %s: link %q %v", r.Addr, st, err)
@@ -84,7 +86,7 @@ func StartSentinel(ctx context.Context, f Flavor, dir string, opts SentinelOptio
 		return nil, err
 	}
 	for i := 0; i < 3; i++ {
-		port, err := freePort(false)
+		port, err := testproc.FreePort(ctx, "127.0.0.1")
 		if err != nil {
 			return nil, err
 		}
@@ -98,7 +100,7 @@ func StartSentinel(ctx context.Context, f Flavor, dir string, opts SentinelOptio
 		}
 		s.Sentinels = append(s.Sentinels, n)
 	}
-	if err := waitFor(ctx, "the Sentinels to know each other and the replicas", func(ctx context.Context) error {
+	if err := testproc.Poll(ctx, "the Sentinels to know each other and the replicas", func(ctx context.Context) error {
 		for _, n := range s.Sentinels {
 			m, err := n.sentinelMaster(ctx, s.MasterName)
 			if err != nil {
@@ -119,20 +121,12 @@ func StartSentinel(ctx context.Context, f Flavor, dir string, opts SentinelOptio
 // it when the flavour is not installed; Cleanup stops every process.
 func MustStartSentinel(tb testing.TB, f Flavor, opts SentinelOptions) *Sentinel {
 	tb.Helper()
-	if err := f.Available(); err != nil {
-		tb.Skipf("skipping: needs %s: %v", f.Name, err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	s, err := StartSentinel(ctx, f, tb.TempDir(), opts)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() {
-		killAll(tb, "data node", s.Data)
-		killAll(tb, "sentinel", s.Sentinels)
-	})
-	return s
+	return mustStart(tb, f.Available(), 60*time.Second,
+		func(ctx context.Context, dir string) (*Sentinel, error) { return StartSentinel(ctx, f, dir, opts) },
+		func(s *Sentinel) {
+			killAll(tb, "data node", s.Data)
+			killAll(tb, "sentinel", s.Sentinels)
+		})
 }
 
 // Stop kills every process.
@@ -199,7 +193,7 @@ func (s *Sentinel) Master(ctx context.Context) (*Node, error) {
 // old and that node says it is a master.
 func (s *Sentinel) WaitFailover(ctx context.Context, old string) (*Node, error) {
 	var m *Node
-	err := waitFor(ctx, "a failover from "+old, func(ctx context.Context) error {
+	err := testproc.Poll(ctx, "a failover from "+old, func(ctx context.Context) error {
 		for _, n := range s.Sentinels {
 			if !n.Alive() {
 				continue

@@ -25,7 +25,11 @@ type Proc struct {
 	// whose children may outlive it and keep its descriptors (Postfix's
 	// master) needs a file: a pipe would hold Wait until they exit.
 	LogFile string
-	Dir     string // its working directory; "" is the caller's
+	Dir     string   // its working directory; "" is the caller's
+	Env     []string // added to the caller's environment ("KEY=value")
+	// Stdin, when set, is the process's standard input (else /dev/null);
+	// an *os.File (a pipe's end) is handed to the child as it is.
+	Stdin io.Reader
 
 	mu      sync.Mutex
 	cmd     *exec.Cmd
@@ -51,7 +55,10 @@ func (p *Proc) Start() error {
 		return fmt.Errorf("%s is still running", p.Name)
 	}
 	cmd := exec.Command(p.Bin, p.Args...)
-	cmd.Dir = p.Dir
+	cmd.Dir, cmd.Stdin = p.Dir, p.Stdin
+	if len(p.Env) > 0 {
+		cmd.Env = append(os.Environ(), p.Env...)
+	}
 	var out io.Writer = lockedWriter{p}
 	if p.LogFile != "" {
 		f, err := os.OpenFile(p.LogFile, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
@@ -128,20 +135,18 @@ func (p *Proc) Signal(sig os.Signal) error {
 // exits first, or when ctx ends first (then it kills the process).
 func (p *Proc) WaitReady(ctx context.Context, ready func(context.Context) error) error {
 	done := p.Done()
-	for {
+	err := Poll(ctx, p.Name+" to be ready", func(ctx context.Context) error {
 		err := ready(ctx)
-		if err == nil {
-			return nil
+		if err != nil && IsClosed(done) {
+			return Final(fmt.Errorf("%s exited at start (%v):\n%s", p.Name, p.Err(), p.Log()))
 		}
-		select {
-		case <-done:
-			return fmt.Errorf("%s exited at start (%v):\n%s", p.Name, p.Err(), p.Log())
-		case <-ctx.Done():
-			p.Kill()
-			return fmt.Errorf("%s not ready (last error: %v): %w\n%s", p.Name, err, ctx.Err(), p.Log())
-		case <-time.After(pollInterval):
-		}
+		return err
+	})
+	if err != nil && ctx.Err() != nil && !IsClosed(done) {
+		p.Kill()
+		return fmt.Errorf("%w\n%s", err, p.Log())
 	}
+	return err
 }
 
 func (p *Proc) exitErr() error {

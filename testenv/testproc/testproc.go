@@ -8,10 +8,13 @@ package testproc
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -27,32 +30,86 @@ const pollInterval = 20 * time.Millisecond
 // asks for two ports (the milter's and the metrics') before its daemon
 // binds either would otherwise, now and then, get one port twice.
 func FreePort(ctx context.Context, host string) (int, error) {
+	return freePort(ctx, host, 0)
+}
+
+// FreePortWithPeer is FreePort for a server that binds a second port at a
+// fixed offset from its own: a Redis Cluster node listens on port and on
+// port+10000 (its bus), and both must be free and below 65536. The
+// kernel's ephemeral ports run to 60999, so it picks at random in
+// [20000, 65535-offset] and checks both by binding them. Neither port is
+// handed out again, by FreePort or FreePortWithPeer.
+func FreePortWithPeer(ctx context.Context, host string, offset int) (int, error) {
+	if offset < 1 || offset > 65535-20000 {
+		return 0, fmt.Errorf("free port: offset %d out of range", offset)
+	}
+	return freePort(ctx, host, offset)
+}
+
+// freePort is FreePort (offset 0: the kernel picks) and FreePortWithPeer.
+func freePort(ctx context.Context, host string, offset int) (int, error) {
 	if host == "" {
 		host = "127.0.0.1"
 	}
 	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
 		return 0, fmt.Errorf("free port: %q is not a loopback address", host)
 	}
-	var lc net.ListenConfig
-	for range 100 {
-		ln, err := lc.Listen(ctx, "tcp", net.JoinHostPort(host, "0"))
+	tries := 100
+	if offset > 0 {
+		tries = 1000
+	}
+	for range tries {
+		port, err := 0, error(nil)
+		if offset == 0 {
+			port, err = listenable(ctx, host, 0)
+		} else {
+			port = 20000 + rand.IntN(65535-offset-20000+1)
+			if _, err = listenable(ctx, host, port); err == nil {
+				_, err = listenable(ctx, host, port+offset)
+			}
+			if err != nil {
+				continue // taken: try another
+			}
+		}
 		if err != nil {
 			return 0, fmt.Errorf("free port on %s: %w", host, err)
 		}
-		port := ln.Addr().(*net.TCPAddr).Port
-		ln.Close()
-		givenMu.Lock()
-		seen := given[port]
-		given[port] = true
-		givenMu.Unlock()
-		if !seen {
+		if claim(port, offset) {
 			return port, nil
 		}
 	}
-	return 0, fmt.Errorf("free port on %s: the kernel offers only ports handed out before", host)
+	return 0, fmt.Errorf("free port on %s: the ports offered were taken or handed out before", host)
 }
 
-// given holds the ports FreePort has handed out.
+// listenable binds host:port (0: any port) and closes it again; it returns
+// the port bound.
+func listenable(ctx context.Context, host string, port int) (int, error) {
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", net.JoinHostPort(host, strconv.Itoa(port)))
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// claim marks port (and port+offset when offset > 0) handed out, unless
+// either was handed out before; it reports whether it did.
+func claim(port, offset int) bool {
+	givenMu.Lock()
+	defer givenMu.Unlock()
+	if given[port] || offset > 0 && given[port+offset] {
+		return false
+	}
+	given[port] = true
+	if offset > 0 {
+		given[port+offset] = true
+	}
+	return true
+}
+
+// given holds the ports FreePort and FreePortWithPeer have handed out. It
+// is process-wide on purpose: ports are a resource of the whole process.
 var (
 	givenMu sync.Mutex
 	given   = map[int]bool{}
@@ -117,34 +174,57 @@ func Banner(ctx context.Context, addr string) (string, error) {
 // WaitForBanner probes addr with Banner until it greets, and returns the
 // greeting; when ctx ends first, the error holds the last probe's.
 func WaitForBanner(ctx context.Context, addr string) (string, error) {
-	for {
-		greeting, err := Banner(ctx, addr)
-		if err == nil {
-			return greeting, nil
-		}
-		select {
-		case <-ctx.Done():
-			return "", fmt.Errorf("no SMTP greeting at %s (last error: %v): %w", addr, err, ctx.Err())
-		case <-time.After(pollInterval):
-		}
-	}
+	var greeting string
+	err := Poll(ctx, "an SMTP greeting at "+addr, func(ctx context.Context) (err error) {
+		greeting, err = Banner(ctx, addr)
+		return err
+	})
+	return greeting, err
 }
 
 // WaitForLine waits until the text read returns contains substr n times
 // or more (n < 1 counts as 1).
 func WaitForLine(ctx context.Context, read func() string, substr string, n int) error {
 	n = max(n, 1)
+	return Poll(ctx, fmt.Sprintf("%d× %q in the log", n, substr), func(context.Context) error {
+		if c := strings.Count(read(), substr); c < n {
+			return fmt.Errorf("%d so far", c)
+		}
+		return nil
+	})
+}
+
+// Poll calls cond every 20 ms until it returns nil, and returns nil. It
+// fails when cond returns an error made by Final (that error), or when ctx
+// ends first: then the error names what it waited for and holds cond's
+// last error. It is how every harness here waits for an event it cannot be
+// told of (a port that answers, a line in a log, a replica in sync).
+func Poll(ctx context.Context, what string, cond func(context.Context) error) error {
 	for {
-		if strings.Count(read(), substr) >= n {
+		err := cond(ctx)
+		if err == nil {
 			return nil
+		}
+		var f final
+		if errors.As(err, &f) {
+			return f.error
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("log lacks %d× %q: %w", n, substr, ctx.Err())
+			return fmt.Errorf("waiting for %s: %w (last: %v)", what, ctx.Err(), err)
 		case <-time.After(pollInterval):
 		}
 	}
 }
+
+// Final makes err an error Poll returns at once instead of trying again:
+// the event waited for will not come (the process exited).
+func Final(err error) error { return final{err} }
+
+// final is an error of Final.
+type final struct{ error }
+
+func (f final) Unwrap() error { return f.error }
 
 // ModuleRoot finds the directory of this module's go.mod from the working
 // directory (a test's is its package directory).

@@ -20,6 +20,7 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -28,6 +29,7 @@ import (
 
 	"github.com/loopbreaker/loopbreaker/testenv"
 	"github.com/loopbreaker/loopbreaker/testenv/miltertest"
+	"github.com/loopbreaker/loopbreaker/testenv/testproc"
 )
 
 const (
@@ -113,27 +115,18 @@ func TestDashboardImports(t *testing.T) {
 	// variables) is the import's variable, never a uid of one installation.
 	var all any
 	json.Unmarshal(b, &all)
-	var walk func(key string, v any)
-	walk = func(key string, v any) {
+	walkJSON("", all, func(key string, v any) {
 		switch v := v.(type) {
 		case map[string]any:
 			if key == "datasource" && v["type"] == "prometheus" && v["uid"] != "${DS_PROMETHEUS}" {
 				t.Errorf("data source %v", v)
-			}
-			for k, x := range v {
-				walk(k, x)
-			}
-		case []any:
-			for _, x := range v {
-				walk(key, x)
 			}
 		case string:
 			if key == "datasource" {
 				t.Errorf("data source given by name %q", v)
 			}
 		}
-	}
-	walk("", all)
+	})
 	ids := map[int]bool{}
 	queries := 0
 	for _, p := range d.Panels {
@@ -168,6 +161,23 @@ func TestDashboardImports(t *testing.T) {
 	}
 }
 
+// walkJSON calls visit with every value in v (decoded JSON) and the key it
+// stands under: an object's members under their own keys, an array's
+// elements under the array's key.
+func walkJSON(key string, v any, visit func(key string, v any)) {
+	visit(key, v)
+	switch v := v.(type) {
+	case map[string]any:
+		for k, x := range v {
+			walkJSON(k, x, visit)
+		}
+	case []any:
+		for _, x := range v {
+			walkJSON(key, x, visit)
+		}
+	}
+}
+
 // exprs returns every PromQL expression of the dashboard (panel queries and
 // the template variables' label_values queries) and of the alerting rules.
 func exprs(t *testing.T) map[string][]string {
@@ -181,24 +191,11 @@ func exprs(t *testing.T) map[string][]string {
 	if err := json.Unmarshal(b, &v); err != nil {
 		t.Fatal(err)
 	}
-	var walk func(key string, v any)
-	walk = func(key string, v any) {
-		switch v := v.(type) {
-		case map[string]any:
-			for k, x := range v {
-				walk(k, x)
-			}
-		case []any:
-			for _, x := range v {
-				walk(key, x)
-			}
-		case string:
-			if key == "expr" || key == "query" || key == "definition" {
-				out[dashboardFile] = append(out[dashboardFile], v)
-			}
+	walkJSON("", v, func(key string, v any) {
+		if v, ok := v.(string); ok && (key == "expr" || key == "query" || key == "definition") {
+			out[dashboardFile] = append(out[dashboardFile], v)
 		}
-	}
-	walk("", v)
+	})
 	// The rules file is YAML; without a YAML parser in the module, the test
 	// reads its expr: lines and requires each expression on its line (a
 	// folded or multi-line expr would be missed, so it is refused).
@@ -270,26 +267,14 @@ func TestMetricsExistInRealDaemon(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	port, err := testproc.FreePort(ctx, "127.0.0.1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	metricsAddr := ln.Addr().String()
-	ln.Close()
-	d, err := testenv.StartDaemon(ctx, bin, dir,
+	metricsAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	d := testenv.MustStartDaemon(t, bin,
 		"-metrics", metricsAddr, "-admin", filepath.Join(dir, "admin.sock"),
 		"-local-domains", "corp.example", "-quarantine-mailbox", "quarantine@corp.example")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := d.Stop(); err != nil {
-			t.Error(err)
-		}
-		if t.Failed() {
-			t.Logf("loopbreaker log:\n%s", d.Log())
-		}
-	})
 
 	for i := range 3 {
 		send(t, d.Addr, "bob@corp.example", "carol@outside.example",

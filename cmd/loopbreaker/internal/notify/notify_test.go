@@ -2,6 +2,7 @@ package notify
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"github.com/loopbreaker/loopbreaker/loopdetect/policy"
 	"github.com/loopbreaker/loopbreaker/state"
 	"github.com/loopbreaker/loopbreaker/testenv/smtpsink"
+	"github.com/loopbreaker/loopbreaker/testenv/testproc"
 )
 
 func TestOneMailPerBlockRateLimitedWithSummary(t *testing.T) {
@@ -67,11 +69,13 @@ func TestOneMailPerBlockRateLimitedWithSummary(t *testing.T) {
 	}
 	// Wait until carol's and dave's notices are taken (and held), then an
 	// hour later the next block first sends the summary of the two held.
-	for n.handled.Load() < 4 {
-		if wctx.Err() != nil {
-			t.Fatal("notices not handled")
+	if err := testproc.Poll(wctx, "four notices handled", func(context.Context) error {
+		if h := n.handled.Load(); h < 4 {
+			return fmt.Errorf("%d handled", h)
 		}
-		time.Sleep(5 * time.Millisecond)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
 	}
 	if got := sink.Count(); got != 2 {
 		t.Fatalf("%d mails within the first hour, want 2", got)

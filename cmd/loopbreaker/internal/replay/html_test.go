@@ -4,29 +4,16 @@ import (
 	"bytes"
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/log"
-	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
-)
 
-// artifactDir is where a test leaves files for a person to look at:
-// $LOOPBREAKER_TEST_ARTIFACTS when set, else the test's temporary directory.
-func artifactDir(t *testing.T) string {
-	if d := os.Getenv("LOOPBREAKER_TEST_ARTIFACTS"); d != "" {
-		if err := os.MkdirAll(d, 0o755); err == nil {
-			return d
-		}
-	}
-	return t.TempDir()
-}
+	"github.com/loopbreaker/loopbreaker/testenv/browser"
+)
 
 // twoStorms is alice's storm twice, two hours apart (the first block has
 // ended by the second): two forward-storm blocks.
@@ -68,43 +55,16 @@ func TestReplayHTML(t *testing.T) {
 	if got := strings.Count(page.String(), `data-block-rule="forward-storm"`); got != 2 {
 		t.Errorf("%d forward-storm spans in the HTML; want 2", got)
 	}
-	dir := artifactDir(t)
+	dir := browser.ArtifactDir(t)
 	htmlPath := filepath.Join(dir, "replay-report.html")
 	if err := os.WriteFile(htmlPath, page.Bytes(), 0o644); err != nil {
 		t.Fatal(err)
 	}
 
-	browser, err := exec.LookPath("chromium")
-	if err != nil {
-		t.Skip("replay HTML in a browser: no chromium on PATH (make deps installs Debian's chromium package)")
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(browser), chromedp.NoSandbox, chromedp.DisableGPU,
-		chromedp.Flag("headless", "new"), chromedp.WindowSize(1200, 1400))
-	actx, acancel := chromedp.NewExecAllocator(ctx, opts...)
-	defer acancel()
-	var mu sync.Mutex
-	var problems []string
-	listen := func(ev any) {
-		mu.Lock()
-		defer mu.Unlock()
-		switch e := ev.(type) {
-		case *runtime.EventConsoleAPICalled:
-			if e.Type == runtime.ConsoleAPICalledTypeError {
-				problems = append(problems, "console.error")
-			}
-		case *runtime.EventExceptionThrown:
-			problems = append(problems, "exception: "+e.ExceptionDetails.Text)
-		case *log.EventEntryAdded:
-			if e.Entry.Level == log.EntryLevelError {
-				problems = append(problems, "log: "+e.Entry.Text)
-			}
-		}
-	}
-	bctx, bcancel := chromedp.NewContext(actx, chromedp.WithListener(listen))
-	defer bcancel()
+	tab := browser.Open(t, ctx, 1200, 1400)
+	bctx := tab.Ctx
 	if err := chromedp.Do(bctx, chromedp.Navigate("file://"+htmlPath), chromedp.WaitVisible(`#timeline`)); err != nil {
 		t.Fatalf("page: %v", err)
 	}
@@ -135,18 +95,11 @@ func TestReplayHTML(t *testing.T) {
 	if err != nil || touched != "0" {
 		t.Errorf("ordinary touched shows %q (%v)", touched, err)
 	}
-	shot, err := chromedp.Run(bctx, chromedp.FullScreenshot(100))
-	if err != nil {
+	if _, err := tab.Screenshot(t, "replay-report.png"); err != nil {
 		t.Fatal(err)
 	}
-	shotPath := filepath.Join(dir, "replay-report.png")
-	if err := os.WriteFile(shotPath, shot, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("screenshot: %s (%d bytes); page: %s", shotPath, len(shot), htmlPath)
-	mu.Lock()
-	defer mu.Unlock()
-	if len(problems) > 0 {
+	t.Logf("page: %s", htmlPath)
+	if problems := tab.Problems(); len(problems) > 0 {
 		t.Errorf("console: %v", problems)
 	}
 }

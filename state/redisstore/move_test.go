@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/loopbreaker/loopbreaker/state"
 	"github.com/loopbreaker/loopbreaker/testenv/redisserver"
+	"github.com/loopbreaker/loopbreaker/testenv/testproc"
 )
 
 // storm hits key until it is blocked; it returns the block.
@@ -51,7 +51,7 @@ func TestMoveCarriesBlocks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lb := &logBuf{}
+	lb := &testproc.Buffer{}
 	sopts := SharedOptions{SweepInterval: -1, Name: "mta1", Logger: slog.New(slog.NewTextHandler(lb, nil))}
 	ctx := context.Background()
 	connect := func(url string) *Redis {
@@ -146,12 +146,11 @@ func TestMoveRefused(t *testing.T) {
 	defer cur.Close()
 	storm(t, cur, "alice@corp.example")
 
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	port, err := testproc.FreePort(ctx, "127.0.0.1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	down := "redis://" + ln.Addr().String() + "/0"
-	ln.Close()
+	down := fmt.Sprintf("redis://127.0.0.1:%d/0", port)
 	tctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	next, err := Move(tctx, cur, newRedis(t, down, c), sopts)
 	cancel()

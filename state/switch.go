@@ -30,11 +30,7 @@ var _ Backend = (*Switch)(nil)
 func NewSwitch(b Backend) *Switch { return &Switch{cur: b} }
 
 // Current is the backend in force.
-func (s *Switch) Current() Backend {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return s.cur
-}
+func (s *Switch) Current() Backend { return in(s, func(b Backend) Backend { return b }) }
 
 // MoveStats says how long a Move held the calls back.
 type MoveStats struct {
@@ -68,6 +64,14 @@ func (s *Switch) Move(ctx context.Context, move func(ctx context.Context, cur Ba
 	return st, nil
 }
 
+// in runs f on the backend in force under the read lock: a Move waits for
+// it, and it waits for a Move.
+func in[T any](s *Switch, f func(Backend) T) T {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return f(s.cur)
+}
+
 // Hit counts in the backend in force.
 func (s *Switch) Hit(ctx context.Context, r Request) (Result, error) {
 	s.mu.RLock()
@@ -84,17 +88,11 @@ func (s *Switch) Blocked(rule, key string) (Block, bool) {
 
 // Count reports the count for (rule, key).
 func (s *Switch) Count(rule, key string) int {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return s.cur.Count(rule, key)
+	return in(s, func(b Backend) int { return b.Count(rule, key) })
 }
 
 // Blocks lists the blocks in force.
-func (s *Switch) Blocks() []Block {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return s.cur.Blocks()
-}
+func (s *Switch) Blocks() []Block { return in(s, Backend.Blocks) }
 
 // Release lifts the matching blocks.
 func (s *Switch) Release(ctx context.Context, rule, key string) ([]Block, error) {
@@ -111,32 +109,16 @@ func (s *Switch) Record(ev Event) {
 }
 
 // Events returns the most recent events.
-func (s *Switch) Events(n int) []Event {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return s.cur.Events(n)
-}
+func (s *Switch) Events(n int) []Event { return in(s, func(b Backend) []Event { return b.Events(n) }) }
 
 // Top returns the keys with the highest counts.
-func (s *Switch) Top(n int) []KeyCount {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return s.cur.Top(n)
-}
+func (s *Switch) Top(n int) []KeyCount { return in(s, func(b Backend) []KeyCount { return b.Top(n) }) }
 
 // Stats reports the tracked keys and blocks.
-func (s *Switch) Stats() Stats {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return s.cur.Stats()
-}
+func (s *Switch) Stats() Stats { return in(s, Backend.Stats) }
 
 // BackendStatus describes the backend in force.
-func (s *Switch) BackendStatus() BackendStatus {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return s.cur.BackendStatus()
-}
+func (s *Switch) BackendStatus() BackendStatus { return in(s, Backend.BackendStatus) }
 
 // Close closes the backend in force.
 func (s *Switch) Close() error {

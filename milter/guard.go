@@ -90,7 +90,7 @@ const readBuffer = 16 << 10
 //     MTA's next packet for the 40 ms of a delayed ACK;
 //   - go-milter writes a reply as two writes, the 5-byte packet header and
 //     then the payload; the header is held until the payload comes and both
-//     go out in one writev(2), one TCP segment.
+//     go out in one write(2), one TCP segment.
 type framingConn struct {
 	net.Conn
 	log *slog.Logger
@@ -108,20 +108,25 @@ type framingConn struct {
 	dmu            sync.Mutex
 	rdl, rdlSocket time.Time       // read deadline: as set, as given to the socket
 	wdl, wdlSocket time.Time       // write deadline: as set, as given to the socket
-	raw            syscall.RawConn // TCP only
+	raw            syscall.RawConn // TCP and unix sockets: read and written with raw system calls (rawsocket_linux.go)
+	tcp            bool
 
 	wmu   sync.Mutex
 	whdr  [5]byte
 	held  bool   // whdr waits for its payload
 	wleft uint32 // payload bytes of the current outgoing packet not yet written
 	wlost bool   // the writes no longer follow the framing: pass them through
+	wbuf  []byte // a reply's header and payload, sent in one write
 }
 
 func newFramingConn(c net.Conn, log *slog.Logger, slots chan struct{}) *framingConn {
 	fc := &framingConn{Conn: c, log: log, slots: slots}
 	if tc, ok := c.(*net.TCPConn); ok {
 		_ = tc.SetNoDelay(true) // Go's default; our replies never wait
-		if rc, err := tc.SyscallConn(); err == nil {
+		fc.tcp = true
+	}
+	if sc, ok := c.(syscall.Conn); ok && rawSockets {
+		if rc, err := sc.SyscallConn(); err == nil {
 			fc.raw = rc
 		}
 	}
@@ -190,13 +195,30 @@ func (r socketReader) Read(p []byte) (int, error) {
 	if err := c.applyDeadline(false); err != nil {
 		return 0, err
 	}
-	n, err := c.Conn.Read(p)
-	if n > 0 && c.raw != nil {
-		_ = c.raw.Control(func(fd uintptr) {
-			_ = syscall.SetsockoptInt(int(fd), syscall.IPPROTO_TCP, syscall.TCP_QUICKACK, 1)
-		})
+	if c.raw == nil {
+		return c.Conn.Read(p)
 	}
-	return n, err
+	n, err := rawRead(c.raw, p, c.tcp)
+	return n, c.opError("read", err)
+}
+
+// writeSocket writes b to the socket, through raw system calls where the
+// platform has them.
+func (c *framingConn) writeSocket(b []byte) (int, error) {
+	if c.raw == nil {
+		return c.Conn.Write(b)
+	}
+	n, err := rawWrite(c.raw, b)
+	return n, c.opError("write", err)
+}
+
+// opError wraps err as net.Conn's Read and Write do (io.EOF stays as it
+// is), so that go-milter and the logs see the same errors either way.
+func (c *framingConn) opError(op string, err error) error {
+	if err == nil || err == io.EOF {
+		return err
+	}
+	return &net.OpError{Op: op, Net: c.Conn.LocalAddr().Network(), Source: c.Conn.LocalAddr(), Addr: c.Conn.RemoteAddr(), Err: err}
 }
 
 // Close closes the connection and frees its slot.
@@ -256,9 +278,13 @@ func (c *framingConn) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// maxKeptWriteBuffer is the largest reply buffer a connection keeps for
+// the next reply; a larger one (a long header added) is let go.
+const maxKeptWriteBuffer = 4096
+
 // Write sends what go-milter writes, holding a lone packet header (a 4-byte
 // length above 1 and the command byte, as wire.WritePacket writes it) until
-// its payload comes, and then sending both with one writev(2). Writes that
+// its payload comes, and then sending both with one write(2). Writes that
 // do not follow that pattern pass through unchanged from then on.
 func (c *framingConn) Write(p []byte) (int, error) {
 	c.wmu.Lock()
@@ -278,11 +304,14 @@ func (c *framingConn) Write(p []byte) (int, error) {
 	case c.wlost:
 	case c.held:
 		c.held = false
-		bufs := net.Buffers{c.whdr[:], p}
-		n, err := bufs.WriteTo(c.Conn)
-		n = max(n-int64(len(c.whdr)), 0)
+		c.wbuf = append(append(c.wbuf[:0], c.whdr[:]...), p...)
+		n, err := c.writeSocket(c.wbuf)
+		n = max(n-len(c.whdr), 0)
 		c.wleft -= uint32(min(uint64(len(p)), uint64(c.wleft)))
-		return int(n), err
+		if cap(c.wbuf) > maxKeptWriteBuffer {
+			c.wbuf = nil
+		}
+		return n, err
 	case c.wleft > 0: // the rest of a packet's payload
 		if uint64(len(p)) > uint64(c.wleft) {
 			c.wlost = true
@@ -294,5 +323,5 @@ func (c *framingConn) Write(p []byte) (int, error) {
 		// the framing.
 		c.wlost = true
 	}
-	return c.Conn.Write(p)
+	return c.writeSocket(p)
 }

@@ -16,12 +16,19 @@ import (
 // loopback TCP connection.
 func tcpPair(t *testing.T) (*framingConn, net.Conn) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	return guardedPair(t, "tcp", "127.0.0.1:0")
+}
+
+// guardedPair listens on network and address, connects, and returns the
+// accepted side wrapped as the server wraps it, and the client side.
+func guardedPair(t *testing.T, network, address string) (*framingConn, net.Conn) {
+	t.Helper()
+	ln, err := net.Listen(network, address)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	client, err := net.Dial("tcp", ln.Addr().String())
+	client, err := net.Dial(network, ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"io"
-	"log/slog"
 	"net"
 	"path/filepath"
 	"testing"
@@ -15,22 +14,7 @@ import (
 // unix socket connection.
 func unixPair(t *testing.T) (*framingConn, net.Conn) {
 	t.Helper()
-	ln, err := net.Listen("unix", filepath.Join(t.TempDir(), "m.sock"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	client, err := net.Dial("unix", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	server, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	fc := newFramingConn(server, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
-	t.Cleanup(func() { fc.Close(); client.Close() })
-	return fc, client
+	return guardedPair(t, "unix", filepath.Join(t.TempDir(), "m.sock"))
 }
 
 // TestFramingConnSocketCalls runs what the milter reads and writes through

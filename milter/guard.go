@@ -106,10 +106,9 @@ type framingConn struct {
 	err     error
 
 	dmu            sync.Mutex
-	rdl, rdlSocket time.Time       // read deadline: as set, as given to the socket
-	wdl, wdlSocket time.Time       // write deadline: as set, as given to the socket
-	raw            syscall.RawConn // TCP and unix sockets: read and written with raw system calls (rawsocket_linux.go)
-	tcp            bool
+	rdl, rdlSocket time.Time  // read deadline: as set, as given to the socket
+	wdl, wdlSocket time.Time  // write deadline: as set, as given to the socket
+	raw            *rawSocket // TCP and unix sockets on Linux: raw system calls (rawsocket_linux.go)
 
 	wmu   sync.Mutex
 	whdr  [5]byte
@@ -121,14 +120,12 @@ type framingConn struct {
 
 func newFramingConn(c net.Conn, log *slog.Logger, slots chan struct{}) *framingConn {
 	fc := &framingConn{Conn: c, log: log, slots: slots}
-	if tc, ok := c.(*net.TCPConn); ok {
+	tc, isTCP := c.(*net.TCPConn)
+	if isTCP {
 		_ = tc.SetNoDelay(true) // Go's default; our replies never wait
-		fc.tcp = true
 	}
-	if sc, ok := c.(syscall.Conn); ok && rawSockets {
-		if rc, err := sc.SyscallConn(); err == nil {
-			fc.raw = rc
-		}
+	if sc, ok := c.(syscall.Conn); ok {
+		fc.raw = newRawSocket(sc, isTCP)
 	}
 	fc.br = bufio.NewReaderSize(socketReader{fc}, readBuffer)
 	return fc
@@ -198,7 +195,7 @@ func (r socketReader) Read(p []byte) (int, error) {
 	if c.raw == nil {
 		return c.Conn.Read(p)
 	}
-	n, err := rawRead(c.raw, p, c.tcp)
+	n, err := c.raw.Read(p)
 	return n, c.opError("read", err)
 }
 
@@ -208,7 +205,7 @@ func (c *framingConn) writeSocket(b []byte) (int, error) {
 	if c.raw == nil {
 		return c.Conn.Write(b)
 	}
-	n, err := rawWrite(c.raw, b)
+	n, err := c.raw.Write(b)
 	return n, c.opError("write", err)
 }
 

@@ -2,16 +2,12 @@
 
 package milter
 
-import (
-	"errors"
-	"syscall"
-)
+import "syscall"
 
-// rawSockets: elsewhere the socket is read and written through net.Conn.
-const rawSockets = false
+// rawSocket: elsewhere the socket is read and written through net.Conn.
+type rawSocket struct{}
 
-var errNoRawSockets = errors.New("milter: raw socket calls are implemented on Linux only")
+func newRawSocket(syscall.Conn, bool) *rawSocket { return nil }
 
-func rawRead(syscall.RawConn, []byte, bool) (int, error) { return 0, errNoRawSockets }
-
-func rawWrite(syscall.RawConn, []byte) (int, error) { return 0, errNoRawSockets }
+func (*rawSocket) Read([]byte) (int, error)  { panic("milter: no raw socket calls on this platform") }
+func (*rawSocket) Write([]byte) (int, error) { panic("milter: no raw socket calls on this platform") }

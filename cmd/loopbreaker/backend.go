@@ -71,13 +71,9 @@ func openBackend(path string, f *serveFlags, p *policy.Policy, log *slog.Logger)
 	if err != nil {
 		return nil, err
 	}
-	local, ok := st.(*state.Store)
-	if sh, isShared := st.(*redisstore.Shared); isShared {
-		local, ok = sh.Local(), true
-	}
-	if !ok {
-		st.Close()
-		return nil, fmt.Errorf("state backend %T has no state file", st)
+	local, _ := st.(*state.Store)
+	if sh, ok := st.(*redisstore.Shared); ok {
+		local = sh.Local()
 	}
 	url, mode := redisChoice(f, p)
 	return &stateBackend{Switch: state.NewSwitch(st), name: daemonName(f.name), local: local, f: f, log: log,

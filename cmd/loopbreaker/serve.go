@@ -367,13 +367,7 @@ func serve(ctx context.Context, f *serveFlags, log *slog.Logger) error {
 // openState opens the state file and, with -redis or the policy's redis,
 // the Redis shared with other daemons, the file being the fallback.
 func openState(path string, f *serveFlags, p *policy.Policy, log *slog.Logger) (state.Backend, error) {
-	url, mode := f.redis, f.redisFailMode
-	if url == "" {
-		url = p.Redis
-	}
-	if mode == "" {
-		mode = p.RedisFailMode
-	}
+	url, mode := redisChoice(f, p)
 	failMode, err := redisstore.ParseFailMode(mode)
 	if err != nil {
 		return nil, err

@@ -31,12 +31,12 @@ import (
 // file).
 func Move(ctx context.Context, cur state.Backend, r *Redis, sopts SharedOptions) (state.Backend, error) {
 	var local *state.Store
-	old, _ := cur.(*Shared)
+	var old *Shared // the Redis left, if any
 	switch c := cur.(type) {
 	case *state.Store:
 		local = c
 	case *Shared:
-		local = c.Local()
+		old, local = c, c.Local()
 	default:
 		return nil, fmt.Errorf("redisstore: cannot move the state from a %T", cur)
 	}

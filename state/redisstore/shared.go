@@ -179,17 +179,16 @@ func (s *Shared) start() {
 	}
 }
 
-// Detach stops using Redis and hands the local state file back, open, to
-// a daemon that moves its state elsewhere (a reload): it stops the
+// Detach stops using Redis and leaves the local state file open (Local)
+// for a daemon that moves its state elsewhere (a reload): it stops the
 // background work, sends the audit events still queued (one try), and
 // closes Redis's connections. The Shared is unusable afterwards.
-func (s *Shared) Detach() *state.Store {
+func (s *Shared) Detach() {
 	close(s.stop)
 	s.done.Wait()
 	if err := s.redis.Close(); err != nil {
 		s.log.Warn("closing the connections to the Redis left", "redis", s.redis.Addr(), "err", err)
 	}
-	return s.local
 }
 
 // SetFailMode changes what the store does while Redis is unreachable (a

@@ -112,7 +112,7 @@ func (p *Policy) check(file string, idx *keyIndex, skip map[int]bool) Errors {
 			}
 		}
 		if r.Action == ActionNone {
-			ruleAt("action", "rule %q: action is required (%s)", r.Name, joinActions())
+			ruleAt("action", "rule %q: action is required (%s)", r.Name, orList(actions))
 		}
 		if r.Limit < 0 {
 			ruleAt("limit", "rule %q: limit %d is negative", r.Name, r.Limit)

@@ -61,14 +61,6 @@ func orList[T ~string](names []T) string {
 	return strings.Join(s[:len(s)-1], ", ") + " or " + s[len(s)-1]
 }
 
-func joinActions() string {
-	s := make([]string, len(actions))
-	for i, a := range actions {
-		s[i] = string(a)
-	}
-	return strings.Join(s, ", ")
-}
-
 // Mode is how the daemon treats its decisions: it carries them out
 // (enforce) or only counts, starts and ends blocks and says what it would
 // have done (monitor).

@@ -20,9 +20,7 @@ import (
 // lb runs the loopbreaker CLI against the hub's daemon.
 func lb(t *testing.T, h *hub, args ...string) (string, error) {
 	t.Helper()
-	args = append(args, "-admin", filepath.Join(filepath.Dir(h.daemon.State), "admin.sock"))
-	out, err := exec.Command(daemonBin, args...).CombinedOutput()
-	return string(out), err
+	return lbAt(t, h.daemon, args...)
 }
 
 // TestAdminCLIListsAndReleasesBlocks: during a storm the CLI shows the

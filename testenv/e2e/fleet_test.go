@@ -15,6 +15,7 @@ import (
 	gomilter "github.com/d--j/go-milter"
 
 	"github.com/loopbreaker/loopbreaker/testenv"
+	"github.com/loopbreaker/loopbreaker/testenv/browser"
 	"github.com/loopbreaker/loopbreaker/testenv/miltertest"
 	"github.com/loopbreaker/loopbreaker/testenv/redisserver"
 )
@@ -114,9 +115,8 @@ func TestEventsOfTheFleet(t *testing.T) {
 	rs := redisserver.MustStart(t).URL(0)
 	pol := policyFile(t, "2", "redirect")
 	d1 := startServing(t, "-policy", pol, "-redis", rs, "-name", "mta1")
-	const token = "test-token-0123456789abcdef"
 	tokenFile := filepath.Join(t.TempDir(), "token")
-	if err := os.WriteFile(tokenFile, []byte(token+"\n"), 0o600); err != nil {
+	if err := os.WriteFile(tokenFile, []byte(adminToken+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	adminAddr := freeLoopbackAddr(t)
@@ -134,20 +134,13 @@ func TestEventsOfTheFleet(t *testing.T) {
 		Action string `json:"action"`
 		Key    string `json:"key"`
 	}
-	for {
+	waitUntil(t, ctx, 0, "mta2 to list the fleet's events", func() bool {
 		out, err := lbAt(t, d2, "events", "-json")
 		if err != nil || json.Unmarshal([]byte(out), &evs) != nil {
 			t.Fatalf("loopbreaker events -json on mta2: %v\n%s", err, out)
 		}
-		if len(evs) > 0 {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("mta2 lists no event of the fleet:\n%s", d1.Log())
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
+		return len(evs) > 0
+	})
 	if e := evs[len(evs)-1]; e.MTA != "mta1" || e.Action != "redirect" || e.Key != alice {
 		t.Fatalf("the fleet's last event on mta2: %+v, want mta1's redirect of %s", e, alice)
 	}
@@ -163,28 +156,19 @@ func TestEventsOfTheFleet(t *testing.T) {
 	t.Logf("loopbreaker events on mta2:\n%s", out)
 
 	// mta2's admin page: its name in the header, mta1 in the MTA column.
-	browser, err := exec.LookPath("chromium")
-	if err != nil {
-		t.Skip("the admin page's part: no chromium on PATH (make deps installs Debian's chromium package)")
-	}
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(browser), chromedp.NoSandbox, chromedp.DisableGPU, chromedp.Flag("headless", "new"))
-	actx, acancel := chromedp.NewExecAllocator(ctx, opts...)
-	defer acancel()
-	bctx, bcancel := chromedp.NewContext(actx)
-	defer bcancel()
-	if err := chromedp.Do(bctx,
-		chromedp.Navigate("http://"+adminAddr+"/#token="+token),
+	tab := browser.Open(t, ctx, 0, 0)
+	if err := chromedp.Do(tab.Ctx,
+		chromedp.Navigate(adminPage(adminAddr)),
 		chromedp.WaitVisible(`#events-mta`),
 		chromedp.WaitVisible(`#events tbody td.mta`),
 	); err != nil {
 		t.Fatalf("admin page: %v", err)
 	}
-	name, err := chromedp.Run(bctx, chromedp.Text(`#name`))
+	name, err := chromedp.Run(tab.Ctx, chromedp.Text(`#name`))
 	if err != nil {
 		t.Fatal(err)
 	}
-	mta, err := chromedp.Run(bctx, chromedp.Text(`#events tbody tr:first-child td.mta`))
+	mta, err := chromedp.Run(tab.Ctx, chromedp.Text(`#events tbody tr:first-child td.mta`))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -172,20 +172,7 @@ func originalFound(r *scenario.Result) string {
 			last = n
 		}
 	}
-	return fmt.Sprintf("loop 2's post found in %d of its %d NDRs, the last at the %s", found, n, ordinalNum(last))
-}
-
-func ordinalNum(n int) string {
-	switch {
-	case n%100 >= 11 && n%100 <= 13:
-	case n%10 == 1:
-		return fmt.Sprintf("%dst", n)
-	case n%10 == 2:
-		return fmt.Sprintf("%dnd", n)
-	case n%10 == 3:
-		return fmt.Sprintf("%drd", n)
-	}
-	return fmt.Sprintf("%dth", n)
+	return fmt.Sprintf("loop 2's post found in %d of its %d NDRs, the last at the %s", found, n, scenario.Ordinal(last))
 }
 
 // fleetLoopCap is TestFleet's loop budget: above both loops' bounds

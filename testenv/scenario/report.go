@@ -80,7 +80,7 @@ func (r *Result) Summary() string {
 				at = " on " + d.Hub
 			}
 			fmt.Fprintf(&b, "block at +%s%s: rule %s, key %q: the %s %s message against a limit of %d -> %s, blocked until %s\n",
-				since(d.Time.Sub(r.Start)), at, d.Rule, d.Key, ordinal(d.Count), d.Kind, d.Limit, d.Action, d.Until)
+				since(d.Time.Sub(r.Start)), at, d.Rule, d.Key, Ordinal(d.Count), d.Kind, d.Limit, d.Action, d.Until)
 		}
 		if len(r.Hubs) > 1 {
 			l1, l2 := r.LoopNDRs()
@@ -318,7 +318,8 @@ func (r *Result) WriteHeld(w io.Writer) {
 	}
 }
 
-func ordinal(n int) string {
+// Ordinal writes n as "1st", "2nd", "11th", "23rd".
+func Ordinal(n int) string {
 	suffix := "th"
 	switch {
 	case n%100 >= 11 && n%100 <= 13:

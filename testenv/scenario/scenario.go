@@ -153,8 +153,6 @@ type Result struct {
 	Mailbox *Mailbox
 	// Hubs names the organization's MTAs: "hub", or hub1..hubN in a fleet.
 	Hubs []string
-	// HubLogs are the fleet's maillogs by hub name (HubLog is the first's).
-	HubLogs map[string]string
 	// Faults are what the fleet scenario broke on the way, in order.
 	Faults []Fault
 }
@@ -476,13 +474,11 @@ func (w *World) collect(r *Result) error {
 		ports:   map[int]string{portOf(w.Outside.SMTPAddr()): "outside"},
 		outside: w.Directory,
 	}
-	r.HubLogs = map[string]string{}
 	hubs := &maillog{inst: "hubs", files: map[string]*queueFile{}}
 	for _, h := range w.Hubs {
 		name := h.Name()
 		insts[name] = h
-		r.HubLogs[name] = h.Log()
-		ml := parseMaillog(name, r.HubLogs[name], now)
+		ml := parseMaillog(name, h.Log(), now)
 		in.logs[name] = ml
 		in.ports[portOf(h.SMTPAddr())] = name
 		hubs.order = append(hubs.order, ml.order...)

@@ -7,9 +7,7 @@ import (
 	"maps"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -192,6 +190,9 @@ func StartWorld(ctx context.Context, cfg WorldConfig) (_ *World, err error) {
 	if cfg.MilterDefaultAction == "" {
 		cfg.MilterDefaultAction = "tempfail"
 	}
+	if cfg.Hubs < 1 {
+		cfg.Hubs = 1
+	}
 	w := &World{cfg: cfg}
 	w.Agents = NewAgents(cfg.Budget, w.Submit)
 	defer func() {
@@ -201,10 +202,6 @@ func StartWorld(ctx context.Context, cfg WorldConfig) (_ *World, err error) {
 	}()
 	w.Directory = newDirectory(OutsideDomain, cfg.OutsideUsers, cfg.Budget)
 
-	if cfg.Hubs < 1 {
-		cfg.Hubs = 1
-		w.cfg.Hubs = 1
-	}
 	if cfg.Hubs > MaxHubs {
 		return nil, fmt.Errorf("scenario: %d hubs; at most %d", cfg.Hubs, MaxHubs)
 	}
@@ -304,7 +301,6 @@ func (w *World) startDaemons(ctx context.Context) error {
 	if w.Cluster != nil {
 		args = append(args, "-redis", w.Cluster.URL())
 	}
-	named := cfg.Hubs > 1 && daemonHasFlag(ctx, cfg.DaemonBin, "name")
 	w.Daemons = make([]*testenv.Daemon, cfg.Hubs)
 	errs := make([]error, cfg.Hubs)
 	var wg sync.WaitGroup
@@ -314,10 +310,8 @@ func (w *World) startDaemons(ctx context.Context) error {
 		a := args
 		if cfg.Hubs > 1 {
 			ddir += "-" + name
-			if named {
-				// The MTA's name in the fleet's audit trail.
-				a = append(slices.Clone(args), "-name", name)
-			}
+			// The MTA's name in the fleet's audit trail.
+			a = append(slices.Clone(args), "-name", name)
 		}
 		wg.Go(func() {
 			if errs[i] = os.MkdirAll(ddir, 0o755); errs[i] == nil {
@@ -332,13 +326,6 @@ func (w *World) startDaemons(ctx context.Context) error {
 	}
 	w.Daemon = w.Daemons[0]
 	return nil
-}
-
-// daemonHasFlag reports whether `bin serve -h` lists -flag: the daemon's
-// flags may grow while the scenarios run against older binaries.
-func daemonHasFlag(ctx context.Context, bin, flag string) bool {
-	out, _ := exec.CommandContext(ctx, bin, "serve", "-h").CombinedOutput()
-	return regexp.MustCompile(`(?m)^\s+-` + regexp.QuoteMeta(flag) + `\b`).Match(out)
 }
 
 // hubConfig is the configuration of the i-th hub (from 0).

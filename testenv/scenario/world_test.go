@@ -48,28 +48,3 @@ func TestSpreadMap(t *testing.T) {
 		t.Errorf("60 answers all start at %v: nothing is spread", starts)
 	}
 }
-
-// TestDaemonHasFlag: -name is passed only to a daemon whose serve -h lists
-// it, so the fleet runs with daemons from before and after the flag.
-func TestDaemonHasFlag(t *testing.T) {
-	dir := t.TempDir()
-	fake := func(name, usage string) string {
-		p := filepath.Join(dir, name)
-		script := "#!/bin/sh\ncat >&2 <<'END'\n" + usage + "END\nexit 2\n"
-		if err := os.WriteFile(p, []byte(script), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	before := fake("before", "Usage of serve:\n  -metrics HOST:PORT\n    \tserve Prometheus metrics\n  -mode MODE\n    \tenforce or monitor\n")
-	after := fake("after", "Usage of serve:\n  -mode MODE\n    \tenforce or monitor\n  -name NAME\n    \tthis MTA's name in the fleet's audit trail\n")
-	if daemonHasFlag(t.Context(), before, "name") {
-		t.Error("-name found in a usage without it")
-	}
-	if !daemonHasFlag(t.Context(), after, "name") {
-		t.Error("-name not found in a usage with it")
-	}
-	if daemonHasFlag(t.Context(), filepath.Join(dir, "missing"), "name") {
-		t.Error("-name found for a binary that does not exist")
-	}
-}

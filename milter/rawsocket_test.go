@@ -2,6 +2,7 @@ package milter
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -9,6 +10,8 @@ import (
 	"runtime"
 	"testing"
 	"time"
+
+	"github.com/loopbreaker/loopbreaker/testenv/testproc"
 )
 
 // unixPair returns a guarded server side and the raw client side of a
@@ -78,13 +81,16 @@ func TestFramingConnWriteErrorIsAnOpError(t *testing.T) {
 	fc, client := tcpPair(t)
 	client.(*net.TCPConn).SetLinger(0) // close with RST
 	client.Close()
+	// The first writes may still be taken before the RST is seen.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
 	var err error
-	for range 100 { // the first writes may still be taken before the RST is seen
+	_ = testproc.Poll(ctx, "a write to fail", func(context.Context) error {
 		if _, err = fc.Write(packet('c', "")); err != nil {
-			break
+			return nil
 		}
-		time.Sleep(time.Millisecond)
-	}
+		return errors.New("the write was taken")
+	})
 	var op *net.OpError
 	if !errors.As(err, &op) || op.Op != "write" {
 		t.Errorf("write after reset: %v (%T), want a *net.OpError of op write", err, err)

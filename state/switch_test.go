@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"runtime"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -70,6 +71,7 @@ func TestSwitchWaitsForHitsInProgress(t *testing.T) {
 	// Move is waiting once a reader can no longer get in.
 	for sw.mu.TryRLock() {
 		sw.mu.RUnlock()
+		runtime.Gosched()
 		select {
 		case err := <-moved:
 			t.Fatalf("Move returned while a hit was in progress: %v", err)

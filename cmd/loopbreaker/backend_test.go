@@ -9,6 +9,7 @@ import (
 
 	"github.com/loopbreaker/loopbreaker/loopdetect/policy"
 	"github.com/loopbreaker/loopbreaker/testenv/redisserver"
+	"github.com/loopbreaker/loopbreaker/testenv/testproc"
 )
 
 // TestBackendReload: a reload with the same redis leaves the backend as it
@@ -20,7 +21,7 @@ func TestBackendReload(t *testing.T) {
 		t.Skip("runs redis-server")
 	}
 	rs := redisserver.MustStart(t)
-	var logs syncBuffer
+	var logs testproc.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
 	p := policy.Default()
 	p.Redis = rs.URL(0)

@@ -52,10 +52,6 @@ func runSelf(t *testing.T, env []string, args ...string) (string, string, int) {
 	return out.String(), errb.String(), cmd.ProcessState.ExitCode()
 }
 
-// syncBuffer is an output buffer that a process (or the daemon's logger)
-// and the test may use at once.
-type syncBuffer = testproc.Buffer
-
 // startSelf runs the loopbreaker command (serve) from the test binary as
 // a daemon, with env added to the test's environment and its output
 // captured, waits until the file ready (its admin socket) appears, and

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -216,5 +215,3 @@ func milterSend(t *testing.T, network, addr, from, to, subject string) gomilter.
 	}
 	return r.Action.Type
 }
-
-var _ io.Writer = (*syncBuffer)(nil)

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/loopbreaker/loopbreaker/testenv/testproc"
 )
 
 func TestParseSocket(t *testing.T) {
@@ -58,7 +60,7 @@ func TestServeReportsLockedStateQuickly(t *testing.T) {
 	state := filepath.Join(dir, "st.db")
 	ctx, cancel := context.WithCancel(context.Background())
 	first := make(chan int, 1)
-	var errFirst syncBuffer
+	var errFirst testproc.Buffer
 	go func() {
 		first <- run(ctx, []string{"serve", "-listen", "unix:" + filepath.Join(dir, "a.sock"), "-state", state}, &bytes.Buffer{}, &errFirst)
 	}()

@@ -540,8 +540,6 @@ type wgRedirect struct {
 	want                   Kind
 }
 
-// wgRedirects are the ways a report is passed on unchanged, with the
-// envelope each leaves it with.
 // redirected is c as r delivers it: r's envelope and options, inner behind
 // r's header lines, and a Return-Path first when r is a stored copy.
 func (r wgRedirect) redirected(c wgCase, inner string) wgCase {
@@ -552,6 +550,8 @@ func (r wgRedirect) redirected(c wgCase, inner string) wgCase {
 	return c
 }
 
+// wgRedirects are the ways a report is passed on unchanged, with the
+// envelope each leaves it with.
 func wgRedirects(v int) []wgRedirect {
 	out := []string{"alice.private@elsewhere.example"}
 	rs := []wgRedirect{
